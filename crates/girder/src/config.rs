@@ -1,0 +1,476 @@
+//! Configuration: one serde struct with defaults, filled from three layers.
+//!
+//! 1. `girder.toml` (or `--config FILE`), documented key by key in `girder.example.toml`;
+//! 2. environment variables `GIRDER_<KEY>`, where `__` separates sections:
+//!    `GIRDER_NODE_ID=3`, `GIRDER_HTTP__ADDR=0.0.0.0:7380`, `GIRDER_SHUTDOWN__GRACE_PERIOD=30s`;
+//! 3. command-line flags (`--http-addr`, `--node-id`, ...).
+//!
+//! Later layers win. Every error names the dotted key (`http.addr`, `node_id`) and, for
+//! range checks, the allowed range. Unknown keys are errors, so a typo never silently
+//! falls back to a default.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// The whole configuration of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This node's id, 0..=1023: the node bits of every Snowflake ID it issues. Wider than
+    /// 10 bits here so that an out-of-range value gets the range error, not a type error.
+    pub node_id: u64,
+    /// Where the node keeps its data. Nothing is written elsewhere.
+    pub data_dir: PathBuf,
+    /// The HTTP front end.
+    pub http: HttpConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// OpenTelemetry trace export.
+    pub otlp: OtlpConfig,
+    /// The shutdown sequence.
+    pub shutdown: ShutdownConfig,
+    /// Snowflake IDs.
+    pub ids: IdsConfig,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the HTTP front end listens on.
+    pub addr: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: u64,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A level (`info`) or per-target directives (`info,girder_http=debug`).
+    pub level: String,
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the current span's fields (such as `request_id`).
+    Json,
+}
+
+/// `[otlp]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// OTLP/HTTP endpoint (`http://collector:4318`). Unset: no exporter runs.
+    pub endpoint: Option<String>,
+    /// `service.name` of exported spans.
+    pub service_name: String,
+}
+
+/// `[shutdown]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// How long in-flight work may take after a stop is requested.
+    #[serde(with = "humantime_serde")]
+    pub grace_period: Duration,
+    /// How long to keep serving with `/readyz` failing before refusing connections.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
+}
+
+/// `[ids]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdsConfig {
+    /// The Snowflake epoch, an RFC 3339 UTC time.
+    #[serde(with = "humantime_serde")]
+    pub epoch: SystemTime,
+    /// How far the clock may move backwards before ID generation fails instead.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_regression: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            node_id: 0,
+            data_dir: PathBuf::from("./girder-data"),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            otlp: OtlpConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            ids: IdsConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 7380)),
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            service_name: "girder".into(),
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            grace_period: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
+        }
+    }
+}
+
+impl Default for IdsConfig {
+    fn default() -> Self {
+        Self {
+            epoch: SystemTime::UNIX_EPOCH + Duration::from_millis(girder_id::DEFAULT_EPOCH_MS),
+            max_clock_regression: Duration::from_millis(girder_id::DEFAULT_MAX_CLOCK_REGRESSION_MS),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the key at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where the bad value came from (`girder.toml`, `environment`, ...), if known.
+    pub source: Option<String>,
+    /// The message, starting with the dotted key.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "invalid configuration ({source}): {}", self.message),
+            None => write!(f, "invalid configuration: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn error(message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        source: None,
+        message: message.into(),
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--http-addr`
+    pub http_addr: Option<String>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--node-id`
+    pub node_id: Option<i64>,
+    /// `--log-level`
+    pub log_level: Option<String>,
+    /// `--log-format`
+    pub log_format: Option<LogFormat>,
+    /// `--otlp-endpoint`
+    pub otlp_endpoint: Option<String>,
+}
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_FILE: &str = "girder.toml";
+
+/// The prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "GIRDER_";
+
+impl Config {
+    /// Loads the file (if any), then `env` (the `GIRDER_*` pairs of the environment), then
+    /// `overrides`, and validates the result.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key when a value has the wrong type, is out of range, or
+    /// the key is unknown; or when `file` cannot be read or parsed.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                source: Some(path.display().to_string()),
+                message: format!("cannot read the file: {e}"),
+            })?;
+            tree = text.parse::<toml::Table>().map_err(|e| ConfigError {
+                source: Some(path.display().to_string()),
+                message: e.to_string().trim_end().to_owned(),
+            })?;
+            // Check the file alone first, so its errors name the file.
+            deserialize(tree.clone()).map_err(|mut e| {
+                e.source = Some(path.display().to_string());
+                e
+            })?;
+        }
+        let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+        let mut from_env = Vec::new();
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+            from_env.push(name.clone());
+            let typed = env_value(&value, lookup(&defaults, &path));
+            set(&mut tree, &path, typed);
+        }
+        let o = overrides;
+        let flags: [(&[&str], Option<toml::Value>); 6] = [
+            (
+                &["http", "addr"],
+                o.http_addr.clone().map(toml::Value::String),
+            ),
+            (
+                &["data_dir"],
+                o.data_dir
+                    .as_ref()
+                    .map(|p| toml::Value::String(p.display().to_string())),
+            ),
+            (&["node_id"], o.node_id.map(toml::Value::Integer)),
+            (
+                &["log", "level"],
+                o.log_level.clone().map(toml::Value::String),
+            ),
+            (
+                &["log", "format"],
+                o.log_format.map(|f| {
+                    toml::Value::String(
+                        match f {
+                            LogFormat::Text => "text",
+                            LogFormat::Json => "json",
+                        }
+                        .into(),
+                    )
+                }),
+            ),
+            (
+                &["otlp", "endpoint"],
+                o.otlp_endpoint.clone().map(toml::Value::String),
+            ),
+        ];
+        for (path, value) in flags {
+            if let Some(value) = value {
+                let path: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+                set(&mut tree, &path, value);
+            }
+        }
+        let config = deserialize(tree).map_err(|mut e| {
+            if !from_env.is_empty() {
+                e.source = Some(format!(
+                    "after applying the environment ({}) and flags",
+                    from_env.join(", ")
+                ));
+            }
+            e
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but cannot work.
+    ///
+    /// # Errors
+    /// The first invalid value, named by its dotted key with the allowed range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id > u64::from(girder_id::MAX_NODE_ID) {
+            return Err(error(format!(
+                "node_id must be between 0 and {} (got {})",
+                girder_id::MAX_NODE_ID,
+                self.node_id
+            )));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(error("data_dir must not be empty"));
+        }
+        const MAX_BODY: u64 = 1 << 30;
+        if !(1..=MAX_BODY).contains(&self.http.body_limit) {
+            return Err(error(format!(
+                "http.body_limit must be between 1 and {MAX_BODY} bytes (got {})",
+                self.http.body_limit
+            )));
+        }
+        // A bare word must be a level: EnvFilter would read `verbose` as a target name
+        // and silently log nothing else.
+        const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+        let level = self.log.level.trim();
+        let bare_word = !level.contains(['=', ',', '[', ':']);
+        let valid = if bare_word {
+            LEVELS.contains(&level.to_ascii_lowercase().as_str())
+        } else {
+            tracing_subscriber::EnvFilter::builder().parse(level).is_ok()
+        };
+        if !valid {
+            return Err(error(format!(
+                "log.level must be one of {} or filter directives like \"info,girder_http=debug\" (got {:?})",
+                LEVELS.join(", "),
+                self.log.level
+            )));
+        }
+        if let Some(endpoint) = &self.otlp.endpoint {
+            let ok = (endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+                && endpoint.len() > "https://".len();
+            if !ok {
+                return Err(error(format!(
+                    "otlp.endpoint must be an http:// or https:// URL (got {endpoint:?})"
+                )));
+            }
+        }
+        if self.otlp.service_name.trim().is_empty() {
+            return Err(error("otlp.service_name must not be empty"));
+        }
+        let max_grace = Duration::from_secs(3600);
+        if self.shutdown.grace_period.is_zero() || self.shutdown.grace_period > max_grace {
+            return Err(error(format!(
+                "shutdown.grace_period must be between 1ms and 1h (got {})",
+                humantime::format_duration(self.shutdown.grace_period)
+            )));
+        }
+        if self.shutdown.drain_delay > max_grace {
+            return Err(error(format!(
+                "shutdown.drain_delay must be between 0s and 1h (got {})",
+                humantime::format_duration(self.shutdown.drain_delay)
+            )));
+        }
+        let epoch_ms = self.epoch_ms();
+        if epoch_ms.is_none_or(|ms| ms > unix_ms(SystemTime::now())) {
+            return Err(error(format!(
+                "ids.epoch must be between 1970-01-01T00:00:00Z and now (got {})",
+                humantime::format_rfc3339(self.ids.epoch)
+            )));
+        }
+        let max_regression = Duration::from_secs(3600);
+        if self.ids.max_clock_regression > max_regression {
+            return Err(error(format!(
+                "ids.max_clock_regression must be between 0s and 1h (got {})",
+                humantime::format_duration(self.ids.max_clock_regression)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The Snowflake generator settings this configuration describes.
+    pub fn id_config(&self) -> girder_id::Config {
+        girder_id::Config {
+            // Validated to be at most 1023.
+            node_id: u16::try_from(self.node_id).unwrap_or(girder_id::MAX_NODE_ID),
+            epoch_ms: self.epoch_ms().unwrap_or(girder_id::DEFAULT_EPOCH_MS),
+            max_clock_regression_ms: u64::try_from(self.ids.max_clock_regression.as_millis())
+                .unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The effective configuration as TOML, as `girder config check` prints it.
+    ///
+    /// # Panics
+    /// Never: every field serializes to TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the configuration serializes to TOML")
+    }
+
+    fn epoch_ms(&self) -> Option<u64> {
+        self.ids
+            .epoch
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn deserialize(tree: toml::Table) -> Result<Config, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // toml appends "in `section`" on a second line; the path already says where.
+        let inner = inner.lines().next().unwrap_or_default().trim_end();
+        if path == "." || path.is_empty() {
+            error(inner.to_owned())
+        } else {
+            error(format!("{path}: {inner}"))
+        }
+    })
+}
+
+/// An environment value as TOML. A key whose default is a string stays a string
+/// (`GIRDER_DATA_DIR=2024` is a path); otherwise integers and booleans are recognised.
+fn env_value(raw: &str, default: Option<&toml::Value>) -> toml::Value {
+    if default.is_some_and(toml::Value::is_str) {
+        toml::Value::String(raw.to_owned())
+    } else if let Ok(i) = raw.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else if let Ok(b) = raw.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(raw.to_owned())
+    }
+}
+
+fn lookup<'a>(tree: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    let (first, rest) = path.split_first()?;
+    let value = tree.get(first)?;
+    if rest.is_empty() {
+        Some(value)
+    } else {
+        lookup(value.as_table()?, rest)
+    }
+}
+
+/// Sets `path` in `tree`, creating tables on the way (a non-table in the way is replaced,
+/// and the type error surfaces when the result is deserialized).
+fn set(tree: &mut toml::Table, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut table = tree;
+    for key in parents {
+        let entry = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        table = entry.as_table_mut().expect("just made a table");
+    }
+    table.insert(last.clone(), value);
+}
+
+#[cfg(test)]
+mod tests;

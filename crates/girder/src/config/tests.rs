@@ -1,0 +1,183 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn file(text: &str) -> tempfile_path::TempFile {
+    tempfile_path::TempFile::new(text)
+}
+
+/// A file in the target's temp dir, removed on drop; avoids a tempfile dependency.
+mod tempfile_path {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    pub struct TempFile(pub PathBuf);
+
+    impl TempFile {
+        pub fn new(text: &str) -> Self {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "girder-config-test-{}-{}.toml",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            std::fs::write(&path, text).unwrap();
+            Self(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+fn load_err(text: &str, vars: &[(&str, &str)]) -> String {
+    let f = file(text);
+    Config::load(Some(&f.0), env(vars), &Overrides::default())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn defaults_are_valid() {
+    let c = Config::load(None, env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!(c.http.addr.to_string(), "127.0.0.1:7380");
+    assert_eq!(c.shutdown.grace_period, Duration::from_secs(10));
+}
+
+#[test]
+fn the_example_file_documents_exactly_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../girder.example.toml");
+    let c = Config::load(Some(&path), env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn file_then_environment_then_flags() {
+    let f = file("node_id = 1\n[http]\naddr = \"127.0.0.1:1000\"\nbody_limit = 10\n[log]\nlevel = \"debug\"\n");
+    let c = Config::load(
+        Some(&f.0),
+        env(&[
+            ("GIRDER_NODE_ID", "2"),
+            ("GIRDER_HTTP__ADDR", "127.0.0.1:2000"),
+            ("GIRDER_SHUTDOWN__GRACE_PERIOD", "30s"),
+            ("GIRDER_DATA_DIR", "2024"),
+            ("OTHER_VAR", "ignored"),
+        ]),
+        &Overrides {
+            http_addr: Some("127.0.0.1:3000".into()),
+            log_format: Some(LogFormat::Json),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(c.node_id, 2, "environment beats file");
+    assert_eq!(c.http.addr.port(), 3000, "flag beats environment");
+    assert_eq!(c.http.body_limit, 10, "file beats default");
+    assert_eq!(c.log.level, "debug");
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert_eq!(c.shutdown.grace_period, Duration::from_secs(30));
+    assert_eq!(
+        c.data_dir,
+        PathBuf::from("2024"),
+        "string keys stay strings"
+    );
+}
+
+#[test]
+fn errors_name_the_dotted_key_and_the_range() {
+    assert_eq!(
+        load_err("node_id = 2000", &[]),
+        "invalid configuration: node_id must be between 0 and 1023 (got 2000)"
+    );
+    let e = load_err("[http]\naddr = \"nowhere\"", &[]);
+    assert!(
+        e.contains("http.addr: invalid socket address syntax"),
+        "{e}"
+    );
+    assert!(e.contains("girder-config-test"), "names the file: {e}");
+    let e = load_err("[http]\nbody_limt = 5", &[]);
+    assert!(
+        e.ends_with("http.body_limt: unknown field `body_limt`, expected `addr` or `body_limit`"),
+        "{e}"
+    );
+    let e = load_err("[shutdown]\ngrace_period = \"0s\"", &[]);
+    assert!(
+        e.contains("shutdown.grace_period must be between 1ms and 1h (got 0s)"),
+        "{e}"
+    );
+    let e = load_err("[shutdown]\ngrace_period = \"soon\"", &[]);
+    assert!(e.contains("shutdown.grace_period:"), "{e}");
+    let e = load_err("", &[("GIRDER_HTTP__BODY_LIMIT", "0")]);
+    assert!(
+        e.contains("http.body_limit must be between 1 and 1073741824 bytes (got 0)"),
+        "{e}"
+    );
+    let e = load_err("", &[("GIRDER_NODE_ID", "-1")]);
+    assert!(e.contains("node_id:"), "{e}");
+    assert!(e.contains("GIRDER_NODE_ID"), "names the variable: {e}");
+    let e = load_err("[otlp]\nendpoint = \"collector:4318\"", &[]);
+    assert!(
+        e.contains("otlp.endpoint must be an http:// or https:// URL"),
+        "{e}"
+    );
+    for bad in ["verbose", "info,girder=[", "warning"] {
+        let e = load_err(&format!("[log]\nlevel = {bad:?}"), &[]);
+        assert!(e.contains("log.level must be one of off, error"), "{e}");
+    }
+    let e = load_err("[ids]\nepoch = \"2999-01-01T00:00:00Z\"", &[]);
+    assert!(e.contains("ids.epoch must be between"), "{e}");
+    let e = load_err("node_id = ", &[]);
+    assert!(
+        e.contains("girder-config-test"),
+        "syntax errors name the file: {e}"
+    );
+}
+
+#[test]
+fn flag_errors_name_the_key() {
+    let e = Config::load(
+        None,
+        env(&[]),
+        &Overrides {
+            node_id: Some(5000),
+            ..Overrides::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.message, "node_id must be between 0 and 1023 (got 5000)");
+}
+
+#[test]
+fn printed_config_loads_back_to_the_same() {
+    let mut c = Config {
+        node_id: 9,
+        ..Config::default()
+    };
+    c.otlp.endpoint = Some("http://127.0.0.1:4318".into());
+    c.shutdown.drain_delay = Duration::from_millis(1500);
+    let f = file(&c.to_toml());
+    let back = Config::load(Some(&f.0), env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(back, c);
+}
+
+#[test]
+fn id_config_follows_the_settings() {
+    let mut c = Config {
+        node_id: 17,
+        ..Config::default()
+    };
+    c.ids.max_clock_regression = Duration::from_secs(2);
+    let ids = c.id_config();
+    assert_eq!(ids.node_id, 17);
+    assert_eq!(ids.epoch_ms, girder_id::DEFAULT_EPOCH_MS);
+    assert_eq!(ids.max_clock_regression_ms, 2000);
+}

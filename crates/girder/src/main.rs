@@ -1,0 +1,123 @@
+//! `girder`: see `girder --help`.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use girder::cli::{Cli, Command, ConfigCommand, ServeArgs};
+use girder::config::{self, Config};
+use girder::Node;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code for an invalid configuration (as for a usage error).
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(&args),
+        Command::Config(ConfigCommand::Check(args)) => check(&args),
+    }
+}
+
+fn load(args: &ServeArgs) -> Result<Config, config::ConfigError> {
+    let default_file = PathBuf::from(config::DEFAULT_FILE);
+    let file = args
+        .config
+        .clone()
+        .or_else(|| default_file.exists().then_some(default_file));
+    Config::load(file.as_deref(), std::env::vars(), &args.overrides())
+}
+
+fn check(args: &ServeArgs) -> ExitCode {
+    match load(args) {
+        Ok(config) => {
+            print!("{}", config.to_toml());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("girder: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    let config = match load(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("girder: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    // Telemetry is set up outside the runtime: the OTLP exporter uses a blocking client.
+    let telemetry = match girder::telemetry::init(&config.log, &config.otlp) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("girder: cannot set up logging/tracing: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("girder")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("girder: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        let node = Node::builder(config.clone()).bind().await?;
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            node_id = config.node_id,
+            data_dir = %config.data_dir.display(),
+            http = %node.http_addr(),
+            "girder started"
+        );
+        node.run(shutdown_signal()).await
+    });
+    drop(runtime);
+    let code = match outcome {
+        Ok(report) => {
+            tracing::info!(aborted = ?report.aborted, "girder stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "girder failed");
+            eprintln!("girder: {e:#}");
+            ExitCode::FAILURE
+        }
+    };
+    telemetry.shutdown();
+    code
+}
+
+/// Resolves on the first SIGINT or SIGTERM. A second one exits at once, for an operator
+/// who does not want to wait out the grace period.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("girder: second signal, exiting without waiting for in-flight work");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
