@@ -331,7 +331,9 @@ impl Config {
         let valid = if bare_word {
             LEVELS.contains(&level.to_ascii_lowercase().as_str())
         } else {
-            tracing_subscriber::EnvFilter::builder().parse(level).is_ok()
+            tracing_subscriber::EnvFilter::builder()
+                .parse(level)
+                .is_ok()
         };
         if !valid {
             return Err(error(format!(
