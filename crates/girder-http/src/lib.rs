@@ -21,6 +21,7 @@ pub mod pagination;
 pub mod problem;
 pub mod request_id;
 pub mod routes;
+pub mod server;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -28,7 +29,6 @@ use axum::Router;
 use girder_id::{Generator, SystemClock};
 use girder_runtime::{BoxFuture, Metrics, Readiness, Service, ServiceContext};
 use problem::{ApiError, InvalidParam, Problem, ProblemType};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -176,13 +176,22 @@ async fn not_found() -> ApiError {
 pub struct HttpService {
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: server::ConnectionLimits,
 }
 
 impl HttpService {
     /// Serves `router` on an already bound `listener` (bound by the caller so that a busy
     /// port fails at start, and so that tests can bind port 0).
-    pub fn new(listener: tokio::net::TcpListener, router: Router) -> Self {
-        Self { listener, router }
+    pub fn new(
+        listener: tokio::net::TcpListener,
+        router: Router,
+        limits: server::ConnectionLimits,
+    ) -> Self {
+        Self {
+            listener,
+            router,
+            limits,
+        }
     }
 }
 
@@ -195,12 +204,7 @@ impl Service for HttpService {
         Box::pin(async move {
             let addr = self.listener.local_addr()?;
             tracing::info!(service = "http", %addr, "listening");
-            let app = self
-                .router
-                .into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(self.listener, app)
-                .with_graceful_shutdown(ctx.shutdown.cancelled_owned())
-                .await?;
+            server::serve(self.listener, self.router, self.limits, ctx.shutdown).await?;
             tracing::info!(service = "http", "stopped");
             Ok(())
         })

@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use girder_http::deprecation::Deprecation;
 use girder_http::problem::ApiJson;
+use girder_http::server::ConnectionLimits;
 use girder_http::{Api, HttpApp, HttpOptions, HttpService, OpenApiDoc};
 use girder_id::{Config, Generator, SystemClock};
 use girder_runtime::{BuildInfo, CancellationToken, Metrics, Readiness, Service, ServiceContext};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 const BODY_LIMIT: usize = 1024;
+const MAX_CONNECTIONS: usize = 8;
 
 struct Server {
     base: String,
@@ -89,7 +91,11 @@ async fn start() -> Server {
         readiness: readiness.clone(),
         metrics,
     };
-    tokio::spawn(Box::new(HttpService::new(listener, router)).run(ctx));
+    let limits = ConnectionLimits {
+        max_connections: MAX_CONNECTIONS,
+        header_read_timeout: Duration::from_millis(300),
+    };
+    tokio::spawn(Box::new(HttpService::new(listener, router, limits)).run(ctx));
     Server {
         base: format!("http://{addr}"),
         readiness,
@@ -393,4 +399,91 @@ async fn openapi_document_describes_the_routes() {
     assert_eq!(count["name"], "count");
     assert_eq!(count["schema"]["maximum"], 10000);
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+/// Opens a raw TCP connection and sends `bytes` without completing the request.
+async fn partial_request(base: &str, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection, or fails the test after `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut got))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    got
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let s = start().await;
+    let mut slow = partial_request(&s.base, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    let reply = closed_within(&mut slow, Duration::from_secs(5)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
+        "closed, at most with a 408: {reply}"
+    );
+    assert_eq!(s.get("/healthz").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let s = start().await;
+    // Fill every connection slot with clients that are slow to send their headers.
+    let mut holders = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        holders.push(partial_request(&s.base, b"GET /healthz HTTP/1.1\r\n").await);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/healthz", s.base);
+    let waiting = tokio::spawn(async move {
+        let start = std::time::Instant::now();
+        let status = client.get(url).send().await.unwrap().status();
+        (status, start.elapsed())
+    });
+    // The header timeout (300 ms) frees the slots; then the waiting client is served.
+    let (status, waited) = waiting.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        waited >= Duration::from_millis(150),
+        "it waited for a slot: {waited:?}"
+    );
+    drop(holders);
+}
+
+#[tokio::test]
+async fn garbage_on_the_socket_gets_a_400_and_the_server_lives_on() {
+    let s = start().await;
+    let mut junk = partial_request(&s.base, b"\x00\xff NOT HTTP AT ALL\r\n\r\n").await;
+    let reply = closed_within(&mut junk, Duration::from_secs(5)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 400"),
+        "{reply}"
+    );
+    let mut huge = partial_request(
+        &s.base,
+        format!(
+            "GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(1 << 20)
+        )
+        .as_bytes(),
+    )
+    .await;
+    let reply = closed_within(&mut huge, Duration::from_secs(5)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 431"),
+        "{reply}"
+    );
+    assert_eq!(s.get("/healthz").await.status(), StatusCode::OK);
 }

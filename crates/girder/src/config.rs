@@ -44,6 +44,11 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
     /// Largest request body accepted, in bytes.
     pub body_limit: u64,
+    /// Most HTTP connections open at once; beyond it new ones wait to be accepted.
+    pub max_connections: u64,
+    /// Time a client has to send a request's headers before the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
 }
 
 /// `[log]`
@@ -119,6 +124,8 @@ impl Default for HttpConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 7380)),
             body_limit: 1024 * 1024,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -321,6 +328,19 @@ impl Config {
             return Err(error(format!(
                 "http.body_limit must be between 1 and {MAX_BODY} bytes (got {})",
                 self.http.body_limit
+            )));
+        }
+        if !(1..=1_000_000).contains(&self.http.max_connections) {
+            return Err(error(format!(
+                "http.max_connections must be between 1 and 1000000 (got {})",
+                self.http.max_connections
+            )));
+        }
+        let timeout = self.http.header_read_timeout;
+        if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(3600) {
+            return Err(error(format!(
+                "http.header_read_timeout must be between 100ms and 1h (got {})",
+                humantime::format_duration(timeout)
             )));
         }
         // A bare word must be a level: EnvFilter would read `verbose` as a target name

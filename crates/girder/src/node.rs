@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use anyhow::Context as _;
+use girder_http::server::ConnectionLimits;
 use girder_http::{Api, HttpApp, HttpOptions, HttpService, OpenApiDoc};
 use girder_id::{Generator, SystemClock};
 use girder_runtime::{
@@ -102,7 +103,15 @@ impl NodeBuilder {
         let http_addr = listener.local_addr()?;
         Ok(Node {
             http_addr,
-            services: vec![Box::new(HttpService::new(listener, router))],
+            services: vec![Box::new(HttpService::new(
+                listener,
+                router,
+                ConnectionLimits {
+                    max_connections: usize::try_from(config.http.max_connections)
+                        .unwrap_or(usize::MAX),
+                    header_read_timeout: config.http.header_read_timeout,
+                },
+            ))],
             ctx,
             policy: ShutdownPolicy {
                 drain_delay: config.shutdown.drain_delay,
