@@ -250,7 +250,11 @@ const MAX_DETAIL_BYTES: usize = 1024;
 /// short plain-text body (axum's rejection messages) as `detail` and keeping headers such
 /// as `Allow` and `Retry-After`.
 pub async fn finish(request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_owned();
+    // CONNECT targets and origin-less forms have no path: show the request target then.
+    let path = match request.uri().path() {
+        "" => request.uri().to_string(),
+        p => p.to_owned(),
+    };
     let request_id = request.extensions().get::<RequestId>().cloned();
     let response = next.run(request).await;
     let status = response.status();

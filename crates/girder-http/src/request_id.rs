@@ -32,20 +32,25 @@ impl RequestId {
         }
     }
 
-    /// A fresh id: 16 hex digits. The low 8 are a process-wide counter, so ids are unique
-    /// within a process for 2^32 requests; the high 8 hash that counter with a per-process
-    /// random key, so ids from different processes differ and are not sequential.
+    /// A fresh id: 16 hex digits. A process-wide counter, started at a random offset, is
+    /// passed through the splitmix64 finalizer, which is a bijection on 64-bit values: ids
+    /// are unique within a process for 2^64 requests, yet neither sequential nor a count
+    /// of the requests served.
     pub fn generate() -> Self {
-        static KEY: OnceLock<RandomState> = OnceLock::new();
+        static START: OnceLock<u64> = OnceLock::new();
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let hashed = KEY.get_or_init(RandomState::new).hash_one(n);
-        Self(Arc::from(format!(
-            "{:08x}{:08x}",
-            hashed >> 32,
-            n & 0xffff_ffff
-        )))
+        let start = *START.get_or_init(|| RandomState::new().hash_one(0u64));
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_add(start);
+        Self(Arc::from(format!("{:016x}", mix(n))))
     }
+}
+
+/// The splitmix64 finalizer: xor-shifts and multiplications by odd constants, each
+/// invertible, so distinct inputs give distinct outputs.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 fn is_acceptable(v: &[u8]) -> bool {

@@ -7,6 +7,9 @@
 //! - **`header_read_timeout`**: a client must send a request's headers within this time
 //!   of starting them, so slow-header clients (slowloris) cannot hold connections, and
 //!   permits, forever.
+//! - **`write_timeout`**: a client that stops reading its responses cannot park a
+//!   connection (and its permit and buffers) forever: when a write makes no progress for
+//!   this long, the connection is closed.
 //! - **Graceful shutdown**: on cancellation the listener closes at once; each connection
 //!   finishes the request it is serving and then closes; [`serve`] returns when the last
 //!   one has. The supervisor bounds that wait with `shutdown.grace_period`.
@@ -15,8 +18,13 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +38,8 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// Time a client has to send a request's headers.
     pub header_read_timeout: Duration,
+    /// Time a response write may make no progress before the connection is closed.
+    pub write_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -37,6 +47,7 @@ impl Default for ConnectionLimits {
         Self {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -88,7 +99,10 @@ pub async fn serve(
             router.clone().oneshot(request)
         });
         let connection = http
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(
+                TokioIo::new(StallGuard::new(stream, limits.write_timeout)),
+                service,
+            )
             .with_upgrades();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
@@ -110,4 +124,88 @@ pub async fn serve(
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Fails writes that make no progress for `limit`: the peer has stopped reading.
+struct StallGuard<I> {
+    io: I,
+    limit: Duration,
+    /// Armed when a write first returns `Pending`; cleared on any progress.
+    stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> StallGuard<I> {
+    fn new(io: I, limit: Duration) -> Self {
+        Self {
+            io,
+            limit,
+            stalled_since: None,
+        }
+    }
+
+    /// On `Pending`, arms the timer (once) and reports a timeout when it fires.
+    fn check<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Ready(r) => {
+                self.stalled_since = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let limit = self.limit;
+                let timer = self
+                    .stalled_since
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client stopped reading: write made no progress",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for StallGuard<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for StallGuard<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.check(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.check(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.io).poll_flush(cx);
+        self.check(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }

@@ -49,6 +49,10 @@ pub struct HttpConfig {
     /// Time a client has to send a request's headers before the connection is closed.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// Time a response write may make no progress (the client stopped reading) before
+    /// the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
 }
 
 /// `[log]`
@@ -126,6 +130,7 @@ impl Default for HttpConfig {
             body_limit: 1024 * 1024,
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -216,6 +221,41 @@ pub const DEFAULT_FILE: &str = "girder.toml";
 /// The prefix of configuration environment variables.
 pub const ENV_PREFIX: &str = "GIRDER_";
 
+/// Largest configuration file read: a config is a few KB; this refuses `/dev/zero`.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+fn read_limited(path: &Path, max: u64) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let mut text = String::new();
+    file.take(max + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if text.len() as u64 > max {
+        return Err(format!("the file is larger than {max} bytes"));
+    }
+    Ok(text)
+}
+
+/// The `GIRDER_*` environment variables, as UTF-8. Variables of other programs are
+/// ignored whatever their encoding; a `GIRDER_*` one that is not UTF-8 is an error.
+///
+/// # Errors
+/// A [`ConfigError`] naming the variable.
+pub fn environment() -> Result<Vec<(String, String)>, ConfigError> {
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
+            continue;
+        };
+        let value = value
+            .into_string()
+            .map_err(|_| error(format!("{name} is not valid UTF-8")))?;
+        vars.push((name.to_owned(), value));
+    }
+    Ok(vars)
+}
+
 impl Config {
     /// Loads the file (if any), then `env` (the `GIRDER_*` pairs of the environment), then
     /// `overrides`, and validates the result.
@@ -230,9 +270,9 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut tree = toml::Table::new();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            let text = read_limited(path, MAX_FILE_BYTES).map_err(|message| ConfigError {
                 source: Some(path.display().to_string()),
-                message: format!("cannot read the file: {e}"),
+                message,
             })?;
             tree = text.parse::<toml::Table>().map_err(|e| ConfigError {
                 source: Some(path.display().to_string()),
@@ -250,6 +290,11 @@ impl Config {
             let Some(key) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
+            if key.is_empty() || key.split("__").any(str::is_empty) {
+                return Err(error(format!(
+                    "{name} does not name a setting: use GIRDER_<KEY>, with __ between a section and its key"
+                )));
+            }
             let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
             from_env.push(name.clone());
             let typed = env_value(&value, lookup(&defaults, &path));
@@ -336,24 +381,32 @@ impl Config {
                 self.http.max_connections
             )));
         }
-        let timeout = self.http.header_read_timeout;
-        if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(3600) {
-            return Err(error(format!(
-                "http.header_read_timeout must be between 100ms and 1h (got {})",
-                humantime::format_duration(timeout)
-            )));
+        for (key, timeout) in [
+            ("http.header_read_timeout", self.http.header_read_timeout),
+            ("http.write_timeout", self.http.write_timeout),
+        ] {
+            if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(3600) {
+                return Err(error(format!(
+                    "{key} must be between 100ms and 1h (got {})",
+                    humantime::format_duration(timeout)
+                )));
+            }
         }
         // A bare word must be a level: EnvFilter would read `verbose` as a target name
         // and silently log nothing else.
         const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-        let level = self.log.level.trim();
+        // Validated exactly as telemetry will use it: no trimming, and at least one
+        // non-empty directive (`,` alone parses as "no directives" and would log nothing).
+        let level = self.log.level.as_str();
         let bare_word = !level.contains(['=', ',', '[', ':']);
         let valid = if bare_word {
             LEVELS.contains(&level.to_ascii_lowercase().as_str())
         } else {
-            tracing_subscriber::EnvFilter::builder()
-                .parse(level)
-                .is_ok()
+            level.split(',').all(|d| !d.trim().is_empty())
+                && !level.contains(char::is_whitespace)
+                && tracing_subscriber::EnvFilter::builder()
+                    .parse(level)
+                    .is_ok()
         };
         if !valid {
             return Err(error(format!(
@@ -363,8 +416,10 @@ impl Config {
             )));
         }
         if let Some(endpoint) = &self.otlp.endpoint {
-            let ok = (endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-                && endpoint.len() > "https://".len();
+            let ok = endpoint.parse::<http::Uri>().is_ok_and(|uri| {
+                matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some_and(|a| !a.host().is_empty())
+            });
             if !ok {
                 return Err(error(format!(
                     "otlp.endpoint must be an http:// or https:// URL (got {endpoint:?})"

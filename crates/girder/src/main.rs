@@ -25,7 +25,7 @@ fn load(args: &ServeArgs) -> Result<Config, config::ConfigError> {
         .config
         .clone()
         .or_else(|| default_file.exists().then_some(default_file));
-    Config::load(file.as_deref(), std::env::vars(), &args.overrides())
+    Config::load(file.as_deref(), config::environment()?, &args.overrides())
 }
 
 fn check(args: &ServeArgs) -> ExitCode {
@@ -101,7 +101,7 @@ async fn shutdown_signal() {
     wait_for_signal().await;
     tokio::spawn(async {
         wait_for_signal().await;
-        eprintln!("girder: second signal, exiting without waiting for in-flight work");
+        tracing::warn!("second signal: exiting without waiting for in-flight work");
         std::process::exit(130);
     });
 }

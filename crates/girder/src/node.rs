@@ -110,6 +110,7 @@ impl NodeBuilder {
                     max_connections: usize::try_from(config.http.max_connections)
                         .unwrap_or(usize::MAX),
                     header_read_timeout: config.http.header_read_timeout,
+                    write_timeout: config.http.write_timeout,
                 },
             ))],
             ctx,

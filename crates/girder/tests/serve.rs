@@ -274,6 +274,27 @@ fn invalid_configuration_fails_at_start_naming_the_key() {
     assert!(stderr.contains("http.addr:"), "{stderr}");
     assert!(stderr.contains("GIRDER_HTTP__ADDR"), "{stderr}");
 
+    // Other programs' variables may hold any bytes; ours must be UTF-8.
+    use std::os::unix::ffi::OsStrExt;
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"\xff");
+    let out = girder()
+        .args(["config", "check"])
+        .env("X_OTHER", not_utf8)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = girder()
+        .args(["config", "check"])
+        .env("GIRDER_NODE_ID", not_utf8)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GIRDER_NODE_ID is not valid UTF-8"));
+
     let out = girder()
         .args(["serve", "--config", "/nonexistent/girder.toml"])
         .output()

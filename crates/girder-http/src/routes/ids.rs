@@ -59,8 +59,8 @@ pub fn router(state: IdsState) -> Router {
 #[into_params(parameter_in = Query)]
 pub struct IdsQuery {
     /// How many IDs to generate.
-    #[param(minimum = 1, maximum = 10000, default = 1)]
-    count: Option<u32>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000, default = 1)]
+    count: Option<String>,
 }
 
 /// A batch of IDs.
@@ -105,13 +105,19 @@ pub async fn generate_ids(
     State(state): State<IdsState>,
     ApiQuery(query): ApiQuery<IdsQuery>,
 ) -> Result<Json<IdList>, ApiError> {
-    let count = query.count.unwrap_or(1);
-    if !(1..=MAX_COUNT).contains(&count) {
+    let count = match query.count.as_deref() {
+        None => 1,
+        Some(text) => parse_decimal(text)
+            .ok_or_else(|| ApiError::invalid_parameter("count", "must be a decimal integer"))?,
+    };
+    if !(1..=i128::from(MAX_COUNT)).contains(&count) {
         return Err(ApiError::invalid_value(
             "count",
             format!("must be between 1 and {MAX_COUNT} (got {count})"),
         ));
     }
+    // In range 1..=10_000, checked above.
+    let count = u32::try_from(count).unwrap_or(1);
     let n = count as usize;
     let generator = Arc::clone(&state.generator);
     let generate = move || {
@@ -132,6 +138,17 @@ pub async fn generate_ids(
     }))
 }
 
+/// A decimal integer, optionally negative: digits only, no `+`, no spaces, no exponent.
+/// Wide enough that any integer a client sends is either in range or reported as out of
+/// range (422), never confused with a malformed value (400).
+fn parse_decimal(text: &str) -> Option<i128> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || digits.len() > 30 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 fn generation_error(e: girder_id::Error) -> ApiError {
     match e {
         girder_id::Error::ClockMovedBackwards { .. } => ApiError::new(
@@ -149,7 +166,7 @@ fn generation_error(e: girder_id::Error) -> ApiError {
     get,
     path = "/v1/ids/{id}",
     tag = "ids",
-    params(("id" = String, Path, description = "An ID as a decimal string", pattern = "^[0-9]{1,19}$")),
+    params(("id" = String, Path, description = "An ID as a decimal string", pattern = "^[0-9]{1,20}$")),
     responses(
         (status = 200, description = "The decoded parts", body = IdParts),
         (status = 400, description = "`id` is not a decimal integer", body = Problem, content_type = "application/problem+json"),
@@ -163,7 +180,7 @@ pub async fn decode_id(
     if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::invalid_parameter(
             "id",
-            "must be a decimal integer of at most 19 digits",
+            "must be a decimal integer of at most 20 digits",
         ));
     }
     let value: u64 = id

@@ -141,7 +141,14 @@ fn errors_name_the_dotted_key_and_the_range() {
         e.contains("otlp.endpoint must be an http:// or https:// URL"),
         "{e}"
     );
-    for bad in ["verbose", "info,girder=[", "warning"] {
+    for bad in [
+        "verbose",
+        "info,girder=[",
+        "warning",
+        " info",
+        ",",
+        "info, debug",
+    ] {
         let e = load_err(&format!("[log]\nlevel = {bad:?}"), &[]);
         assert!(e.contains("log.level must be one of off, error"), "{e}");
     }
@@ -152,6 +159,13 @@ fn errors_name_the_dotted_key_and_the_range() {
         e.contains("girder-config-test"),
         "syntax errors name the file: {e}"
     );
+}
+
+#[test]
+fn oversized_files_are_refused_without_reading_them_whole() {
+    let f = file(&"# padding\n".repeat(200_000));
+    let e = Config::load(Some(&f.0), env(&[]), &Overrides::default()).unwrap_err();
+    assert!(e.to_string().contains("larger than 1048576 bytes"), "{e}");
 }
 
 #[test]
