@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// HTTP listen address (http.addr) [default: 127.0.0.1:7380].
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<String>,
+    /// RESP (Redis protocol) listen address (resp.addr) [default: 127.0.0.1:7379].
+    #[arg(long, value_name = "ADDR")]
+    pub resp_addr: Option<String>,
     /// Data directory (data_dir) [default: ./girder-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -62,6 +65,7 @@ impl ServeArgs {
     pub fn overrides(&self) -> Overrides {
         Overrides {
             http_addr: self.http_addr.clone(),
+            resp_addr: self.resp_addr.clone(),
             data_dir: self.data_dir.clone(),
             node_id: self.node_id,
             log_level: self.log_level.clone(),

@@ -26,6 +26,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The HTTP front end.
     pub http: HttpConfig,
+    /// The RESP (Redis protocol) front end.
+    pub resp: RespSection,
     /// Logging.
     pub log: LogConfig,
     /// OpenTelemetry trace export.
@@ -53,6 +55,34 @@ pub struct HttpConfig {
     /// the connection is closed.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+}
+
+/// `[resp]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RespSection {
+    /// Address the RESP front end listens on.
+    pub addr: SocketAddr,
+    /// Most clients connected at once (Redis `maxclients`).
+    pub maxclients: u64,
+    /// Largest bulk string a client may send, in bytes (Redis `proto-max-bulk-len`).
+    pub proto_max_bulk_len: u64,
+    /// Most arguments in one command.
+    pub max_multibulk_len: u64,
+    /// Largest unparsed input kept per client (Redis `client-query-buffer-limit`).
+    pub client_query_buffer_limit: u64,
+}
+
+impl Default for RespSection {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 7379)),
+            maxclients: 10_000,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[log]`
@@ -115,6 +145,7 @@ impl Default for Config {
             node_id: 0,
             data_dir: PathBuf::from("./girder-data"),
             http: HttpConfig::default(),
+            resp: RespSection::default(),
             log: LogConfig::default(),
             otlp: OtlpConfig::default(),
             shutdown: ShutdownConfig::default(),
@@ -203,6 +234,8 @@ fn error(message: impl Into<String>) -> ConfigError {
 pub struct Overrides {
     /// `--http-addr`
     pub http_addr: Option<String>,
+    /// `--resp-addr`
+    pub resp_addr: Option<String>,
     /// `--data-dir`
     pub data_dir: Option<PathBuf>,
     /// `--node-id`
@@ -301,10 +334,14 @@ impl Config {
             set(&mut tree, &path, typed);
         }
         let o = overrides;
-        let flags: [(&[&str], Option<toml::Value>); 6] = [
+        let flags: [(&[&str], Option<toml::Value>); 7] = [
             (
                 &["http", "addr"],
                 o.http_addr.clone().map(toml::Value::String),
+            ),
+            (
+                &["resp", "addr"],
+                o.resp_addr.clone().map(toml::Value::String),
             ),
             (
                 &["data_dir"],
@@ -380,6 +417,34 @@ impl Config {
                 "http.max_connections must be between 1 and 1000000 (got {})",
                 self.http.max_connections
             )));
+        }
+        let ranges: [(&str, u64, u64, u64); 4] = [
+            ("resp.maxclients", self.resp.maxclients, 1, 1_000_000),
+            (
+                "resp.proto_max_bulk_len",
+                self.resp.proto_max_bulk_len,
+                1024 * 1024,
+                1 << 32,
+            ),
+            (
+                "resp.max_multibulk_len",
+                self.resp.max_multibulk_len,
+                1024,
+                i32::MAX as u64,
+            ),
+            (
+                "resp.client_query_buffer_limit",
+                self.resp.client_query_buffer_limit,
+                1024 * 1024,
+                1 << 32,
+            ),
+        ];
+        for (key, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(error(format!(
+                    "{key} must be between {min} and {max} (got {value})"
+                )));
+            }
         }
         for (key, timeout) in [
             ("http.header_read_timeout", self.http.header_read_timeout),

@@ -8,6 +8,9 @@ use anyhow::Context as _;
 use girder_http::server::ConnectionLimits;
 use girder_http::{Api, HttpApp, HttpOptions, HttpService, OpenApiDoc};
 use girder_id::{Generator, SystemClock};
+use girder_kv::Keyspace;
+use girder_resp::codec::Limits;
+use girder_resp::{RespConfig, RespService};
 use girder_runtime::{
     supervise, BuildInfo, CancellationToken, Metrics, Readiness, Service, ServiceContext,
     ShutdownPolicy, ShutdownReport,
@@ -15,11 +18,13 @@ use girder_runtime::{
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A node whose listeners are bound; [`Node::run`] serves until shutdown.
 #[derive(Debug)]
 pub struct Node {
     http_addr: SocketAddr,
+    resp_addr: SocketAddr,
     services: Vec<Box<dyn Service>>,
     ctx: ServiceContext,
     policy: ShutdownPolicy,
@@ -43,6 +48,11 @@ impl Node {
     /// Where the HTTP front end listens (the real port when the config said port 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Where the RESP front end listens.
+    pub fn resp_addr(&self) -> SocketAddr {
+        self.resp_addr
     }
 
     /// The node's readiness, shared with `/readyz`.
@@ -101,23 +111,91 @@ impl NodeBuilder {
             .await
             .with_context(|| format!("cannot listen on http.addr {}", config.http.addr))?;
         let http_addr = listener.local_addr()?;
+        let resp_listener = tokio::net::TcpListener::bind(config.resp.addr)
+            .await
+            .with_context(|| format!("cannot listen on resp.addr {}", config.resp.addr))?;
+        let resp_addr = resp_listener.local_addr()?;
+        let keyspace = Arc::new(Keyspace::new(
+            Arc::new(girder_kv::SystemClock),
+            to_usize(config.resp.proto_max_bulk_len),
+        ));
+        let resp_config = RespConfig {
+            limits: Limits {
+                max_bulk_len: to_usize(config.resp.proto_max_bulk_len),
+                max_array_len: to_usize(config.resp.max_multibulk_len),
+                max_inline_len: 64 * 1024,
+            },
+            query_buffer_limit: to_usize(config.resp.client_query_buffer_limit),
+            max_clients: to_usize(config.resp.maxclients),
+        };
         Ok(Node {
             http_addr,
-            services: vec![Box::new(HttpService::new(
-                listener,
-                router,
-                ConnectionLimits {
-                    max_connections: usize::try_from(config.http.max_connections)
-                        .unwrap_or(usize::MAX),
-                    header_read_timeout: config.http.header_read_timeout,
-                    write_timeout: config.http.write_timeout,
-                },
-            ))],
+            resp_addr,
+            services: vec![
+                Box::new(RespService::new(
+                    resp_listener,
+                    Arc::clone(&keyspace),
+                    resp_config,
+                )),
+                Box::new(ExpiryService { keyspace }),
+                Box::new(HttpService::new(
+                    listener,
+                    router,
+                    ConnectionLimits {
+                        max_connections: usize::try_from(config.http.max_connections)
+                            .unwrap_or(usize::MAX),
+                        header_read_timeout: config.http.header_read_timeout,
+                        write_timeout: config.http.write_timeout,
+                    },
+                )),
+            ],
             ctx,
             policy: ShutdownPolicy {
                 drain_delay: config.shutdown.drain_delay,
                 grace_period: config.shutdown.grace_period,
             },
+        })
+    }
+}
+
+fn to_usize(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+/// Reclaims expired keys nobody reads: every 100 ms, up to [`EXPIRY_BUDGET`] keys per
+/// database, so one cycle never holds a shard for long.
+struct ExpiryService {
+    keyspace: Arc<Keyspace>,
+}
+
+/// Most expired keys removed per database per cycle.
+const EXPIRY_BUDGET: usize = 2_000;
+
+impl Service for ExpiryService {
+    fn name(&self) -> &'static str {
+        "kv-expiry"
+    }
+
+    fn run(
+        self: Box<Self>,
+        ctx: girder_runtime::ServiceContext,
+    ) -> girder_runtime::BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = ctx.shutdown.cancelled() => return Ok(()),
+                    _ = tick.tick() => {
+                        let keyspace = Arc::clone(&self.keyspace);
+                        // On the blocking pool: a cycle takes shard locks.
+                        let removed = tokio::task::spawn_blocking(move || keyspace.expire_cycle(EXPIRY_BUDGET)).await?;
+                        if removed > 0 {
+                            tracing::trace!(removed, "expired keys reclaimed");
+                        }
+                    }
+                }
+            }
         })
     }
 }

@@ -72,6 +72,8 @@ impl Girder {
                 "serve",
                 "--http-addr",
                 "127.0.0.1:0",
+                "--resp-addr",
+                "127.0.0.1:0",
                 "--log-format",
                 "json",
             ])
@@ -92,7 +94,7 @@ impl Girder {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["fields"]["message"] == "listening" {
+                    if v["fields"]["message"] == "listening" && v["fields"]["service"] == "http" {
                         let _ = tx.send(v["fields"]["addr"].as_str().unwrap().to_owned());
                     }
                 }
@@ -212,6 +214,7 @@ async fn in_flight_requests_finish_before_the_node_stops() {
     let dir = TempDir::new("inflight");
     let mut config = Config::default();
     config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.resp.addr = "127.0.0.1:0".parse().unwrap();
     config.data_dir = dir.0.join("data");
     let slow = Router::new().route(
         "/v1/test/slow",
@@ -344,7 +347,7 @@ fn a_busy_port_is_a_clear_error() {
     let addr = taken.local_addr().unwrap().to_string();
     let dir = TempDir::new("busy");
     let out = girder()
-        .args(["serve", "--http-addr", &addr])
+        .args(["serve", "--http-addr", &addr, "--resp-addr", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir.0.join("data"))
         .output()

@@ -1,0 +1,474 @@
+//! The in-memory keyspace: 16 logical databases of typed values with millisecond TTLs.
+//!
+//! Architecture invariant: this crate knows nothing of RESP or any wire protocol. It
+//! offers typed operations (`strings::set`, `keys::expire`, ...) that return typed results;
+//! the front end turns requests into calls and results into replies.
+//!
+//! # Concurrency
+//! Each database is split into [`SHARDS`] shards, each behind its own mutex, so commands on
+//! different keys run in parallel on different cores. A command touching several keys
+//! locks their shards in ascending shard order (no deadlock). Operations that must see the
+//! whole keyspace at once (`FLUSHALL`, `SWAPDB`, `MULTI`/`EXEC`) take the keyspace's
+//! exclusive gate; every other operation holds the gate shared, which costs one
+//! uncontended atomic increment.
+//!
+//! # Expiry
+//! A key with a TTL is recorded in its shard's expiry index (ordered by deadline). Expired
+//! keys vanish on access (lazy) and are reclaimed by [`Keyspace::expire_cycle`], which the
+//! server calls periodically: memory held by expired keys nobody reads is freed too.
+//!
+//! # Keys and values are owned
+//! Callers must not store slices of network buffers: one stored `Bytes` slice would pin the
+//! whole buffer it came from. Operations that store take owned data
+//! ([`Bytes::copy_from_slice`] at the boundary).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod keys;
+mod shard;
+pub mod strings;
+
+pub use shard::{Entry, Value};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use shard::Shard;
+use std::sync::Arc;
+
+/// Shards per database. A power of two, so the shard of a key is a mask of its hash.
+pub const SHARDS: usize = 64;
+
+/// Number of logical databases (`SELECT 0..15`).
+pub const DATABASES: usize = 16;
+
+/// A source of wall-clock milliseconds; injected so TTLs are tested with virtual time.
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A clock for tests: moves only when told.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    /// A clock reading `ms`.
+    pub fn new(ms: u64) -> Self {
+        Self(std::sync::atomic::AtomicU64::new(ms))
+    }
+    /// Moves the clock forward.
+    pub fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Errors of keyspace operations, each a distinct client-visible condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// The key holds a value of another type.
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    /// The value is not an integer, or out of range.
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    /// The value is not a valid float.
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    /// An increment or decrement would overflow.
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    /// The result of a float increment is NaN or infinite.
+    #[error("ERR increment would produce NaN or Infinity")]
+    NanOrInfinity,
+    /// A string would exceed the maximum size.
+    #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
+    StringTooLong,
+    /// The key does not exist (RENAME and friends).
+    #[error("ERR no such key")]
+    NoSuchKey,
+    /// The database index is out of range.
+    #[error("ERR DB index is out of range")]
+    DbIndexOutOfRange,
+    /// An expire time out of range.
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpireTime(&'static str),
+}
+
+/// The keyspace: all databases.
+pub struct Keyspace {
+    dbs: Box<[Db]>,
+    /// Shared by ordinary operations, exclusive for whole-keyspace ones.
+    gate: RwLock<()>,
+    clock: Arc<dyn Clock>,
+    hasher: ahash::RandomState,
+    /// Largest string value, in bytes (`proto-max-bulk-len`).
+    max_string_len: usize,
+}
+
+impl std::fmt::Debug for Keyspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyspace")
+            .field("dbs", &self.dbs.len())
+            .finish()
+    }
+}
+
+/// One logical database.
+struct Db {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+impl Db {
+    fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+        }
+    }
+}
+
+/// Access to the whole keyspace for the duration of a transaction or a global command.
+pub struct Exclusive<'a> {
+    keyspace: &'a Keyspace,
+    _gate: RwLockWriteGuard<'a, ()>,
+}
+
+impl std::fmt::Debug for Exclusive<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exclusive")
+    }
+}
+
+/// A handle on one database, holding the gate shared.
+pub struct DbRef<'a> {
+    keyspace: &'a Keyspace,
+    db: &'a Db,
+    now: u64,
+    _gate: Option<RwLockReadGuard<'a, ()>>,
+}
+
+impl std::fmt::Debug for DbRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DbRef")
+    }
+}
+
+impl Keyspace {
+    /// An empty keyspace of [`DATABASES`] databases.
+    pub fn new(clock: Arc<dyn Clock>, max_string_len: usize) -> Self {
+        Self {
+            dbs: (0..DATABASES).map(|_| Db::new()).collect(),
+            gate: RwLock::new(()),
+            clock,
+            hasher: ahash::RandomState::new(),
+            max_string_len,
+        }
+    }
+
+    /// The current time, in ms since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// A handle on database `index`.
+    ///
+    /// # Errors
+    /// [`KvError::DbIndexOutOfRange`].
+    pub fn db(&self, index: usize) -> Result<DbRef<'_>, KvError> {
+        let db = self.dbs.get(index).ok_or(KvError::DbIndexOutOfRange)?;
+        Ok(DbRef {
+            keyspace: self,
+            db,
+            now: self.clock.now_ms(),
+            _gate: Some(self.gate.read()),
+        })
+    }
+
+    /// Exclusive access to every database, for transactions and global commands.
+    pub fn exclusive(&self) -> Exclusive<'_> {
+        Exclusive {
+            keyspace: self,
+            _gate: self.gate.write(),
+        }
+    }
+
+    fn shard_of(&self, key: &[u8]) -> usize {
+        // The low bits pick the shard; hashbrown inside the shard uses the high bits.
+        (self.hasher.hash_one(key) as usize) & (SHARDS - 1)
+    }
+
+    /// Removes up to `budget` expired keys per database; returns how many were removed.
+    /// The server calls this periodically so expired keys nobody reads are reclaimed.
+    pub fn expire_cycle(&self, budget: usize) -> usize {
+        let _gate = self.gate.read();
+        let now = self.clock.now_ms();
+        let mut removed = 0;
+        for db in self.dbs.iter() {
+            let mut left = budget;
+            for shard in db.shards.iter() {
+                if left == 0 {
+                    break;
+                }
+                let n = shard.lock().remove_expired(now, left);
+                left -= n;
+                removed += n;
+            }
+        }
+        removed
+    }
+
+    /// Keys per database (including expired keys not yet reclaimed) and keys with a TTL.
+    pub fn db_sizes(&self) -> Vec<(usize, usize)> {
+        self.dbs
+            .iter()
+            .map(|db| {
+                db.shards.iter().fold((0, 0), |(keys, volatile), s| {
+                    let s = s.lock();
+                    (keys + s.len(), volatile + s.volatile_len())
+                })
+            })
+            .collect()
+    }
+}
+
+impl Exclusive<'_> {
+    /// A handle on database `index` within the exclusive section.
+    ///
+    /// # Errors
+    /// [`KvError::DbIndexOutOfRange`].
+    pub fn db(&self, index: usize) -> Result<DbRef<'_>, KvError> {
+        let db = self
+            .keyspace
+            .dbs
+            .get(index)
+            .ok_or(KvError::DbIndexOutOfRange)?;
+        Ok(DbRef {
+            keyspace: self.keyspace,
+            db,
+            now: self.keyspace.clock.now_ms(),
+            _gate: None,
+        })
+    }
+
+    /// Empties every database.
+    pub fn flush_all(&self) {
+        for db in self.keyspace.dbs.iter() {
+            for shard in db.shards.iter() {
+                *shard.lock() = Shard::default();
+            }
+        }
+    }
+
+    /// Swaps the contents of two databases.
+    ///
+    /// # Errors
+    /// [`KvError::DbIndexOutOfRange`].
+    pub fn swap_db(&self, a: usize, b: usize) -> Result<(), KvError> {
+        let dbs = &self.keyspace.dbs;
+        let (da, db) = (
+            dbs.get(a).ok_or(KvError::DbIndexOutOfRange)?,
+            dbs.get(b).ok_or(KvError::DbIndexOutOfRange)?,
+        );
+        if a == b {
+            return Ok(());
+        }
+        for (sa, sb) in da.shards.iter().zip(db.shards.iter()) {
+            std::mem::swap(&mut *sa.lock(), &mut *sb.lock());
+        }
+        Ok(())
+    }
+}
+
+impl<'a> DbRef<'a> {
+    /// The time this handle was taken: one command sees one instant, as in Redis.
+    pub fn now_ms(&self) -> u64 {
+        self.now
+    }
+
+    /// The keyspace's string size limit.
+    pub fn max_string_len(&self) -> usize {
+        self.keyspace.max_string_len
+    }
+
+    fn shard(&self, key: &[u8]) -> MutexGuard<'a, Shard> {
+        self.db.shards[self.keyspace.shard_of(key)].lock()
+    }
+
+    /// Runs `f` on the live entry of `key` (expired entries are removed first).
+    pub fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
+        let mut shard = self.shard(key);
+        f(shard.live(key, self.now))
+    }
+
+    /// Runs `f` with write access to `key`'s slot.
+    pub fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
+        let mut shard = self.shard(key);
+        let mut slot = Slot {
+            shard: &mut shard,
+            key,
+            now: self.now,
+        };
+        f(&mut slot)
+    }
+
+    /// Locks the shards of all `keys` (ascending shard order) and runs `f` with a view
+    /// that can read and write any of them: multi-key commands are atomic.
+    pub fn write_many<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Multi<'_, 'a>) -> R) -> R {
+        let mut ids: Vec<usize> = keys.iter().map(|k| self.keyspace.shard_of(k)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let guards: Vec<(usize, MutexGuard<'a, Shard>)> = ids
+            .into_iter()
+            .map(|i| (i, self.db.shards[i].lock()))
+            .collect();
+        let mut multi = Multi { db: self, guards };
+        f(&mut multi)
+    }
+
+    /// Visits every shard in order, for KEYS, SCAN, RANDOMKEY and DBSIZE.
+    pub fn for_each_shard(&self, mut f: impl FnMut(usize, &mut ShardView<'_>) -> bool) {
+        for (i, shard) in self.db.shards.iter().enumerate() {
+            let mut guard = shard.lock();
+            let mut view = ShardView {
+                shard: &mut guard,
+                now: self.now,
+            };
+            if !f(i, &mut view) {
+                break;
+            }
+        }
+    }
+
+    /// Empties this database.
+    pub fn flush(&self) {
+        for shard in self.db.shards.iter() {
+            *shard.lock() = Shard::default();
+        }
+    }
+}
+
+/// Write access to one key's slot in its (locked) shard.
+pub struct Slot<'s> {
+    shard: &'s mut Shard,
+    key: &'s [u8],
+    now: u64,
+}
+
+impl std::fmt::Debug for Slot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Slot")
+    }
+}
+
+impl Slot<'_> {
+    /// The live entry, if any.
+    pub fn get(&mut self) -> Option<&mut Entry> {
+        self.shard.live_mut(self.key, self.now)
+    }
+
+    /// Stores `value` with `expire_at`, replacing any entry. The key is copied.
+    pub fn put(&mut self, value: Value, expire_at: Option<u64>) {
+        self.shard
+            .put(Bytes::copy_from_slice(self.key), value, expire_at);
+    }
+
+    /// Removes the entry; true if a live one was there.
+    pub fn remove(&mut self) -> Option<Entry> {
+        self.shard.live(self.key, self.now)?;
+        self.shard.remove(self.key)
+    }
+
+    /// Sets or clears the deadline of the live entry; false if there is none.
+    pub fn set_expire(&mut self, expire_at: Option<u64>) -> bool {
+        if self.shard.live(self.key, self.now).is_none() {
+            return false;
+        }
+        self.shard.set_expire(self.key, expire_at);
+        true
+    }
+
+    /// The time of the command, in ms since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.now
+    }
+}
+
+/// Several keys' shards, locked together.
+pub struct Multi<'m, 'a> {
+    db: &'m DbRef<'a>,
+    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+}
+
+impl std::fmt::Debug for Multi<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Multi")
+    }
+}
+
+impl Multi<'_, '_> {
+    /// The slot of `key`, which must be one of the keys given to `write_many`.
+    ///
+    /// # Panics
+    /// If `key` was not among them: a bug in the calling command.
+    pub fn slot<'k>(&'k mut self, key: &'k [u8]) -> Slot<'k> {
+        let id = self.db.keyspace.shard_of(key);
+        let now = self.db.now;
+        let shard = self
+            .guards
+            .iter_mut()
+            .find(|(i, _)| *i == id)
+            .map(|(_, g)| &mut **g)
+            .expect("key was locked by write_many");
+        Slot { shard, key, now }
+    }
+}
+
+/// Read access to one shard while iterating a database.
+pub struct ShardView<'s> {
+    shard: &'s mut Shard,
+    now: u64,
+}
+
+impl std::fmt::Debug for ShardView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShardView")
+    }
+}
+
+impl ShardView<'_> {
+    /// Live keys of this shard, with their entries.
+    pub fn live_entries(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        let now = self.now;
+        self.shard.iter().filter(move |(_, e)| !e.is_expired(now))
+    }
+
+    /// Number of keys (including expired ones not yet reclaimed).
+    pub fn len(&self) -> usize {
+        self.shard.len()
+    }
+
+    /// Whether the shard holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.shard.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests;

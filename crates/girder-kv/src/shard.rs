@@ -1,0 +1,167 @@
+//! One shard of a database: a hash map of entries and an index of deadlines.
+
+use bytes::Bytes;
+use std::collections::{BTreeSet, HashMap};
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string that is a canonical decimal integer, kept as a number (Redis's `int`
+    /// encoding): 8 bytes instead of a heap allocation, and INCR needs no parsing.
+    Int(i64),
+    /// Any other string, as it was set.
+    Str(Bytes),
+    /// A string modified in place (APPEND, SETRANGE): Redis reports these as `raw`
+    /// whatever their length, and so does Girder.
+    Raw(Bytes),
+}
+
+impl Value {
+    /// The value for string bytes, choosing the integer encoding when the bytes are the
+    /// canonical form of an i64 (so they read back byte for byte).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        match parse_canonical_i64(bytes) {
+            Some(i) => Self::Int(i),
+            None => Self::Str(Bytes::copy_from_slice(bytes)),
+        }
+    }
+
+    /// The Redis type name (`TYPE`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Int(_) | Self::Str(_) | Self::Raw(_) => "string",
+        }
+    }
+
+    /// The Redis encoding name (`OBJECT ENCODING`).
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Self::Int(_) => "int",
+            Self::Str(b) if b.len() <= 44 => "embstr",
+            Self::Str(_) | Self::Raw(_) => "raw",
+        }
+    }
+}
+
+/// Parses bytes that are exactly how an i64 prints (no `+`, no leading zeros, no spaces).
+pub(crate) fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() || bytes.len() > 20 {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let n: i64 = text.parse().ok()?;
+    let mut buf = itoa::Buffer::new();
+    (buf.format(n).as_bytes() == bytes).then_some(n)
+}
+
+/// A key's value and deadline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// Deadline in ms since the Unix epoch; the key exists up to and including it.
+    pub expire_at: Option<u64>,
+}
+
+impl Entry {
+    /// Whether the entry is gone at `now` (Redis: expired when now > deadline).
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expire_at.is_some_and(|t| now > t)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    map: HashMap<Bytes, Entry, ahash::RandomState>,
+    /// (deadline, key) of every key with a TTL: the active cycle pops from the front.
+    deadlines: BTreeSet<(u64, Bytes)>,
+}
+
+impl Shard {
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn volatile_len(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter()
+    }
+
+    /// The entry if live; an expired one is removed on the way (lazy expiry).
+    pub(crate) fn live(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.live_mut(key, now).map(|e| &*e)
+    }
+
+    pub(crate) fn live_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let expired = self.map.get(key)?.is_expired(now);
+        if expired {
+            self.remove(key);
+            return None;
+        }
+        self.map.get_mut(key)
+    }
+
+    pub(crate) fn put(&mut self, key: Bytes, value: Value, expire_at: Option<u64>) {
+        if let Some(t) = expire_at {
+            self.deadlines.insert((t, key.clone()));
+        }
+        if let Some(old) = self.map.insert(key.clone(), Entry { value, expire_at }) {
+            if let Some(t) = old.expire_at {
+                if Some(t) != expire_at {
+                    self.deadlines.remove(&(t, key));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (k, entry) = self.map.remove_entry(key)?;
+        if let Some(t) = entry.expire_at {
+            self.deadlines.remove(&(t, k));
+        }
+        Some(entry)
+    }
+
+    pub(crate) fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>) {
+        // The stored key (a cheap refcounted clone) is what the deadline index holds.
+        let Some((k, old)) = self
+            .map
+            .get_key_value(key)
+            .map(|(k, e)| (k.clone(), e.expire_at))
+        else {
+            return;
+        };
+        if old == expire_at {
+            return;
+        }
+        if let Some(old) = old {
+            self.deadlines.remove(&(old, k.clone()));
+        }
+        if let Some(t) = expire_at {
+            self.deadlines.insert((t, k.clone()));
+        }
+        if let Some(entry) = self.map.get_mut(&k) {
+            entry.expire_at = expire_at;
+        }
+    }
+
+    /// Removes up to `budget` keys whose deadline passed; returns how many.
+    pub(crate) fn remove_expired(&mut self, now: u64, budget: usize) -> usize {
+        let mut removed = 0;
+        while removed < budget {
+            let Some((t, _)) = self.deadlines.first() else {
+                break;
+            };
+            if *t >= now {
+                break;
+            }
+            let (_, key) = self.deadlines.pop_first().expect("first exists");
+            self.map.remove(&key);
+            removed += 1;
+        }
+        removed
+    }
+}

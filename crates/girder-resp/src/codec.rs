@@ -1,0 +1,489 @@
+//! RESP request parsing and reply encoding.
+//!
+//! Clients send commands either as RESP arrays of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`)
+//! or as inline text (`GET k\r\n`, what telnet sends). [`parse_command`] reads one command
+//! from the front of a buffer:
+//!
+//! - `Ok(Some((args, consumed)))`: a whole command;
+//! - `Ok(None)`: **not an error** — the command is not complete yet; read more bytes;
+//! - `Err(ProtocolError)`: the bytes can never become a command. The connection replies
+//!   with `-ERR Protocol error: ...` and closes, as Redis does.
+//!
+//! Limits are checked from the headers, before anything is allocated: a client announcing
+//! a 4 GB bulk string or a billion-element array is refused on the spot.
+//!
+//! Error messages are Redis 7's (`networking.c`), since clients and tests match on them.
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::fmt;
+
+/// Size limits for incoming commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest bulk string (Redis: `proto-max-bulk-len`, default 512 MB).
+    pub max_bulk_len: usize,
+    /// Most arguments in one command. Redis accepts up to 2^31-1; a lower default bounds
+    /// the memory a single command header can make the server reserve.
+    pub max_array_len: usize,
+    /// Longest inline command line (Redis: 64 KB).
+    pub max_inline_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_array_len: 1024 * 1024,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
+/// Framing that can never become a valid command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// An array header whose count is not a number or out of range.
+    InvalidMultibulkLength,
+    /// A bulk header whose length is not a number or out of range.
+    InvalidBulkLength,
+    /// Something other than `$` where a bulk string must start.
+    ExpectedBulk(u8),
+    /// No line end within the inline limit.
+    TooBigInlineRequest,
+    /// No line end after an array count within the inline limit.
+    TooBigMultibulkCount,
+    /// No line end after a bulk length within the inline limit.
+    TooBigBulkCount,
+    /// An inline command with an unclosed quote.
+    UnbalancedQuotes,
+    /// A bulk string not followed by `\r\n`.
+    MissingBulkTerminator,
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Protocol error: ")?;
+        match self {
+            Self::InvalidMultibulkLength => f.write_str("invalid multibulk length"),
+            Self::InvalidBulkLength => f.write_str("invalid bulk length"),
+            Self::ExpectedBulk(b) => write!(f, "expected '$', got '{}'", char::from(*b)),
+            Self::TooBigInlineRequest => f.write_str("too big inline request"),
+            Self::TooBigMultibulkCount => f.write_str("too big mbulk count string"),
+            Self::TooBigBulkCount => f.write_str("too big bulk count string"),
+            Self::UnbalancedQuotes => f.write_str("unbalanced quotes in request"),
+            Self::MissingBulkTerminator => f.write_str("expected CRLF after bulk string"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// One command: its arguments, the first being the command name.
+pub type Args = Vec<Bytes>;
+
+/// Reads one command from the front of `buf`, removing its bytes when complete.
+///
+/// An empty array (`*0\r\n`, `*-1\r\n`) or an empty inline line is consumed and yields an
+/// empty argument list, which callers skip, as Redis does.
+///
+/// # Errors
+/// A [`ProtocolError`] when the bytes cannot be a command.
+pub fn parse_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Args>, ProtocolError> {
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => parse_multibulk(buf, limits),
+        Some(_) => parse_inline(buf, limits),
+    }
+}
+
+/// Finds `\r\n` at or after `from`; the index of `\r`.
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    memchr_crlf(&buf[from..]).map(|i| i + from)
+}
+
+fn memchr_crlf(buf: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    while let Some(i) = buf[start..].iter().position(|&b| b == b'\r') {
+        let at = start + i;
+        match buf.get(at + 1) {
+            Some(b'\n') => return Some(at),
+            Some(_) => start = at + 1,
+            None => return None,
+        }
+    }
+    None
+}
+
+/// Parses a signed decimal as Redis's `string2ll` does: no leading `+`, no spaces, no
+/// leading zeros beyond "0", within i64.
+fn parse_len(digits: &[u8]) -> Option<i64> {
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    let (negative, digits) = match digits {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, digits),
+    };
+    if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if negative {
+        Some(value)
+    } else {
+        value.checked_neg()
+    }
+}
+
+fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Args>, ProtocolError> {
+    let Some(line_end) = find_crlf(buf, 1) else {
+        return if buf.len() > limits.max_inline_len {
+            Err(ProtocolError::TooBigMultibulkCount)
+        } else {
+            Ok(None)
+        };
+    };
+    let count = parse_len(&buf[1..line_end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+    let count = match usize::try_from(count) {
+        // `*-1` and `*0` are empty commands.
+        Err(_) | Ok(0) => {
+            buf.advance(line_end + 2);
+            return Ok(Some(Vec::new()));
+        }
+        Ok(n) if n > limits.max_array_len => return Err(ProtocolError::InvalidMultibulkLength),
+        Ok(n) => n,
+    };
+    // First pass: check the whole command is here, validating headers as we go, without
+    // allocating. Only then split the buffer.
+    let mut at = line_end + 2;
+    let mut spans = Vec::new();
+    for _ in 0..count {
+        let Some(&first) = buf.get(at) else {
+            return Ok(None);
+        };
+        if first != b'$' {
+            return Err(ProtocolError::ExpectedBulk(first));
+        }
+        let Some(len_end) = find_crlf(buf, at + 1) else {
+            return if buf.len() - at > limits.max_inline_len {
+                Err(ProtocolError::TooBigBulkCount)
+            } else {
+                Ok(None)
+            };
+        };
+        let len = parse_len(&buf[at + 1..len_end]).ok_or(ProtocolError::InvalidBulkLength)?;
+        let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
+        if len > limits.max_bulk_len {
+            return Err(ProtocolError::InvalidBulkLength);
+        }
+        let data = len_end + 2;
+        let end = data + len;
+        if buf.len() < end + 2 {
+            return Ok(None);
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return Err(ProtocolError::MissingBulkTerminator);
+        }
+        if spans.capacity() == 0 {
+            // The whole command is not necessarily here yet, but `count` is within the
+            // limit, so reserving for it is bounded.
+            spans.reserve(count.min(1024));
+        }
+        spans.push((data, end));
+        at = end + 2;
+    }
+    let frozen = buf.split_to(at).freeze();
+    Ok(Some(
+        spans
+            .into_iter()
+            .map(|(start, end)| frozen.slice(start..end))
+            .collect(),
+    ))
+}
+
+fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Args>, ProtocolError> {
+    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+        return if buf.len() > limits.max_inline_len {
+            Err(ProtocolError::TooBigInlineRequest)
+        } else {
+            Ok(None)
+        };
+    };
+    if newline > limits.max_inline_len {
+        return Err(ProtocolError::TooBigInlineRequest);
+    }
+    let line = buf.split_to(newline + 1);
+    let mut text = &line[..newline];
+    if let [rest @ .., b'\r'] = text {
+        text = rest;
+    }
+    split_args(text).map(Some)
+}
+
+/// Splits an inline command like Redis's `sdssplitargs`: spaces separate arguments;
+/// `"..."` allows escapes (`\n \r \t \b \a \\ \" \xHH`); `'...'` allows `\'`. A closing
+/// quote must be followed by a space or the end of the line.
+pub fn split_args(line: &[u8]) -> Result<Args, ProtocolError> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i == line.len() {
+            return Ok(args);
+        }
+        let mut current = Vec::new();
+        match line[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    match line.get(i) {
+                        None => return Err(ProtocolError::UnbalancedQuotes),
+                        Some(b'\\')
+                            if i + 3 < line.len()
+                                && line[i + 1] == b'x'
+                                && line[i + 2].is_ascii_hexdigit()
+                                && line[i + 3].is_ascii_hexdigit() =>
+                        {
+                            let hex = std::str::from_utf8(&line[i + 2..i + 4]).unwrap_or("0");
+                            current.push(u8::from_str_radix(hex, 16).unwrap_or(0));
+                            i += 4;
+                        }
+                        Some(b'\\') if i + 1 < line.len() => {
+                            current.push(match line[i + 1] {
+                                b'n' => b'\n',
+                                b'r' => b'\r',
+                                b't' => b'\t',
+                                b'b' => 8,
+                                b'a' => 7,
+                                other => other,
+                            });
+                            i += 2;
+                        }
+                        Some(b'"') => {
+                            i += 1;
+                            if i < line.len() && !line[i].is_ascii_whitespace() {
+                                return Err(ProtocolError::UnbalancedQuotes);
+                            }
+                            break;
+                        }
+                        Some(&b) => {
+                            current.push(b);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            b'\'' => {
+                i += 1;
+                loop {
+                    match line.get(i) {
+                        None => return Err(ProtocolError::UnbalancedQuotes),
+                        Some(b'\\') if line.get(i + 1) == Some(&b'\'') => {
+                            current.push(b'\'');
+                            i += 2;
+                        }
+                        Some(b'\'') => {
+                            i += 1;
+                            if i < line.len() && !line[i].is_ascii_whitespace() {
+                                return Err(ProtocolError::UnbalancedQuotes);
+                            }
+                            break;
+                        }
+                        Some(&b) => {
+                            current.push(b);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            _ => {
+                while i < line.len() && !line[i].is_ascii_whitespace() {
+                    current.push(line[i]);
+                    i += 1;
+                }
+            }
+        }
+        args.push(Bytes::from(current));
+    }
+}
+
+/// The protocol a connection speaks, switched by `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// RESP2, the default.
+    #[default]
+    Resp2,
+    /// RESP3.
+    Resp3,
+}
+
+/// A reply, independent of the protocol; [`Reply::encode`] renders it for one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`
+    Simple(&'static str),
+    /// A status built at run time (`+` line); must not contain CR or LF.
+    Status(String),
+    /// `-ERR ...`: the text includes its prefix (`ERR`, `WRONGTYPE`, ...).
+    Error(String),
+    /// `:42`
+    Integer(i64),
+    /// `$3\r\nfoo`
+    Bulk(Bytes),
+    /// RESP3 `_`; RESP2 `$-1`.
+    Null,
+    /// RESP3 `_`; RESP2 `*-1` (a missing array, as BLPOP's timeout).
+    NullArray,
+    /// `*N`
+    Array(Vec<Reply>),
+    /// RESP3 `%N`; RESP2 a flat array of key, value, ...
+    Map(Vec<(Reply, Reply)>),
+    /// RESP3 `~N`; RESP2 an array.
+    Set(Vec<Reply>),
+    /// RESP3 `,1.5`; RESP2 a bulk string.
+    Double(f64),
+    /// RESP3 `#t`; RESP2 `:1` / `:0`.
+    Boolean(bool),
+    /// RESP3 `=N\r\ntxt:...`; RESP2 a bulk string.
+    Verbatim(Bytes),
+    /// RESP3 `>N` (pub/sub messages); RESP2 an array.
+    Push(Vec<Reply>),
+}
+
+impl Reply {
+    /// `+OK`.
+    pub const OK: Reply = Reply::Simple("OK");
+
+    /// An error reply; `text` starts with its code (`ERR ...`).
+    pub fn error(text: impl Into<String>) -> Self {
+        Self::Error(text.into())
+    }
+
+    /// A bulk string from anything byte-like.
+    pub fn bulk(bytes: impl Into<Bytes>) -> Self {
+        Self::Bulk(bytes.into())
+    }
+
+    /// Appends the encoding of `self` for `protocol` to `out`.
+    pub fn encode(&self, protocol: Protocol, out: &mut BytesMut) {
+        let resp3 = protocol == Protocol::Resp3;
+        match self {
+            Self::Simple(s) => line(out, b'+', s.as_bytes()),
+            Self::Status(s) => line(out, b'+', s.as_bytes()),
+            Self::Error(e) => {
+                // CR/LF inside an error would break framing.
+                let clean: Vec<u8> = e
+                    .bytes()
+                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+                    .collect();
+                line(out, b'-', &clean);
+            }
+            Self::Integer(i) => number(out, b':', *i),
+            Self::Bulk(b) => bulk(out, b'$', b),
+            Self::Null if resp3 => out.extend_from_slice(b"_\r\n"),
+            Self::Null => out.extend_from_slice(b"$-1\r\n"),
+            Self::NullArray if resp3 => out.extend_from_slice(b"_\r\n"),
+            Self::NullArray => out.extend_from_slice(b"*-1\r\n"),
+            Self::Array(items) => aggregate(out, b'*', items, protocol),
+            Self::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, protocol),
+            Self::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, protocol),
+            Self::Map(pairs) => {
+                if resp3 {
+                    number(out, b'%', len_i64(pairs.len()));
+                } else {
+                    number(out, b'*', len_i64(pairs.len() * 2));
+                }
+                for (k, v) in pairs {
+                    k.encode(protocol, out);
+                    v.encode(protocol, out);
+                }
+            }
+            Self::Double(d) => {
+                let text = format_double(*d);
+                if resp3 {
+                    line(out, b',', text.as_bytes());
+                } else {
+                    bulk(out, b'$', text.as_bytes());
+                }
+            }
+            Self::Boolean(b) if resp3 => {
+                out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" })
+            }
+            Self::Boolean(b) => number(out, b':', i64::from(*b)),
+            Self::Verbatim(text) if resp3 => {
+                let mut body = Vec::with_capacity(text.len() + 4);
+                body.extend_from_slice(b"txt:");
+                body.extend_from_slice(text);
+                bulk(out, b'=', &body);
+            }
+            Self::Verbatim(text) => bulk(out, b'$', text),
+        }
+    }
+}
+
+/// Formats a double as Redis 7 does for replies: `inf`, `-inf`, `nan`, integers without a
+/// fraction, otherwise the shortest text that reads back to the same value.
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        "nan".into()
+    } else if d.is_infinite() {
+        if d > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
+    } else {
+        // Shortest round-tripping digits (Rust's formatting), laid out as C's `%g` would:
+        // an exponent below 1e-4 and from 1e17 up, written `1e+21` / `1.5e-07`.
+        let abs = d.abs();
+        if abs != 0.0 && !(1e-4..1e17).contains(&abs) {
+            let s = format!("{d:e}");
+            let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+            let exp: i32 = exp.parse().unwrap_or(0);
+            let sign = if exp < 0 { '-' } else { '+' };
+            format!("{mantissa}e{sign}{:02}", exp.abs())
+        } else {
+            format!("{d}")
+        }
+    }
+}
+
+fn len_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn line(out: &mut BytesMut, prefix: u8, text: &[u8]) {
+    out.reserve(text.len() + 3);
+    out.extend_from_slice(&[prefix]);
+    out.extend_from_slice(text);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn number(out: &mut BytesMut, prefix: u8, n: i64) {
+    let mut buf = itoa::Buffer::new();
+    line(out, prefix, buf.format(n).as_bytes());
+}
+
+fn bulk(out: &mut BytesMut, prefix: u8, data: &[u8]) {
+    number(out, prefix, len_i64(data.len()));
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn aggregate(out: &mut BytesMut, prefix: u8, items: &[Reply], protocol: Protocol) {
+    number(out, prefix, len_i64(items.len()));
+    for item in items {
+        item.encode(protocol, out);
+    }
+}
+
+#[cfg(test)]
+mod tests;

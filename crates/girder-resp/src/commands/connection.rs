@@ -1,0 +1,275 @@
+//! Connection commands: PING ECHO HELLO AUTH SELECT QUIT RESET CLIENT.
+
+use super::{count, int_arg, is, syntax_error, Ctx};
+use crate::codec::{Protocol, Reply};
+use bytes::Bytes;
+use girder_kv::DATABASES;
+use std::sync::atomic::Ordering;
+
+pub fn ping(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match args.len() {
+        1 => Reply::Simple("PONG"),
+        2 => Reply::Bulk(args[1].clone()),
+        _ => super::wrong_arity("ping"),
+    }
+}
+
+pub fn echo(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    Reply::Bulk(args[1].clone())
+}
+
+pub fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match int_arg(&args[1]) {
+        Ok(n) if (0..DATABASES as i64).contains(&n) => {
+            ctx.client.select(n as usize);
+            Reply::OK
+        }
+        Ok(_) => Reply::error("ERR DB index is out of range"),
+        Err(e) => e,
+    }
+}
+
+pub fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
+    ctx.client.closing = true;
+    Reply::OK
+}
+
+pub fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
+    ctx.client.select(0);
+    ctx.client.protocol = Protocol::Resp2;
+    ctx.client.handle.meta.lock().name = None;
+    Reply::Simple("RESET")
+}
+
+const NO_PASSWORD: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+
+pub fn auth(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match args.len() {
+        2 => Reply::error(NO_PASSWORD),
+        // AUTH user pass: without ACL users configured, only "default" exists and has
+        // no password.
+        3 => Reply::error("WRONGPASS invalid username-password pair or user is disabled."),
+        _ => syntax_error(),
+    }
+}
+
+/// HELLO [protover [AUTH user pass] [SETNAME name]]
+pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let mut protocol = ctx.client.protocol;
+    let mut i = 1;
+    if let Some(ver) = args.get(1) {
+        match int_arg(ver) {
+            Ok(2) => protocol = Protocol::Resp2,
+            Ok(3) => protocol = Protocol::Resp3,
+            Ok(_) => return Reply::error("NOPROTO unsupported protocol version"),
+            Err(_) => {
+                return Reply::error("ERR Protocol version is not an integer or out of range")
+            }
+        }
+        i = 2;
+    }
+    let mut name = None;
+    while i < args.len() {
+        let remaining = args.len() - i - 1;
+        if is(&args[i], "AUTH") && remaining >= 2 {
+            // No users with passwords exist yet: any AUTH in HELLO fails as in Redis.
+            return Reply::error("WRONGPASS invalid username-password pair or user is disabled.");
+        } else if is(&args[i], "SETNAME") && remaining >= 1 {
+            if let Err(e) = valid_name(&args[i + 1]) {
+                return e;
+            }
+            name = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Reply::error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            ));
+        }
+    }
+    ctx.client.protocol = protocol;
+    if let Some(name) = name {
+        ctx.client.handle.meta.lock().name = Some(name);
+    }
+    let proto = if protocol == Protocol::Resp3 { 3 } else { 2 };
+    Reply::Map(vec![
+        (Reply::bulk("server"), Reply::bulk("redis")),
+        (Reply::bulk("version"), Reply::bulk(crate::REDIS_VERSION)),
+        (Reply::bulk("proto"), Reply::Integer(proto)),
+        (Reply::bulk("id"), Reply::Integer(ctx.client.id as i64)),
+        (Reply::bulk("mode"), Reply::bulk("standalone")),
+        (Reply::bulk("role"), Reply::bulk("master")),
+        (Reply::bulk("modules"), Reply::Array(vec![])),
+    ])
+}
+
+fn valid_name(name: &[u8]) -> Result<(), Reply> {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(Reply::error(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+/// CLIENT ID | SETNAME | GETNAME | LIST | KILL | SETINFO | INFO | NO-EVICT | NO-TOUCH | HELP
+pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let arity_error = || super::wrong_arity(&format!("client|{sub}"));
+    match sub.as_str() {
+        "id" if args.len() == 2 => Reply::Integer(ctx.client.id as i64),
+        "getname" if args.len() == 2 => {
+            super::bulk_or_null(ctx.client.handle.meta.lock().name.clone())
+        }
+        "setname" if args.len() == 3 => {
+            if let Err(e) = valid_name(&args[2]) {
+                return e;
+            }
+            let name = (!args[2].is_empty()).then(|| args[2].clone());
+            ctx.client.handle.meta.lock().name = name;
+            Reply::OK
+        }
+        "setinfo" if args.len() == 4 => {
+            let value = args[3].clone();
+            if value.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+                return Reply::error(format!(
+                    "ERR {} cannot contain spaces, newlines or special characters.",
+                    String::from_utf8_lossy(&args[2]).to_ascii_lowercase()
+                ));
+            }
+            let mut meta = ctx.client.handle.meta.lock();
+            if is(&args[2], "LIB-NAME") {
+                meta.lib_name = Some(value);
+            } else if is(&args[2], "LIB-VER") {
+                meta.lib_ver = Some(value);
+            } else {
+                return Reply::error(format!(
+                    "ERR Unrecognized option '{}'",
+                    String::from_utf8_lossy(&args[2])
+                ));
+            }
+            Reply::OK
+        }
+        "list" if args.len() == 2 => {
+            let clients = ctx.shared.clients.lock();
+            let mut text = String::new();
+            for c in clients.values() {
+                text.push_str(&client_line(c));
+                text.push('\n');
+            }
+            Reply::Verbatim(text.into())
+        }
+        "info" if args.len() == 2 => {
+            let mut line = client_line(&ctx.client.handle);
+            line.push('\n');
+            Reply::Verbatim(line.into())
+        }
+        "kill" if args.len() >= 3 => kill(ctx, &args[2..]),
+        "no-evict" | "no-touch" if args.len() == 3 => {
+            if is(&args[2], "ON") || is(&args[2], "OFF") {
+                Reply::OK
+            } else {
+                syntax_error()
+            }
+        }
+        "help" => Reply::Array(
+            [
+                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ID",
+                "GETNAME",
+                "SETNAME <name>",
+                "SETINFO <LIB-NAME|LIB-VER> <value>",
+                "LIST",
+                "INFO",
+                "KILL <ip:port> | KILL ID <id> | KILL ADDR <ip:port>",
+                "NO-EVICT (ON|OFF)",
+                "NO-TOUCH (ON|OFF)",
+            ]
+            .into_iter()
+            .map(|s| Reply::Status(s.into()))
+            .collect(),
+        ),
+        "id" | "getname" | "setname" | "setinfo" | "list" | "info" | "kill" | "no-evict"
+        | "no-touch" => arity_error(),
+        _ => Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
+    }
+}
+
+fn client_line(c: &crate::state::ClientHandle) -> String {
+    let meta = c.meta.lock();
+    let age = c.created.elapsed().as_secs();
+    let last = c.last_command_ms.load(Ordering::Relaxed);
+    let idle = (c.created.elapsed().as_millis() as u64).saturating_sub(last) / 1000;
+    let text = |b: &Option<Bytes>| {
+        b.as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r user=default redir=-1 resp=2 lib-name={} lib-ver={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        text(&meta.name),
+        age,
+        idle,
+        c.db.load(Ordering::Relaxed),
+        text(&meta.lib_name),
+        text(&meta.lib_ver),
+    )
+}
+
+/// CLIENT KILL addr | KILL [ID id] [ADDR addr] [LADDR addr] [SKIPME yes|no]
+fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let clients: Vec<_> = ctx.shared.clients.lock().values().cloned().collect();
+    if args.len() == 1 {
+        let addr = String::from_utf8_lossy(&args[0]);
+        return match clients.iter().find(|c| c.addr.to_string() == addr) {
+            Some(c) => {
+                c.kill.cancel();
+                Reply::OK
+            }
+            None => Reply::error("ERR No such client"),
+        };
+    }
+    if !args.len().is_multiple_of(2) {
+        return syntax_error();
+    }
+    let mut id = None;
+    let mut addr = None;
+    let mut laddr = None;
+    let mut skip_me = true;
+    for pair in args.chunks(2) {
+        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        if is(&pair[0], "ID") {
+            match value.parse::<u64>() {
+                Ok(v) => id = Some(v),
+                Err(_) => return Reply::error("ERR client-id should be greater than 0"),
+            }
+        } else if is(&pair[0], "ADDR") {
+            addr = Some(value);
+        } else if is(&pair[0], "LADDR") {
+            laddr = Some(value);
+        } else if is(&pair[0], "SKIPME") {
+            match value.to_ascii_lowercase().as_str() {
+                "yes" => skip_me = true,
+                "no" => skip_me = false,
+                _ => return syntax_error(),
+            }
+        } else {
+            return syntax_error();
+        }
+    }
+    let killed = clients
+        .iter()
+        .filter(|c| id.is_none_or(|id| c.id == id))
+        .filter(|c| addr.as_ref().is_none_or(|a| c.addr.to_string() == *a))
+        .filter(|c| laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a))
+        .filter(|c| !(skip_me && c.id == ctx.client.id))
+        .inspect(|c| c.kill.cancel())
+        .count();
+    count(killed)
+}

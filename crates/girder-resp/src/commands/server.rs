@@ -1,0 +1,264 @@
+//! Server commands: COMMAND INFO CONFIG DBSIZE TIME FLUSHDB FLUSHALL SWAPDB.
+
+use super::{count, int_arg, is, kv_error, reply, syntax_error, Ctx, Spec, TABLE};
+use crate::codec::Reply;
+use bytes::Bytes;
+use girder_kv::keys as kv;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+fn command_info(spec: &Spec) -> Reply {
+    let (first, last, step) = spec.keys;
+    Reply::Array(vec![
+        Reply::bulk(spec.name),
+        Reply::Integer(i64::from(spec.arity)),
+        Reply::Set(spec.flags.iter().map(|f| Reply::Simple(f)).collect()),
+        Reply::Integer(i64::from(first)),
+        Reply::Integer(i64::from(last)),
+        Reply::Integer(i64::from(step)),
+        Reply::Set(vec![Reply::Status(format!("@{}", spec.group))]),
+        Reply::Set(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+    ])
+}
+
+fn command_docs(spec: &Spec) -> Reply {
+    Reply::Map(vec![
+        (Reply::bulk("summary"), Reply::bulk(spec.summary)),
+        (Reply::bulk("since"), Reply::bulk("1.0.0")),
+        (Reply::bulk("group"), Reply::bulk(spec.group)),
+    ])
+}
+
+/// COMMAND [COUNT | LIST | INFO name... | DOCS name...]
+pub fn command(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let Some(sub) = args.get(1) else {
+        return Reply::Array(TABLE.iter().map(command_info).collect());
+    };
+    if is(sub, "COUNT") && args.len() == 2 {
+        count(TABLE.len())
+    } else if is(sub, "LIST") && args.len() == 2 {
+        Reply::Array(TABLE.iter().map(|s| Reply::bulk(s.name)).collect())
+    } else if is(sub, "INFO") {
+        if args.len() == 2 {
+            return Reply::Array(TABLE.iter().map(command_info).collect());
+        }
+        Reply::Array(
+            args[2..]
+                .iter()
+                .map(|n| super::lookup(n).map_or(Reply::NullArray, command_info))
+                .collect(),
+        )
+    } else if is(sub, "DOCS") {
+        let specs: Vec<&Spec> = if args.len() == 2 {
+            TABLE.iter().collect()
+        } else {
+            args[2..].iter().filter_map(|n| super::lookup(n)).collect()
+        };
+        Reply::Map(
+            specs
+                .into_iter()
+                .map(|s| (Reply::bulk(s.name), command_docs(s)))
+                .collect(),
+        )
+    } else if is(sub, "COUNT") || is(sub, "LIST") {
+        super::wrong_arity(&format!(
+            "command|{}",
+            String::from_utf8_lossy(sub).to_ascii_lowercase()
+        ))
+    } else {
+        Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(sub)
+        ))
+    }
+}
+
+/// INFO [section ...]
+pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let wanted: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "default" || w == "everything");
+    let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    let shared = ctx.shared;
+    let mut out = String::new();
+    if want("server") {
+        let uptime = shared.started.elapsed().as_secs();
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:{}\r\ngirder_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n",
+            crate::REDIS_VERSION,
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            ctx.client.handle.laddr.port(),
+            uptime,
+            uptime / 86_400
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            shared.connected(),
+            shared.config.max_clients
+        );
+    }
+    if want("memory") {
+        let rss = resident_bytes();
+        let _ = write!(
+            out,
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            human_bytes(rss)
+        );
+    }
+    if want("stats") {
+        let s = &shared.stats;
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_error_replies:0\r\n\r\n",
+            s.connections_received.load(Ordering::Relaxed),
+            s.commands_processed.load(Ordering::Relaxed),
+            s.rejected_connections.load(Ordering::Relaxed),
+        );
+    }
+    if want("keyspace") {
+        out.push_str("# Keyspace\r\n");
+        for (i, (keys, expires)) in ctx.keyspace.db_sizes().into_iter().enumerate() {
+            if keys > 0 {
+                let _ = write!(out, "db{i}:keys={keys},expires={expires},avg_ttl=0\r\n");
+            }
+        }
+        out.push_str("\r\n");
+    }
+    Reply::Verbatim(Bytes::from(out.trim_end().to_owned() + "\r\n"))
+}
+
+/// Resident memory of the process, from `/proc` (0 where unavailable).
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.2}{}", UNITS[unit])
+}
+
+/// CONFIG GET pattern... | SET | RESETSTAT | HELP
+pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "get" if args.len() >= 3 => {
+            let c = &ctx.shared.config;
+            let settings: [(&str, String); 7] = [
+                ("maxclients", c.max_clients.to_string()),
+                ("proto-max-bulk-len", c.limits.max_bulk_len.to_string()),
+                (
+                    "client-query-buffer-limit",
+                    c.query_buffer_limit.to_string(),
+                ),
+                ("databases", girder_kv::DATABASES.to_string()),
+                ("save", String::new()),
+                ("appendonly", "no".into()),
+                ("maxmemory", "0".into()),
+            ];
+            let mut pairs = Vec::new();
+            for (name, value) in &settings {
+                if args[2..]
+                    .iter()
+                    .any(|p| kv::glob_match(p, name.as_bytes(), true))
+                {
+                    pairs.push((Reply::bulk(*name), Reply::bulk(value.clone())));
+                }
+            }
+            Reply::Map(pairs)
+        }
+        "set" if args.len() >= 4 && args.len().is_multiple_of(2) => Reply::error(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+            String::from_utf8_lossy(&args[2])
+        )),
+        "resetstat" if args.len() == 2 => Reply::OK,
+        "get" | "set" | "resetstat" => super::wrong_arity(&format!("config|{sub}")),
+        _ => Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
+    }
+}
+
+pub fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
+    reply(ctx.db().map(|db| count(kv::dbsize(&db))))
+}
+
+pub fn time(_: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Reply::Array(vec![
+        Reply::bulk(now.as_secs().to_string()),
+        Reply::bulk(now.subsec_micros().to_string()),
+    ])
+}
+
+fn flush_mode(args: &[Bytes]) -> Result<(), Reply> {
+    match args.get(1) {
+        None => Ok(()),
+        Some(a) if args.len() == 2 && (is(a, "SYNC") || is(a, "ASYNC")) => Ok(()),
+        Some(_) => Err(syntax_error()),
+    }
+}
+
+pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    if let Err(e) = flush_mode(args) {
+        return e;
+    }
+    reply(ctx.db().map(|db| {
+        db.flush();
+        Reply::OK
+    }))
+}
+
+pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    if let Err(e) = flush_mode(args) {
+        return e;
+    }
+    ctx.keyspace.exclusive().flush_all();
+    Reply::OK
+}
+
+pub fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let index = |a: &Bytes| match int_arg(a) {
+        Ok(n) => usize::try_from(n).map_err(|_| Reply::error("ERR DB index is out of range")),
+        Err(_) => Err(Reply::error("ERR invalid first DB index")),
+    };
+    let a = match index(&args[1]) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let b = match int_arg(&args[2]) {
+        Ok(n) => match usize::try_from(n) {
+            Ok(b) => b,
+            Err(_) => return Reply::error("ERR DB index is out of range"),
+        },
+        Err(_) => return Reply::error("ERR invalid second DB index"),
+    };
+    match ctx.keyspace.exclusive().swap_db(a, b) {
+        Ok(()) => Reply::OK,
+        Err(e) => kv_error(e),
+    }
+}

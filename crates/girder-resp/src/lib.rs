@@ -1,0 +1,27 @@
+//! Girder's RESP front end: the codec (RESP2, RESP3, inline) and, on top of it, the Redis
+//! command set served over `girder-kv`.
+//!
+//! - [`codec`]: parsing requests (partial input is not an error) and encoding replies for
+//!   either protocol.
+//! - [`commands`]: the command table and one file per command family, each command in
+//!   three steps: parse arguments, call the keyspace, build the reply.
+//! - [`server`]: the accept loop and per-connection pipeline handling, as a
+//!   `girder_runtime::Service`.
+//!
+//! Architecture invariant: this crate knows nothing of storage internals; it calls
+//! `girder-kv`'s typed operations and encodes their results.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod commands;
+pub mod metrics;
+pub mod server;
+pub mod state;
+
+pub use server::RespService;
+pub use state::RespConfig;
+
+/// The Redis version Girder reports (`INFO`, `HELLO`): the one whose commands and replies
+/// it follows, so that clients enable the matching features.
+pub const REDIS_VERSION: &str = "7.0.15";

@@ -1,0 +1,233 @@
+//! The RESP server: accept loop, one task per connection, pipelined request handling.
+//!
+//! A connection reads into its query buffer, parses every complete command in it,
+//! executes them in order and encodes their replies into one output buffer, and writes
+//! that buffer once: a pipeline of N commands costs one read and one write, not N.
+//!
+//! Bounds: `maxclients` (beyond it a new connection gets `-ERR max number of clients
+//! reached` and is closed, as in Redis), the framing limits of [`crate::codec::Limits`],
+//! and `client-query-buffer-limit` for unparsed input.
+
+use crate::codec::{parse_command, ProtocolError, Reply};
+use crate::commands::{self, Ctx};
+use crate::metrics::CommandMetrics;
+use crate::state::{ClientState, RespConfig, Shared};
+use bytes::BytesMut;
+use girder_kv::Keyspace;
+use girder_runtime::{BoxFuture, Service, ServiceContext};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The RESP front end as a [`Service`].
+pub struct RespService {
+    listener: TcpListener,
+    keyspace: Arc<Keyspace>,
+    config: RespConfig,
+}
+
+impl std::fmt::Debug for RespService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RespService").finish_non_exhaustive()
+    }
+}
+
+impl RespService {
+    /// Serves `keyspace` on an already bound `listener`.
+    pub fn new(listener: TcpListener, keyspace: Arc<Keyspace>, config: RespConfig) -> Self {
+        Self {
+            listener,
+            keyspace,
+            config,
+        }
+    }
+}
+
+impl Service for RespService {
+    fn name(&self) -> &'static str {
+        "resp"
+    }
+
+    fn run(self: Box<Self>, ctx: ServiceContext) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async move {
+            let addr = self.listener.local_addr()?;
+            tracing::info!(service = "resp", %addr, "listening");
+            let server = Arc::new(Server {
+                keyspace: self.keyspace,
+                shared: Shared::new(self.config),
+                metrics: CommandMetrics::register(&ctx.metrics),
+            });
+            serve(self.listener, server, ctx.shutdown).await;
+            tracing::info!(service = "resp", "stopped");
+            Ok(())
+        })
+    }
+}
+
+struct Server {
+    keyspace: Arc<Keyspace>,
+    shared: Shared,
+    metrics: CommandMetrics,
+}
+
+async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: CancellationToken) {
+    let connections = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(service = "resp", error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        server
+            .shared
+            .stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        if server.shared.connected() >= server.shared.config.max_clients {
+            server
+                .shared
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            connections.spawn(async move {
+                let mut stream = stream;
+                let _ = stream
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
+            });
+            continue;
+        }
+        let local = stream.local_addr().unwrap_or(peer);
+        let client = server.shared.register(peer, local);
+        server.metrics.clients.inc();
+        let server = Arc::clone(&server);
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let id = client.id;
+            if let Err(e) = connection(stream, &server, client, shutdown).await {
+                tracing::debug!(service = "resp", client = id, error = %e, "connection closed with an error");
+            }
+            server.shared.unregister(id);
+            server.metrics.clients.dec();
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    server: &Server,
+    mut client: ClientState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let limits = server.shared.config.limits;
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut output = BytesMut::with_capacity(16 * 1024);
+    let kill = client.handle.kill.clone();
+    loop {
+        // Execute every complete command already buffered, then write all replies at once.
+        loop {
+            match parse_command(&mut input, &limits) {
+                Ok(Some(args)) if args.is_empty() => continue,
+                Ok(Some(args)) => {
+                    let reply = execute(server, &mut client, &args);
+                    reply.encode(client.protocol, &mut output);
+                    if client.closing {
+                        stream.write_all(&output).await?;
+                        return Ok(());
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return protocol_error(&mut stream, &mut output, server, &client, e).await
+                }
+            }
+        }
+        if !output.is_empty() {
+            stream.write_all(&output).await?;
+            output.clear();
+        }
+        if input.len() > server.shared.config.query_buffer_limit {
+            tracing::warn!(
+                service = "resp",
+                client = client.id,
+                bytes = input.len(),
+                "closing client that exceeded client-query-buffer-limit"
+            );
+            return Ok(());
+        }
+        if input.capacity() - input.len() < 4096 {
+            input.reserve(16 * 1024);
+        }
+        let n = tokio::select! {
+            read = stream.read_buf(&mut input) => read?,
+            () = kill.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
+async fn protocol_error(
+    stream: &mut TcpStream,
+    output: &mut BytesMut,
+    server: &Server,
+    client: &ClientState,
+    e: ProtocolError,
+) -> std::io::Result<()> {
+    server
+        .shared
+        .stats
+        .protocol_errors
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(service = "resp", client = client.id, error = %e, "protocol error; closing");
+    Reply::Error(format!("ERR {e}")).encode(client.protocol, output);
+    stream.write_all(output).await?;
+    stream.shutdown().await
+}
+
+fn execute(server: &Server, client: &mut ClientState, args: &[bytes::Bytes]) -> Reply {
+    let start = Instant::now();
+    server
+        .shared
+        .stats
+        .commands_processed
+        .fetch_add(1, Ordering::Relaxed);
+    let Some((index, spec)) = commands::lookup_indexed(&args[0]) else {
+        server.metrics.record_unknown();
+        return commands::unknown_command(args);
+    };
+    if !commands::arity_ok(spec.arity, args.len()) {
+        server.metrics.record(index, start, true);
+        return commands::wrong_arity(spec.name);
+    }
+    let mut ctx = Ctx {
+        keyspace: &server.keyspace,
+        client,
+        shared: &server.shared,
+    };
+    let reply = (spec.handler)(&mut ctx, args);
+    let failed = matches!(reply, Reply::Error(_));
+    server.metrics.record(index, start, failed);
+    let handle = &ctx.client.handle;
+    handle.last_command_ms.store(
+        u64::try_from(handle.created.elapsed().as_millis()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    reply
+}

@@ -1,0 +1,160 @@
+//! Per-connection and server-wide state of the RESP front end.
+
+use crate::codec::{Limits, Protocol};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of the RESP front end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RespConfig {
+    /// Framing limits.
+    pub limits: Limits,
+    /// Largest unparsed input kept per client (`client-query-buffer-limit`).
+    pub query_buffer_limit: usize,
+    /// Most clients connected at once (`maxclients`).
+    pub max_clients: usize,
+}
+
+impl Default for RespConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            query_buffer_limit: 1024 * 1024 * 1024,
+            max_clients: 10_000,
+        }
+    }
+}
+
+/// What other connections can see of a client (CLIENT LIST, CLIENT KILL).
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// Unique, increasing id.
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address.
+    pub laddr: SocketAddr,
+    /// When the connection was accepted.
+    pub created: Instant,
+    /// Milliseconds after `created` of the last command.
+    pub last_command_ms: AtomicU64,
+    /// Selected database.
+    pub db: AtomicUsize,
+    /// CLIENT SETNAME, CLIENT SETINFO and the last command, behind one small lock.
+    pub meta: Mutex<ClientMeta>,
+    /// Cancelled by CLIENT KILL.
+    pub kill: CancellationToken,
+}
+
+/// Descriptive fields of a client.
+#[derive(Debug, Default, Clone)]
+pub struct ClientMeta {
+    /// CLIENT SETNAME.
+    pub name: Option<Bytes>,
+    /// CLIENT SETINFO LIB-NAME.
+    pub lib_name: Option<Bytes>,
+    /// CLIENT SETINFO LIB-VER.
+    pub lib_ver: Option<Bytes>,
+}
+
+/// A connection's own state.
+#[derive(Debug)]
+pub struct ClientState {
+    /// Same as the handle's id.
+    pub id: u64,
+    /// Selected database.
+    pub db: usize,
+    /// RESP2 or RESP3.
+    pub protocol: Protocol,
+    /// Set by QUIT: close after replying.
+    pub closing: bool,
+    /// Visible to other connections.
+    pub handle: Arc<ClientHandle>,
+}
+
+/// Server-wide state shared by connections.
+#[derive(Debug)]
+pub struct Shared {
+    /// Settings.
+    pub config: RespConfig,
+    /// Connected clients by id.
+    pub clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    next_client_id: AtomicU64,
+    /// When the server started.
+    pub started: Instant,
+    /// INFO stats.
+    pub stats: Stats,
+}
+
+/// Counters for INFO stats.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections accepted.
+    pub connections_received: AtomicU64,
+    /// Connections refused at `maxclients`.
+    pub rejected_connections: AtomicU64,
+    /// Commands processed.
+    pub commands_processed: AtomicU64,
+    /// Protocol errors that closed a connection.
+    pub protocol_errors: AtomicU64,
+}
+
+impl Shared {
+    /// Server state with no clients.
+    pub fn new(config: RespConfig) -> Self {
+        Self {
+            config,
+            clients: Mutex::new(BTreeMap::new()),
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Registers a new connection.
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> ClientState {
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let handle = Arc::new(ClientHandle {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            last_command_ms: AtomicU64::new(0),
+            db: AtomicUsize::new(0),
+            meta: Mutex::new(ClientMeta::default()),
+            kill: CancellationToken::new(),
+        });
+        self.clients.lock().insert(id, Arc::clone(&handle));
+        ClientState {
+            id,
+            db: 0,
+            protocol: Protocol::Resp2,
+            closing: false,
+            handle,
+        }
+    }
+
+    /// Forgets a closed connection.
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    /// Connected clients.
+    pub fn connected(&self) -> usize {
+        self.clients.lock().len()
+    }
+}
+
+impl ClientState {
+    /// Selects database `db` (already validated).
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.handle.db.store(db, Ordering::Relaxed);
+    }
+}
