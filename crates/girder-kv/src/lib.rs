@@ -24,9 +24,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod hashes;
 pub mod keys;
+pub mod lists;
+pub mod sets;
 mod shard;
 pub mod strings;
+pub mod zsets;
 
 pub use shard::{Entry, Value};
 

@@ -14,6 +14,14 @@ pub enum Value {
     /// A string modified in place (APPEND, SETRANGE): Redis reports these as `raw`
     /// whatever their length, and so does Girder.
     Raw(Bytes),
+    /// A hash (`HSET`).
+    Hash(Box<crate::hashes::HashValue>),
+    /// A list (`LPUSH`).
+    List(Box<crate::lists::ListValue>),
+    /// A set (`SADD`).
+    Set(Box<crate::sets::SetValue>),
+    /// A sorted set (`ZADD`).
+    ZSet(Box<crate::zsets::ZSetValue>),
 }
 
 impl Value {
@@ -30,6 +38,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Int(_) | Self::Str(_) | Self::Raw(_) => "string",
+            Self::Hash(_) => "hash",
+            Self::List(_) => "list",
+            Self::Set(_) => "set",
+            Self::ZSet(_) => "zset",
         }
     }
 
@@ -39,6 +51,10 @@ impl Value {
             Self::Int(_) => "int",
             Self::Str(b) if b.len() <= 44 => "embstr",
             Self::Str(_) | Self::Raw(_) => "raw",
+            Self::Hash(h) => h.encoding(),
+            Self::List(l) => l.encoding(),
+            Self::Set(s) => s.encoding(),
+            Self::ZSet(z) => z.encoding(),
         }
     }
 }

@@ -53,6 +53,8 @@ pub fn to_bytes(value: &Value) -> Bytes {
     match value {
         Value::Int(i) => Bytes::copy_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         Value::Str(b) | Value::Raw(b) => b.clone(),
+        // Callers check the type first; other types have no string form.
+        _ => Bytes::new(),
     }
 }
 
@@ -60,6 +62,7 @@ fn string_of(entry: Option<&Entry>) -> Result<Option<Bytes>, KvError> {
     match entry.map(|e| &e.value) {
         None => Ok(None),
         Some(v @ (Value::Int(_) | Value::Str(_) | Value::Raw(_))) => Ok(Some(to_bytes(v))),
+        Some(_) => Err(KvError::WrongType),
     }
 }
 
@@ -166,6 +169,7 @@ pub fn incr_by(db: &DbRef<'_>, key: &[u8], delta: i64) -> Result<i64, KvError> {
                 crate::shard::parse_canonical_i64(b).ok_or(KvError::NotInteger)?,
                 *expire_at,
             ),
+            Some(_) => return Err(KvError::WrongType),
         };
         let next = current.checked_add(delta).ok_or(KvError::Overflow)?;
         if let Some(entry) = slot.get() {
@@ -193,6 +197,7 @@ pub fn incr_by_float(db: &DbRef<'_>, key: &[u8], delta: f64) -> Result<Bytes, Kv
                 value: Value::Str(b) | Value::Raw(b),
                 ..
             }) => parse_float(b).ok_or(KvError::NotFloat)?,
+            Some(_) => return Err(KvError::WrongType),
         };
         let next = current + delta;
         if !next.is_finite() {
@@ -249,6 +254,9 @@ pub fn append(db: &DbRef<'_>, key: &[u8], suffix: &[u8]) -> Result<usize, KvErro
             Ok(suffix.len())
         }
         Some(entry) => {
+            if !crate::keys::is_string(&entry.value) {
+                return Err(KvError::WrongType);
+            }
             let current = to_bytes(&entry.value);
             let len = current.len() + suffix.len();
             if len > max {

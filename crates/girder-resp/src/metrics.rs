@@ -2,7 +2,7 @@
 //! of connected clients. Labels are bounded: command names come from the command table,
 //! anything else counts as `unknown`.
 
-use crate::commands::TABLE;
+use crate::commands::table;
 use girder_runtime::Metrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -42,7 +42,7 @@ impl CommandMetrics {
         let latency = Family::<CommandLabel, Histogram>::new_with_constructor(
             (|| Histogram::new(exponential_buckets(0.000_01, 2.0, 19))) as fn() -> Histogram,
         );
-        let per_command = TABLE
+        let per_command = table()
             .iter()
             .map(|spec| {
                 let label = CommandLabel { command: spec.name };

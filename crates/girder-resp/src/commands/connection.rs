@@ -1,10 +1,86 @@
 //! Connection commands: PING ECHO HELLO AUTH SELECT QUIT RESET CLIENT.
 
-use super::{count, int_arg, is, syntax_error, Ctx};
+use super::{count, int_arg, is, spec, syntax_error, Ctx, Spec};
 use crate::codec::{Protocol, Reply};
 use bytes::Bytes;
 use girder_kv::DATABASES;
 use std::sync::atomic::Ordering;
+
+/// The connection commands.
+pub(super) static SPECS: &[Spec] = &[
+    spec(
+        "ping",
+        -1,
+        &["fast"],
+        (0, 0, 0),
+        "connection",
+        "Ping the server.",
+        ping,
+    ),
+    spec(
+        "echo",
+        2,
+        &["fast"],
+        (0, 0, 0),
+        "connection",
+        "Echo the given string.",
+        echo,
+    ),
+    spec(
+        "hello",
+        -1,
+        &["fast", "no-auth"],
+        (0, 0, 0),
+        "connection",
+        "Handshake: switch protocol, authenticate, name the client.",
+        hello,
+    ),
+    spec(
+        "auth",
+        -2,
+        &["fast", "no-auth"],
+        (0, 0, 0),
+        "connection",
+        "Authenticate the connection.",
+        auth,
+    ),
+    spec(
+        "select",
+        2,
+        &["fast"],
+        (0, 0, 0),
+        "connection",
+        "Change the selected database.",
+        select,
+    ),
+    spec(
+        "quit",
+        -1,
+        &["fast", "no-auth"],
+        (0, 0, 0),
+        "connection",
+        "Close the connection.",
+        quit,
+    ),
+    spec(
+        "reset",
+        1,
+        &["fast", "no-auth"],
+        (0, 0, 0),
+        "connection",
+        "Reset the connection.",
+        reset,
+    ),
+    spec(
+        "client",
+        -2,
+        &[],
+        (0, 0, 0),
+        "connection",
+        "Client connection commands.",
+        client,
+    ),
+];
 
 pub fn ping(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match args.len() {

@@ -1,15 +1,19 @@
 //! The command table and dispatch. One file per command family, each command in three
 //! steps: parse the arguments, apply to the keyspace, encode the reply.
 //!
-//! Every command is described once, in [`TABLE`]: name, arity (Redis's convention: `n`
+//! Every command is described once, in its family's `SPECS` (gathered by [`table`]): name, arity (Redis's convention: `n`
 //! exactly, `-n` at least), flags and key positions. Dispatch checks the arity from the
 //! table, so handlers only see argument counts they accept; `COMMAND COUNT/INFO/DOCS`
 //! are generated from the same table.
 
 mod connection;
+mod hashes;
 mod keys;
+mod lists;
 mod server;
+mod sets;
 mod strings;
+mod zsets;
 
 use crate::codec::Reply;
 use crate::state::{ClientState, Shared};
@@ -68,529 +72,26 @@ pub struct Spec {
     pub handler: Handler,
 }
 
-/// Every command Girder serves.
-pub static TABLE: &[Spec] = &[
-    // connection
-    spec(
-        "ping",
-        -1,
-        &["fast"],
-        (0, 0, 0),
-        "connection",
-        "Ping the server.",
-        connection::ping,
-    ),
-    spec(
-        "echo",
-        2,
-        &["fast"],
-        (0, 0, 0),
-        "connection",
-        "Echo the given string.",
-        connection::echo,
-    ),
-    spec(
-        "hello",
-        -1,
-        &["fast", "no-auth"],
-        (0, 0, 0),
-        "connection",
-        "Handshake: switch protocol, authenticate, name the client.",
-        connection::hello,
-    ),
-    spec(
-        "auth",
-        -2,
-        &["fast", "no-auth"],
-        (0, 0, 0),
-        "connection",
-        "Authenticate the connection.",
-        connection::auth,
-    ),
-    spec(
-        "select",
-        2,
-        &["fast"],
-        (0, 0, 0),
-        "connection",
-        "Change the selected database.",
-        connection::select,
-    ),
-    spec(
-        "quit",
-        -1,
-        &["fast", "no-auth"],
-        (0, 0, 0),
-        "connection",
-        "Close the connection.",
-        connection::quit,
-    ),
-    spec(
-        "reset",
-        1,
-        &["fast", "no-auth"],
-        (0, 0, 0),
-        "connection",
-        "Reset the connection.",
-        connection::reset,
-    ),
-    spec(
-        "client",
-        -2,
-        &[],
-        (0, 0, 0),
-        "connection",
-        "Client connection commands.",
-        connection::client,
-    ),
-    // server
-    spec(
-        "command",
-        -1,
-        &["loading"],
-        (0, 0, 0),
-        "server",
-        "Details about commands.",
-        server::command,
-    ),
-    spec(
-        "info",
-        -1,
-        &["loading"],
-        (0, 0, 0),
-        "server",
-        "Information and statistics about the server.",
-        server::info,
-    ),
-    spec(
-        "config",
-        -2,
-        &["admin"],
-        (0, 0, 0),
-        "server",
-        "Read or change configuration.",
-        server::config,
-    ),
-    spec(
-        "dbsize",
-        1,
-        &["readonly", "fast"],
-        (0, 0, 0),
-        "server",
-        "Number of keys in the database.",
-        server::dbsize,
-    ),
-    spec(
-        "time",
-        1,
-        &["fast"],
-        (0, 0, 0),
-        "server",
-        "The server time.",
-        server::time,
-    ),
-    spec(
-        "flushdb",
-        -1,
-        &["write"],
-        (0, 0, 0),
-        "server",
-        "Remove all keys from the current database.",
-        server::flushdb,
-    ),
-    spec(
-        "flushall",
-        -1,
-        &["write"],
-        (0, 0, 0),
-        "server",
-        "Remove all keys from all databases.",
-        server::flushall,
-    ),
-    spec(
-        "swapdb",
-        3,
-        &["write", "fast"],
-        (0, 0, 0),
-        "server",
-        "Swap two databases.",
-        server::swapdb,
-    ),
-    // keys
-    spec(
-        "del",
-        -2,
-        &["write"],
-        (1, -1, 1),
-        "generic",
-        "Delete keys.",
-        keys::del,
-    ),
-    spec(
-        "unlink",
-        -2,
-        &["write", "fast"],
-        (1, -1, 1),
-        "generic",
-        "Delete keys (non-blocking).",
-        keys::del,
-    ),
-    spec(
-        "exists",
-        -2,
-        &["readonly", "fast"],
-        (1, -1, 1),
-        "generic",
-        "Count existing keys.",
-        keys::exists,
-    ),
-    spec(
-        "touch",
-        -2,
-        &["readonly", "fast"],
-        (1, -1, 1),
-        "generic",
-        "Touch keys.",
-        keys::exists,
-    ),
-    spec(
-        "type",
-        2,
-        &["readonly", "fast"],
-        (1, 1, 1),
-        "generic",
-        "The type of a key's value.",
-        keys::type_,
-    ),
-    spec(
-        "expire",
-        -3,
-        &["write", "fast"],
-        (1, 1, 1),
-        "generic",
-        "Set a TTL in seconds.",
-        keys::expire,
-    ),
-    spec(
-        "pexpire",
-        -3,
-        &["write", "fast"],
-        (1, 1, 1),
-        "generic",
-        "Set a TTL in milliseconds.",
-        keys::pexpire,
-    ),
-    spec(
-        "expireat",
-        -3,
-        &["write", "fast"],
-        (1, 1, 1),
-        "generic",
-        "Set a deadline as a Unix time in seconds.",
-        keys::expireat,
-    ),
-    spec(
-        "pexpireat",
-        -3,
-        &["write", "fast"],
-        (1, 1, 1),
-        "generic",
-        "Set a deadline as a Unix time in milliseconds.",
-        keys::pexpireat,
-    ),
-    spec(
-        "ttl",
-        2,
-        &["readonly", "fast"],
-        (1, 1, 1),
-        "generic",
-        "TTL in seconds.",
-        keys::ttl,
-    ),
-    spec(
-        "pttl",
-        2,
-        &["readonly", "fast"],
-        (1, 1, 1),
-        "generic",
-        "TTL in milliseconds.",
-        keys::pttl,
-    ),
-    spec(
-        "expiretime",
-        2,
-        &["readonly", "fast"],
-        (1, 1, 1),
-        "generic",
-        "Deadline as a Unix time in seconds.",
-        keys::expiretime,
-    ),
-    spec(
-        "pexpiretime",
-        2,
-        &["readonly", "fast"],
-        (1, 1, 1),
-        "generic",
-        "Deadline as a Unix time in milliseconds.",
-        keys::pexpiretime,
-    ),
-    spec(
-        "persist",
-        2,
-        &["write", "fast"],
-        (1, 1, 1),
-        "generic",
-        "Remove a key's TTL.",
-        keys::persist,
-    ),
-    spec(
-        "rename",
-        3,
-        &["write"],
-        (1, 2, 1),
-        "generic",
-        "Rename a key.",
-        keys::rename,
-    ),
-    spec(
-        "renamenx",
-        3,
-        &["write", "fast"],
-        (1, 2, 1),
-        "generic",
-        "Rename a key if the new name is free.",
-        keys::renamenx,
-    ),
-    spec(
-        "copy",
-        -3,
-        &["write"],
-        (1, 2, 1),
-        "generic",
-        "Copy a key.",
-        keys::copy,
-    ),
-    spec(
-        "move",
-        3,
-        &["write", "fast"],
-        (1, 1, 1),
-        "generic",
-        "Move a key to another database.",
-        keys::move_,
-    ),
-    spec(
-        "keys",
-        2,
-        &["readonly"],
-        (0, 0, 0),
-        "generic",
-        "Keys matching a pattern.",
-        keys::keys,
-    ),
-    spec(
-        "randomkey",
-        1,
-        &["readonly"],
-        (0, 0, 0),
-        "generic",
-        "A random key.",
-        keys::randomkey,
-    ),
-    spec(
-        "object",
-        -2,
-        &["readonly"],
-        (2, 2, 1),
-        "generic",
-        "Inspect a key's internals.",
-        keys::object,
-    ),
-    // strings
-    spec(
-        "get",
-        2,
-        &["readonly", "fast"],
-        (1, 1, 1),
-        "string",
-        "Get a key's value.",
-        strings::get,
-    ),
-    spec(
-        "set",
-        -3,
-        &["write"],
-        (1, 1, 1),
-        "string",
-        "Set a key's value.",
-        strings::set,
-    ),
-    spec(
-        "setnx",
-        3,
-        &["write", "fast"],
-        (1, 1, 1),
-        "string",
-        "Set if absent.",
-        strings::setnx,
-    ),
-    spec(
-        "setex",
-        4,
-        &["write"],
-        (1, 1, 1),
-        "string",
-        "Set with a TTL in seconds.",
-        strings::setex,
-    ),
-    spec(
-        "psetex",
-        4,
-        &["write"],
-        (1, 1, 1),
-        "string",
-        "Set with a TTL in milliseconds.",
-        strings::psetex,
-    ),
-    spec(
-        "getset",
-        3,
-        &["write", "fast"],
-        (1, 1, 1),
-        "string",
-        "Set and return the old value.",
-        strings::getset,
-    ),
-    spec(
-        "getdel",
-        2,
-        &["write", "fast"],
-        (1, 1, 1),
-        "string",
-        "Get and delete.",
-        strings::getdel,
-    ),
-    spec(
-        "getex",
-        -2,
-        &["write", "fast"],
-        (1, 1, 1),
-        "string",
-        "Get and change the TTL.",
-        strings::getex,
-    ),
-    spec(
-        "mget",
-        -2,
-        &["readonly", "fast"],
-        (1, -1, 1),
-        "string",
-        "Get several keys.",
-        strings::mget,
-    ),
-    spec(
-        "mset",
-        -3,
-        &["write"],
-        (1, -1, 2),
-        "string",
-        "Set several keys.",
-        strings::mset,
-    ),
-    spec(
-        "msetnx",
-        -3,
-        &["write"],
-        (1, -1, 2),
-        "string",
-        "Set several keys if none exists.",
-        strings::msetnx,
-    ),
-    spec(
-        "incr",
-        2,
-        &["write", "fast"],
-        (1, 1, 1),
-        "string",
-        "Add 1.",
-        strings::incr,
-    ),
-    spec(
-        "decr",
-        2,
-        &["write", "fast"],
-        (1, 1, 1),
-        "string",
-        "Subtract 1.",
-        strings::decr,
-    ),
-    spec(
-        "incrby",
-        3,
-        &["write", "fast"],
-        (1, 1, 1),
-        "string",
-        "Add an integer.",
-        strings::incrby,
-    ),
-    spec(
-        "decrby",
-        3,
-        &["write", "fast"],
-        (1, 1, 1),
-        "string",
-        "Subtract an integer.",
-        strings::decrby,
-    ),
-    spec(
-        "incrbyfloat",
-        3,
-        &["write", "fast"],
-        (1, 1, 1),
-        "string",
-        "Add a float.",
-        strings::incrbyfloat,
-    ),
-    spec(
-        "append",
-        3,
-        &["write", "fast"],
-        (1, 1, 1),
-        "string",
-        "Append to a value.",
-        strings::append,
-    ),
-    spec(
-        "strlen",
-        2,
-        &["readonly", "fast"],
-        (1, 1, 1),
-        "string",
-        "Length of a value.",
-        strings::strlen,
-    ),
-    spec(
-        "getrange",
-        4,
-        &["readonly"],
-        (1, 1, 1),
-        "string",
-        "A substring.",
-        strings::getrange,
-    ),
-    spec(
-        "setrange",
-        4,
-        &["write"],
-        (1, 1, 1),
-        "string",
-        "Overwrite part of a value.",
-        strings::setrange,
-    ),
+/// The command families, each defined in its own file.
+static FAMILIES: &[&[Spec]] = &[
+    connection::SPECS,
+    server::SPECS,
+    keys::SPECS,
+    strings::SPECS,
+    hashes::SPECS,
+    lists::SPECS,
+    sets::SPECS,
+    zsets::SPECS,
 ];
 
+/// Every command Girder serves, in a stable order (families in the order above).
+pub fn table() -> &'static [&'static Spec] {
+    static TABLE: OnceLock<Vec<&'static Spec>> = OnceLock::new();
+    TABLE.get_or_init(|| FAMILIES.iter().flat_map(|f| f.iter()).collect())
+}
+
 #[allow(clippy::too_many_arguments)]
-const fn spec(
+pub(super) const fn spec(
     name: &'static str,
     arity: i32,
     flags: &'static [&'static str],
@@ -615,11 +116,17 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     lookup_indexed(name).map(|(_, spec)| spec)
 }
 
-/// Looks a command up by name, with its position in [`TABLE`] (for per-command metrics
+/// Looks a command up by name, with its position in [`table`] (for per-command metrics
 /// kept in a flat array).
 pub fn lookup_indexed(name: &[u8]) -> Option<(usize, &'static Spec)> {
     static INDEX: OnceLock<HashMap<&'static str, usize>> = OnceLock::new();
-    let index = INDEX.get_or_init(|| TABLE.iter().enumerate().map(|(i, s)| (s.name, i)).collect());
+    let index = INDEX.get_or_init(|| {
+        table()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name, i))
+            .collect()
+    });
     if name.len() > 32 {
         return None;
     }
@@ -628,7 +135,7 @@ pub fn lookup_indexed(name: &[u8]) -> Option<(usize, &'static Spec)> {
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
     let i = *index.get(std::str::from_utf8(lower).ok()?)?;
-    Some((i, &TABLE[i]))
+    Some((i, table()[i]))
 }
 
 /// Whether `argc` arguments (name included) fit `arity`.

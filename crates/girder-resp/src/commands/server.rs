@@ -1,11 +1,87 @@
 //! Server commands: COMMAND INFO CONFIG DBSIZE TIME FLUSHDB FLUSHALL SWAPDB.
 
-use super::{count, int_arg, is, kv_error, reply, syntax_error, Ctx, Spec, TABLE};
+use super::{count, int_arg, is, kv_error, reply, spec, syntax_error, table, Ctx, Spec};
 use crate::codec::Reply;
 use bytes::Bytes;
 use girder_kv::keys as kv;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
+
+/// The server commands.
+pub(super) static SPECS: &[Spec] = &[
+    spec(
+        "command",
+        -1,
+        &["loading"],
+        (0, 0, 0),
+        "server",
+        "Details about commands.",
+        command,
+    ),
+    spec(
+        "info",
+        -1,
+        &["loading"],
+        (0, 0, 0),
+        "server",
+        "Information and statistics about the server.",
+        info,
+    ),
+    spec(
+        "config",
+        -2,
+        &["admin"],
+        (0, 0, 0),
+        "server",
+        "Read or change configuration.",
+        config,
+    ),
+    spec(
+        "dbsize",
+        1,
+        &["readonly", "fast"],
+        (0, 0, 0),
+        "server",
+        "Number of keys in the database.",
+        dbsize,
+    ),
+    spec(
+        "time",
+        1,
+        &["fast"],
+        (0, 0, 0),
+        "server",
+        "The server time.",
+        time,
+    ),
+    spec(
+        "flushdb",
+        -1,
+        &["write"],
+        (0, 0, 0),
+        "server",
+        "Remove all keys from the current database.",
+        flushdb,
+    ),
+    spec(
+        "flushall",
+        -1,
+        &["write"],
+        (0, 0, 0),
+        "server",
+        "Remove all keys from all databases.",
+        flushall,
+    ),
+    spec(
+        "swapdb",
+        3,
+        &["write", "fast"],
+        (0, 0, 0),
+        "server",
+        "Swap two databases.",
+        swapdb,
+    ),
+];
 
 fn command_info(spec: &Spec) -> Reply {
     let (first, last, step) = spec.keys;
@@ -34,15 +110,15 @@ fn command_docs(spec: &Spec) -> Reply {
 /// COMMAND [COUNT | LIST | INFO name... | DOCS name...]
 pub fn command(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(sub) = args.get(1) else {
-        return Reply::Array(TABLE.iter().map(command_info).collect());
+        return Reply::Array(table().iter().map(|s| command_info(s)).collect());
     };
     if is(sub, "COUNT") && args.len() == 2 {
-        count(TABLE.len())
+        count(table().len())
     } else if is(sub, "LIST") && args.len() == 2 {
-        Reply::Array(TABLE.iter().map(|s| Reply::bulk(s.name)).collect())
+        Reply::Array(table().iter().map(|s| Reply::bulk(s.name)).collect())
     } else if is(sub, "INFO") {
         if args.len() == 2 {
-            return Reply::Array(TABLE.iter().map(command_info).collect());
+            return Reply::Array(table().iter().map(|s| command_info(s)).collect());
         }
         Reply::Array(
             args[2..]
@@ -52,7 +128,7 @@ pub fn command(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         )
     } else if is(sub, "DOCS") {
         let specs: Vec<&Spec> = if args.len() == 2 {
-            TABLE.iter().collect()
+            table().to_vec()
         } else {
             args[2..].iter().filter_map(|n| super::lookup(n)).collect()
         };

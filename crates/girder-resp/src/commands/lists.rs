@@ -1,0 +1,6 @@
+//! Lists commands.
+
+use super::Spec;
+
+/// The lists commands.
+pub(super) static SPECS: &[Spec] = &[];

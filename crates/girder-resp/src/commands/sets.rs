@@ -1,0 +1,6 @@
+//! Sets commands.
+
+use super::Spec;
+
+/// The sets commands.
+pub(super) static SPECS: &[Spec] = &[];

@@ -1,0 +1,6 @@
+//! Zsets commands.
+
+use super::Spec;
+
+/// The zsets commands.
+pub(super) static SPECS: &[Spec] = &[];
