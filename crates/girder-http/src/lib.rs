@@ -19,6 +19,7 @@ pub mod deprecation;
 pub mod observe;
 pub mod pagination;
 pub mod problem;
+pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod server;
@@ -39,16 +40,19 @@ use utoipa::OpenApi;
 pub use utoipa::openapi::OpenApi as OpenApiDoc;
 
 /// Settings of the HTTP front end that shape the router.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpOptions {
     /// Largest request body accepted, in bytes; larger ones get a 413.
     pub body_limit: usize,
+    /// Per-client rate limit on the `/v1` API; `None` for no limit.
+    pub rate_limit: Option<rate_limit::RateLimitOptions>,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
         Self {
             body_limit: 1024 * 1024,
+            rate_limit: None,
         }
     }
 }
@@ -91,25 +95,29 @@ pub struct Api {
 /// Builds the HTTP application: the built-in routes plus what other systems mount.
 pub struct HttpApp {
     metrics: Metrics,
+    /// The API: rate limited when configured.
     router: Router,
+    /// Health, readiness and metrics: never rate limited, so probes and scrapes work
+    /// whatever clients do.
+    probes: Router,
     doc: utoipa::openapi::OpenApi,
 }
 
 impl HttpApp {
     /// The built-in routes: `/v1/ids`, `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json`.
     pub fn new(api: Api) -> Self {
-        let router = Router::new()
-            .merge(routes::ids::router(routes::ids::IdsState::new(
-                api.ids,
-                &api.metrics,
-            )))
-            .merge(routes::health::router(routes::health::HealthState {
-                readiness: api.readiness,
-                metrics: api.metrics.clone(),
-            }));
+        let router = Router::new().merge(routes::ids::router(routes::ids::IdsState::new(
+            api.ids,
+            &api.metrics,
+        )));
+        let probes = routes::health::router(routes::health::HealthState {
+            readiness: api.readiness,
+            metrics: api.metrics.clone(),
+        });
         Self {
             metrics: api.metrics,
             router,
+            probes,
             doc: ApiDoc::openapi(),
         }
     }
@@ -128,7 +136,11 @@ impl HttpApp {
         // Rendered once: the document is fixed for the life of the process.
         let doc: Arc<str> = Arc::from(self.doc.to_json().unwrap_or_else(|_| "{}".into()));
         let http_metrics = observe::HttpMetrics::register(&self.metrics);
-        self.router
+        let api = match &options.rate_limit {
+            Some(limit) => rate_limit::apply(self.router, limit),
+            None => self.router,
+        };
+        api.merge(self.probes)
             .route(
                 "/v1/openapi.json",
                 get(move || {

@@ -62,6 +62,14 @@ fn test_routes() -> Router {
 }
 
 async fn start() -> Server {
+    start_with(HttpOptions {
+        body_limit: BODY_LIMIT,
+        rate_limit: None,
+    })
+    .await
+}
+
+async fn start_with(options: HttpOptions) -> Server {
     let metrics = Metrics::new(BuildInfo::default());
     let readiness = Readiness::default();
     let ids = Arc::new(
@@ -80,9 +88,7 @@ async fn start() -> Server {
         metrics: metrics.clone(),
     })
     .mount(test_routes(), OpenApiDoc::default())
-    .into_router(HttpOptions {
-        body_limit: BODY_LIMIT,
-    });
+    .into_router(options);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -526,4 +532,58 @@ async fn count_is_parsed_strictly() {
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn the_api_is_rate_limited_per_client_and_probes_are_not() {
+    use girder_http::rate_limit::{ClientKey, RateLimitOptions};
+    let s = start_with(HttpOptions {
+        body_limit: BODY_LIMIT,
+        rate_limit: Some(RateLimitOptions {
+            quota: girder_limit::Quota {
+                limit: 3,
+                period: Duration::from_secs(60),
+                burst: 3,
+            },
+            algorithm: girder_limit::AlgorithmKind::Gcra,
+            key: ClientKey::Header(http::HeaderName::from_static("x-api-key")),
+            max_keys: 1000,
+        }),
+    })
+    .await;
+    let call = |key: &'static str| {
+        s.client
+            .get(format!("{}/v1/ids", s.base))
+            .header("x-api-key", key)
+            .send()
+    };
+    for _ in 0..3 {
+        let r = call("alice").await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().contains_key("ratelimit"), "{:?}", r.headers());
+        assert!(r.headers().contains_key("ratelimit-policy"));
+    }
+    let denied = call("alice").await.unwrap();
+    let retry_after: u64 = denied.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=20).contains(&retry_after),
+        "one request per 20 s: {retry_after}"
+    );
+    let p = problem(denied, 429, "rate-limited").await;
+    assert_eq!(p["instance"], "/v1/ids");
+    // Another client has its own budget; probes are never limited.
+    assert_eq!(call("bob").await.unwrap().status(), StatusCode::OK);
+    for _ in 0..10 {
+        assert_eq!(s.get("/healthz").await.status(), StatusCode::OK);
+    }
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics
+            .contains(r#"girder_http_requests_total{method="GET",route="/v1/ids",status="429"} 1"#),
+        "{metrics}"
+    );
 }

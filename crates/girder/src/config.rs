@@ -55,6 +55,117 @@ pub struct HttpConfig {
     /// the connection is closed.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// Per-client rate limit of the `/v1` API.
+    pub rate_limit: RateLimitSection,
+}
+
+/// `[http.rate_limit]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSection {
+    /// Whether the `/v1` API is rate limited.
+    pub enabled: bool,
+    /// Requests allowed per `period` per client.
+    pub limit: u64,
+    /// The period of `limit`.
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+    /// Requests a client may send at once (GCRA bucket size); 0 means `limit`.
+    pub burst: u64,
+    /// `gcra`, `fixed_window`, `sliding_log` or `sliding_window`.
+    pub algorithm: String,
+    /// `ip` (the peer address) or `header:<Name>` (e.g. `header:X-Api-Key`).
+    pub key: String,
+    /// Most clients tracked at once; idle ones are forgotten.
+    pub max_keys: u64,
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            limit: 100,
+            period: Duration::from_secs(1),
+            burst: 0,
+            algorithm: "gcra".into(),
+            key: "ip".into(),
+            max_keys: 100_000,
+        }
+    }
+}
+
+impl RateLimitSection {
+    /// The limiter settings, or `None` when disabled.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the `http.rate_limit` key at fault.
+    pub fn options(
+        &self,
+    ) -> Result<Option<girder_http::rate_limit::RateLimitOptions>, ConfigError> {
+        use girder_http::rate_limit::{ClientKey, RateLimitOptions};
+        if !self.enabled {
+            return Ok(None);
+        }
+        let algorithm = match self.algorithm.as_str() {
+            "gcra" => girder_limit::AlgorithmKind::Gcra,
+            "fixed_window" => girder_limit::AlgorithmKind::FixedWindow,
+            "sliding_log" => girder_limit::AlgorithmKind::SlidingLog,
+            "sliding_window" => girder_limit::AlgorithmKind::SlidingWindow,
+            other => {
+                return Err(error(format!(
+                    "http.rate_limit.algorithm must be one of gcra, fixed_window, sliding_log, sliding_window (got {other:?})"
+                )))
+            }
+        };
+        let key = match self.key.as_str() {
+            "ip" => ClientKey::PeerIp,
+            k => match k.strip_prefix("header:").map(http::HeaderName::try_from) {
+                Some(Ok(name)) => ClientKey::Header(name),
+                _ => {
+                    return Err(error(format!(
+                        "http.rate_limit.key must be \"ip\" or \"header:<Name>\" (got {k:?})"
+                    )))
+                }
+            },
+        };
+        if !(1..=1_000_000_000).contains(&self.limit) {
+            return Err(error(format!(
+                "http.rate_limit.limit must be between 1 and 1000000000 (got {})",
+                self.limit
+            )));
+        }
+        if self.period < Duration::from_millis(1) || self.period > Duration::from_secs(86_400) {
+            return Err(error(format!(
+                "http.rate_limit.period must be between 1ms and 24h (got {})",
+                humantime::format_duration(self.period)
+            )));
+        }
+        if !(1..=10_000_000).contains(&self.max_keys) {
+            return Err(error(format!(
+                "http.rate_limit.max_keys must be between 1 and 10000000 (got {})",
+                self.max_keys
+            )));
+        }
+        let burst = if self.burst == 0 {
+            self.limit
+        } else {
+            self.burst
+        };
+        let options = RateLimitOptions {
+            quota: girder_limit::Quota {
+                limit: self.limit,
+                period: self.period,
+                burst,
+            },
+            algorithm,
+            key,
+            max_keys: usize::try_from(self.max_keys).unwrap_or(usize::MAX),
+        };
+        options
+            .validate()
+            .map_err(|e| error(format!("http.rate_limit: {e}")))?;
+        Ok(Some(options))
+    }
 }
 
 /// `[resp]`
@@ -162,6 +273,7 @@ impl Default for HttpConfig {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
+            rate_limit: RateLimitSection::default(),
         }
     }
 }
@@ -457,6 +569,7 @@ impl Config {
                 )));
             }
         }
+        self.http.rate_limit.options()?;
         // A bare word must be a level: EnvFilter would read `verbose` as a target name
         // and silently log nothing else.
         const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];

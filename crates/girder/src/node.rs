@@ -106,7 +106,10 @@ impl NodeBuilder {
             app = app.mount(router, doc);
         }
         let body_limit = usize::try_from(config.http.body_limit).unwrap_or(usize::MAX);
-        let router = app.into_router(HttpOptions { body_limit });
+        let router = app.into_router(HttpOptions {
+            body_limit,
+            rate_limit: config.http.rate_limit.options()?,
+        });
         let listener = tokio::net::TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("cannot listen on http.addr {}", config.http.addr))?;

@@ -98,6 +98,7 @@ pub struct IdParts {
         (status = 200, description = "The IDs", body = IdList),
         (status = 400, description = "`count` is not an integer", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`count` is out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited (when `http.rate_limit` is enabled); see `Retry-After`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The clock moved backwards beyond the tolerated bound; retry later", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -171,6 +172,7 @@ fn generation_error(e: girder_id::Error) -> ApiError {
         (status = 200, description = "The decoded parts", body = IdParts),
         (status = 400, description = "`id` is not a decimal integer", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`id` is an integer but not a Snowflake ID", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited (when `http.rate_limit` is enabled); see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn decode_id(

@@ -162,6 +162,37 @@ fn errors_name_the_dotted_key_and_the_range() {
 }
 
 #[test]
+fn rate_limit_settings_are_checked_when_enabled() {
+    let ok = file("[http.rate_limit]\nenabled = true\nlimit = 5\nperiod = \"10s\"\nkey = \"header:X-Api-Key\"\n");
+    let c = Config::load(Some(&ok.0), env(&[]), &Overrides::default()).unwrap();
+    let options = c.http.rate_limit.options().unwrap().unwrap();
+    assert_eq!(options.quota.burst, 5, "burst 0 means limit");
+    for (text, message) in [
+        (
+            "key = \"cookie\"",
+            "http.rate_limit.key must be \"ip\" or \"header:<Name>\"",
+        ),
+        ("key = \"header:bad name\"", "http.rate_limit.key must be"),
+        (
+            "algorithm = \"leaky\"",
+            "http.rate_limit.algorithm must be one of gcra",
+        ),
+        ("limit = 0", "http.rate_limit.limit must be between 1"),
+        (
+            "period = \"0s\"",
+            "http.rate_limit.period must be between 1ms and 24h",
+        ),
+        ("max_keys = 0", "http.rate_limit.max_keys must be between 1"),
+    ] {
+        let e = load_err(&format!("[http.rate_limit]\nenabled = true\n{text}\n"), &[]);
+        assert!(e.contains(message), "{text}: {e}");
+    }
+    // Disabled: the other values are not checked, so they can be prepared in advance.
+    let off = file("[http.rate_limit]\nenabled = false\nkey = \"cookie\"\n");
+    assert!(Config::load(Some(&off.0), env(&[]), &Overrides::default()).is_ok());
+}
+
+#[test]
 fn oversized_files_are_refused_without_reading_them_whole() {
     let f = file(&"# padding\n".repeat(200_000));
     let e = Config::load(Some(&f.0), env(&[]), &Overrides::default()).unwrap_err();
