@@ -9,8 +9,9 @@
 //! different keys run in parallel on different cores. A command touching several keys
 //! locks their shards in ascending shard order (no deadlock). Operations that must see the
 //! whole keyspace at once (`FLUSHALL`, `SWAPDB`, `MULTI`/`EXEC`) take the keyspace's
-//! exclusive gate; every other operation holds the gate shared, which costs one
-//! uncontended atomic increment.
+//! exclusive gate; every other operation holds the gate shared. The gate is striped: a
+//! thread takes one stripe of its own for reading, so readers on different cores do not
+//! bounce one cache line between them; the exclusive side takes every stripe.
 //!
 //! # Expiry
 //! A key with a TTL is recorded in its shard's expiry index (ordered by deadline). Expired
@@ -114,13 +115,19 @@ pub enum KvError {
     /// An expire time out of range.
     #[error("ERR invalid expire time in '{0}' command")]
     InvalidExpireTime(&'static str),
+    /// HINCRBY on a field whose value is not an integer.
+    #[error("ERR hash value is not an integer")]
+    HashValueNotInteger,
+    /// HINCRBYFLOAT on a field whose value is not a float.
+    #[error("ERR hash value is not a float")]
+    HashValueNotFloat,
 }
 
 /// The keyspace: all databases.
 pub struct Keyspace {
     dbs: Box<[Db]>,
     /// Shared by ordinary operations, exclusive for whole-keyspace ones.
-    gate: RwLock<()>,
+    gate: Gate,
     clock: Arc<dyn Clock>,
     hasher: ahash::RandomState,
     /// Largest string value, in bytes (`proto-max-bulk-len`).
@@ -132,6 +139,43 @@ impl std::fmt::Debug for Keyspace {
         f.debug_struct("Keyspace")
             .field("dbs", &self.dbs.len())
             .finish()
+    }
+}
+
+/// Stripes of the gate: enough for the cores this runs on, few enough that the
+/// exclusive side (which takes them all) stays cheap.
+const GATE_STRIPES: usize = 8;
+
+/// A reader-writer lock split into cache-line-sized stripes.
+struct Gate {
+    stripes: Box<[Padded<RwLock<()>>]>,
+}
+
+/// Aligns its content to its own cache lines (128 bytes covers adjacent-line prefetch).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl Gate {
+    fn new() -> Self {
+        Self {
+            stripes: (0..GATE_STRIPES).map(|_| Padded(RwLock::new(()))).collect(),
+        }
+    }
+
+    /// The calling thread's stripe, held shared.
+    fn read(&self) -> RwLockReadGuard<'_, ()> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % GATE_STRIPES;
+        }
+        let stripe = STRIPE.with(|s| *s);
+        self.stripes[stripe].0.read()
+    }
+
+    /// Every stripe, held exclusively, taken in order.
+    fn write(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
+        self.stripes.iter().map(|s| s.0.write()).collect()
     }
 }
 
@@ -151,7 +195,7 @@ impl Db {
 /// Access to the whole keyspace for the duration of a transaction or a global command.
 pub struct Exclusive<'a> {
     keyspace: &'a Keyspace,
-    _gate: RwLockWriteGuard<'a, ()>,
+    _gate: Vec<RwLockWriteGuard<'a, ()>>,
 }
 
 impl std::fmt::Debug for Exclusive<'_> {
@@ -179,7 +223,7 @@ impl Keyspace {
     pub fn new(clock: Arc<dyn Clock>, max_string_len: usize) -> Self {
         Self {
             dbs: (0..DATABASES).map(|_| Db::new()).collect(),
-            gate: RwLock::new(()),
+            gate: Gate::new(),
             clock,
             hasher: ahash::RandomState::new(),
             max_string_len,
@@ -196,11 +240,20 @@ impl Keyspace {
     /// # Errors
     /// [`KvError::DbIndexOutOfRange`].
     pub fn db(&self, index: usize) -> Result<DbRef<'_>, KvError> {
+        self.db_at(index, self.clock.now_ms())
+    }
+
+    /// A handle on database `index` whose operations see the time `now_ms`: a server
+    /// reads the clock once per batch of pipelined commands instead of once per command.
+    ///
+    /// # Errors
+    /// [`KvError::DbIndexOutOfRange`].
+    pub fn db_at(&self, index: usize, now_ms: u64) -> Result<DbRef<'_>, KvError> {
         let db = self.dbs.get(index).ok_or(KvError::DbIndexOutOfRange)?;
         Ok(DbRef {
             keyspace: self,
             db,
-            now: self.clock.now_ms(),
+            now: now_ms,
             _gate: Some(self.gate.read()),
         })
     }

@@ -1,30 +1,94 @@
 //! Per-command metrics: calls, errors and a latency histogram per command, and the number
 //! of connected clients. Labels are bounded: command names come from the command table,
 //! anything else counts as `unknown`.
+//!
+//! The hot path touches no shared memory: each connection counts into a small
+//! [`LocalStats`] and folds it into the shared atomics at most every
+//! [`FLUSH_INTERVAL`] (and when it closes). Shared counters updated on every command
+//! bounce their cache line between the cores, and `prometheus-client`'s histogram takes
+//! a mutex per observation; at hundreds of thousands of commands per second both cost
+//! more than the commands themselves.
 
 use crate::commands::table;
 use girder_runtime::Metrics;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use std::time::Instant;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How stale a connection's counts may be before they reach `/metrics`.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Upper bounds of the latency buckets, in nanoseconds: 1 µs to ~1 s, doubling.
+const BOUNDS_NS: [u64; 21] = {
+    let mut b = [0u64; 21];
+    let mut i = 0;
+    while i < b.len() {
+        b[i] = 1_000 << i;
+        i += 1;
+    }
+    b
+};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CommandLabel {
     command: &'static str,
 }
 
-/// Handles for one command, created at start so the hot path does no map lookups.
+/// A lock-free latency histogram with fixed buckets, exposed as a Prometheus histogram.
+/// Clones share the same counts.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyHistogram {
+    inner: Arc<HistogramInner>,
+}
+
+#[derive(Debug, Default)]
+struct HistogramInner {
+    /// Per-bucket (not cumulative) counts; the last slot is +Inf.
+    buckets: [AtomicU64; BOUNDS_NS.len() + 1],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let h = &self.inner;
+        // The encoder adds the +Inf bucket itself, from `count`.
+        let buckets: Vec<(f64, u64)> = BOUNDS_NS
+            .iter()
+            .zip(&h.buckets)
+            .map(|(b, n)| (*b as f64 / 1e9, n.load(Ordering::Relaxed)))
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(
+            h.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            h.count.load(Ordering::Relaxed),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+/// Shared handles for one command.
 #[derive(Debug, Clone)]
 struct Handles {
     calls: Counter,
     errors: Counter,
-    latency: Histogram,
+    latency: LatencyHistogram,
 }
 
-/// The RESP metrics.
+/// The RESP metrics, shared by all connections.
 #[derive(Debug)]
 pub struct CommandMetrics {
     per_command: Vec<Handles>,
@@ -38,10 +102,7 @@ impl CommandMetrics {
     pub fn register(metrics: &Metrics) -> Self {
         let calls = Family::<CommandLabel, Counter>::default();
         let errors = Family::<CommandLabel, Counter>::default();
-        // 10 µs .. ~2.6 s.
-        let latency = Family::<CommandLabel, Histogram>::new_with_constructor(
-            (|| Histogram::new(exponential_buckets(0.000_01, 2.0, 19))) as fn() -> Histogram,
-        );
+        let latency = Family::<CommandLabel, LatencyHistogram>::default();
         let per_command = table()
             .iter()
             .map(|spec| {
@@ -84,19 +145,155 @@ impl CommandMetrics {
         }
     }
 
-    /// Records one execution of the command at `index` in the table.
-    pub fn record(&self, index: usize, start: Instant, failed: bool) {
-        if let Some(h) = self.per_command.get(index) {
-            h.calls.inc();
-            if failed {
-                h.errors.inc();
+    /// Commands executed so far, all commands together (INFO's
+    /// `total_commands_processed`; at most [`FLUSH_INTERVAL`] stale).
+    pub fn total_calls(&self) -> u64 {
+        self.per_command.iter().map(|h| h.calls.get()).sum()
+    }
+
+    /// Commands that replied with an error so far.
+    pub fn total_errors(&self) -> u64 {
+        self.per_command.iter().map(|h| h.errors.get()).sum::<u64>() + self.unknown.get()
+    }
+}
+
+/// One connection's counts since its last flush.
+#[derive(Debug)]
+pub struct LocalStats {
+    /// (table index, counts): the few commands a connection uses, searched linearly.
+    commands: Vec<(usize, LocalCommand)>,
+    unknown: u64,
+    last_flush: Instant,
+}
+
+#[derive(Debug, Default)]
+struct LocalCommand {
+    calls: u64,
+    errors: u64,
+    sum_ns: u64,
+    buckets: [u32; BOUNDS_NS.len() + 1],
+}
+
+impl Default for LocalStats {
+    fn default() -> Self {
+        Self {
+            commands: Vec::new(),
+            unknown: 0,
+            last_flush: Instant::now(),
+        }
+    }
+}
+
+impl LocalStats {
+    /// Counts one execution of the command at `index`, which took `elapsed`.
+    pub fn record(&mut self, index: usize, elapsed: Duration, failed: bool) {
+        let slot = match self.commands.iter().position(|(i, _)| *i == index) {
+            Some(p) => p,
+            None => {
+                self.commands.push((index, LocalCommand::default()));
+                self.commands.len() - 1
             }
-            h.latency.observe(start.elapsed().as_secs_f64());
+        };
+        let c = &mut self.commands[slot].1;
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        c.calls += 1;
+        c.errors += u64::from(failed);
+        c.sum_ns = c.sum_ns.saturating_add(ns);
+        let bucket = BOUNDS_NS.partition_point(|&b| b < ns);
+        c.buckets[bucket] += 1;
+    }
+
+    /// Counts a command not in the table.
+    pub fn record_unknown(&mut self) {
+        self.unknown += 1;
+    }
+
+    /// Folds the counts into `shared` if [`FLUSH_INTERVAL`] has passed since the last
+    /// flush (`now` is a time the caller already read).
+    pub fn maybe_flush(&mut self, shared: &CommandMetrics, now: Instant) {
+        if now.duration_since(self.last_flush) >= FLUSH_INTERVAL {
+            self.flush(shared, now);
         }
     }
 
-    /// Records a command not in the table.
-    pub fn record_unknown(&self) {
-        self.unknown.inc();
+    /// Folds the counts into `shared` now.
+    pub fn flush(&mut self, shared: &CommandMetrics, now: Instant) {
+        for (index, c) in self.commands.drain(..) {
+            let Some(h) = shared.per_command.get(index) else {
+                continue;
+            };
+            h.calls.inc_by(c.calls);
+            if c.errors > 0 {
+                h.errors.inc_by(c.errors);
+            }
+            let latency = &h.latency.inner;
+            latency.count.fetch_add(c.calls, Ordering::Relaxed);
+            latency.sum_ns.fetch_add(c.sum_ns, Ordering::Relaxed);
+            for (shared_bucket, n) in latency.buckets.iter().zip(c.buckets) {
+                if n > 0 {
+                    shared_bucket.fetch_add(u64::from(n), Ordering::Relaxed);
+                }
+            }
+        }
+        if self.unknown > 0 {
+            shared.unknown.inc_by(self.unknown);
+            self.unknown = 0;
+        }
+        self.last_flush = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use girder_runtime::BuildInfo;
+
+    #[test]
+    fn local_counts_reach_the_registry_on_flush() {
+        let registry = Metrics::new(BuildInfo::default());
+        let shared = CommandMetrics::register(&registry);
+        let get = crate::commands::lookup_indexed(b"get").unwrap().0;
+        let mut local = LocalStats::default();
+        local.record(get, Duration::from_micros(3), false);
+        local.record(get, Duration::from_millis(2), true);
+        local.record_unknown();
+        assert_eq!(shared.total_calls(), 0, "nothing shared before a flush");
+        local.flush(&shared, Instant::now());
+        assert_eq!(shared.total_calls(), 2);
+        assert_eq!(shared.total_errors(), 2);
+        let text = registry.encode();
+        assert!(
+            text.contains(r#"girder_resp_commands_total{command="get"} 2"#),
+            "{text}"
+        );
+        // 3 µs falls in the 4 µs bucket; 2 ms in the 2.048 ms one (buckets are cumulative).
+        assert!(
+            text.contains(
+                r#"girder_resp_command_duration_seconds_bucket{command="get",le="4e-06"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"girder_resp_command_duration_seconds_bucket{command="get",le="0.002048"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"girder_resp_command_duration_seconds_bucket{command="get",le="0.001024"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"girder_resp_command_duration_seconds_bucket{command="get",le="+Inf"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"girder_resp_command_duration_seconds_count{command="get"} 2"#),
+            "{text}"
+        );
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::codec::{parse_command, ProtocolError, Reply};
 use crate::commands::{self, Ctx};
-use crate::metrics::CommandMetrics;
+use crate::metrics::LocalStats;
 use crate::state::{ClientState, RespConfig, Shared};
 use bytes::BytesMut;
 use girder_kv::Keyspace;
@@ -58,8 +58,7 @@ impl Service for RespService {
             tracing::info!(service = "resp", %addr, "listening");
             let server = Arc::new(Server {
                 keyspace: self.keyspace,
-                shared: Shared::new(self.config),
-                metrics: CommandMetrics::register(&ctx.metrics),
+                shared: Shared::new(self.config, &ctx.metrics),
             });
             serve(self.listener, server, ctx.shutdown).await;
             tracing::info!(service = "resp", "stopped");
@@ -71,7 +70,6 @@ impl Service for RespService {
 struct Server {
     keyspace: Arc<Keyspace>,
     shared: Shared,
-    metrics: CommandMetrics,
 }
 
 async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: CancellationToken) {
@@ -110,7 +108,7 @@ async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: Cancellatio
         }
         let local = stream.local_addr().unwrap_or(peer);
         let client = server.shared.register(peer, local);
-        server.metrics.clients.inc();
+        server.shared.metrics.clients.inc();
         let server = Arc::clone(&server);
         let shutdown = shutdown.clone();
         connections.spawn(async move {
@@ -119,7 +117,7 @@ async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: Cancellatio
                 tracing::debug!(service = "resp", client = id, error = %e, "connection closed with an error");
             }
             server.shared.unregister(id);
-            server.metrics.clients.dec();
+            server.shared.metrics.clients.dec();
         });
     }
     drop(listener);
@@ -133,17 +131,40 @@ async fn connection(
     mut client: ClientState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let mut stats = LocalStats::default();
+    let result = serve_client(&mut stream, server, &mut client, &mut stats, &shutdown).await;
+    stats.flush(&server.shared.metrics, Instant::now());
+    result
+}
+
+async fn serve_client(
+    stream: &mut TcpStream,
+    server: &Server,
+    client: &mut ClientState,
+    stats: &mut LocalStats,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
     let limits = server.shared.config.limits;
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     let kill = client.handle.kill.clone();
     loop {
-        // Execute every complete command already buffered, then write all replies at once.
+        // Execute every complete command already buffered, then write all replies at
+        // once. One wall-clock read per batch (TTL decisions) and one monotonic read per
+        // command (its latency: the time since the previous command ended).
+        let now_ms = server.keyspace.now_ms();
+        let mut mark = Instant::now();
         loop {
             match parse_command(&mut input, &limits) {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => {
-                    let reply = execute(server, &mut client, &args);
+                    let (index, reply) = execute(server, client, &args, now_ms);
+                    let done = Instant::now();
+                    match index {
+                        Some(i) => stats.record(i, done - mark, matches!(reply, Reply::Error(_))),
+                        None => stats.record_unknown(),
+                    }
+                    mark = done;
                     reply.encode(client.protocol, &mut output);
                     if client.closing {
                         stream.write_all(&output).await?;
@@ -151,11 +172,15 @@ async fn connection(
                     }
                 }
                 Ok(None) => break,
-                Err(e) => {
-                    return protocol_error(&mut stream, &mut output, server, &client, e).await
-                }
+                Err(e) => return protocol_error(stream, &mut output, server, client, e).await,
             }
         }
+        let handle = &client.handle;
+        handle.last_command_ms.store(
+            u64::try_from(mark.duration_since(handle.created).as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        stats.maybe_flush(&server.shared.metrics, mark);
         if !output.is_empty() {
             stream.write_all(&output).await?;
             output.clear();
@@ -201,33 +226,24 @@ async fn protocol_error(
     stream.shutdown().await
 }
 
-fn execute(server: &Server, client: &mut ClientState, args: &[bytes::Bytes]) -> Reply {
-    let start = Instant::now();
-    server
-        .shared
-        .stats
-        .commands_processed
-        .fetch_add(1, Ordering::Relaxed);
+/// Runs one command; returns its table index (`None` for an unknown command) and reply.
+fn execute(
+    server: &Server,
+    client: &mut ClientState,
+    args: &[bytes::Bytes],
+    now_ms: u64,
+) -> (Option<usize>, Reply) {
     let Some((index, spec)) = commands::lookup_indexed(&args[0]) else {
-        server.metrics.record_unknown();
-        return commands::unknown_command(args);
+        return (None, commands::unknown_command(args));
     };
     if !commands::arity_ok(spec.arity, args.len()) {
-        server.metrics.record(index, start, true);
-        return commands::wrong_arity(spec.name);
+        return (Some(index), commands::wrong_arity(spec.name));
     }
     let mut ctx = Ctx {
         keyspace: &server.keyspace,
         client,
         shared: &server.shared,
+        now_ms,
     };
-    let reply = (spec.handler)(&mut ctx, args);
-    let failed = matches!(reply, Reply::Error(_));
-    server.metrics.record(index, start, failed);
-    let handle = &ctx.client.handle;
-    handle.last_command_ms.store(
-        u64::try_from(handle.created.elapsed().as_millis()).unwrap_or(u64::MAX),
-        Ordering::Relaxed,
-    );
-    reply
+    (Some(index), (spec.handler)(&mut ctx, args))
 }

@@ -90,6 +90,8 @@ pub struct Shared {
     pub started: Instant,
     /// INFO stats.
     pub stats: Stats,
+    /// Per-command metrics, also the source of INFO's command totals.
+    pub metrics: crate::metrics::CommandMetrics,
 }
 
 /// Counters for INFO stats.
@@ -99,21 +101,20 @@ pub struct Stats {
     pub connections_received: AtomicU64,
     /// Connections refused at `maxclients`.
     pub rejected_connections: AtomicU64,
-    /// Commands processed.
-    pub commands_processed: AtomicU64,
     /// Protocol errors that closed a connection.
     pub protocol_errors: AtomicU64,
 }
 
 impl Shared {
-    /// Server state with no clients.
-    pub fn new(config: RespConfig) -> Self {
+    /// Server state with no clients; registers the RESP metrics in `metrics`.
+    pub fn new(config: RespConfig, metrics: &girder_runtime::Metrics) -> Self {
         Self {
             config,
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             stats: Stats::default(),
+            metrics: crate::metrics::CommandMetrics::register(metrics),
         }
     }
 

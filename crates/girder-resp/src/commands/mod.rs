@@ -30,6 +30,8 @@ pub struct Ctx<'a> {
     pub client: &'a mut ClientState,
     /// Server-wide state.
     pub shared: &'a Shared,
+    /// The time this batch of commands runs at, in ms since the Unix epoch.
+    pub now_ms: u64,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -46,7 +48,9 @@ impl Ctx<'_> {
     /// # Errors
     /// Never in practice: the selected index is validated by SELECT.
     pub fn db(&self) -> Result<DbRef<'_>, Reply> {
-        self.keyspace.db(self.client.db).map_err(kv_error)
+        self.keyspace
+            .db_at(self.client.db, self.now_ms)
+            .map_err(kv_error)
     }
 }
 

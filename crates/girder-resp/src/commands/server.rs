@@ -198,10 +198,11 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         let s = &shared.stats;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_error_replies:0\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_error_replies:{}\r\n\r\n",
             s.connections_received.load(Ordering::Relaxed),
-            s.commands_processed.load(Ordering::Relaxed),
+            shared.metrics.total_calls(),
             s.rejected_connections.load(Ordering::Relaxed),
+            shared.metrics.total_errors(),
         );
     }
     if want("keyspace") {
