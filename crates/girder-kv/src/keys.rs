@@ -221,7 +221,7 @@ pub fn keys(db: &DbRef<'_>, pattern: &[u8]) -> Vec<Bytes> {
             shard
                 .live_entries()
                 .filter(|(k, _)| match_all || glob_match(pattern, k, false))
-                .map(|(k, _)| k.clone()),
+                .map(|(k, _)| Bytes::copy_from_slice(k)),
         );
         true
     });
@@ -247,9 +247,9 @@ pub fn random_key(db: &DbRef<'_>) -> Option<Bytes> {
         if i < start && found.is_none() {
             return true;
         }
-        let live: Vec<&Bytes> = shard.live_entries().map(|(k, _)| k).collect();
+        let live: Vec<&[u8]> = shard.live_entries().map(|(k, _)| k).collect();
         if !live.is_empty() {
-            found = Some(live[fastrand::usize(..live.len())].clone());
+            found = Some(Bytes::copy_from_slice(live[fastrand::usize(..live.len())]));
             return false;
         }
         true
@@ -257,7 +257,10 @@ pub fn random_key(db: &DbRef<'_>) -> Option<Bytes> {
     found.or_else(|| {
         let mut first = None;
         db.for_each_shard(|_, shard| {
-            first = shard.live_entries().next().map(|(k, _)| k.clone());
+            first = shard
+                .live_entries()
+                .next()
+                .map(|(k, _)| Bytes::copy_from_slice(k));
             first.is_none()
         });
         first

@@ -86,11 +86,84 @@ impl Entry {
     }
 }
 
+/// Keys up to this long live inside the hash table's bucket.
+const INLINE_KEY: usize = 22;
+
+/// A stored key. Most keys are short: kept inline they cost no allocation and, above all,
+/// a lookup compares them without a second cache miss into the heap.
+#[derive(Clone)]
+pub(crate) enum Key {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    pub(crate) fn new(key: &[u8]) -> Self {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            // At most 22: fits.
+            Self::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            Self::Heap(key.into())
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Heap(b) => b,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+// Hash, Eq and Ord are the byte slice's, so that lookups by `&[u8]` find the key.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
-    map: HashMap<Bytes, Entry, ahash::RandomState>,
+    map: HashMap<Key, Entry, ahash::RandomState>,
     /// (deadline, key) of every key with a TTL: the active cycle pops from the front.
-    deadlines: BTreeSet<(u64, Bytes)>,
+    deadlines: BTreeSet<(u64, Key)>,
 }
 
 impl Shard {
@@ -102,8 +175,8 @@ impl Shard {
         self.deadlines.len()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter()
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.map.iter().map(|(k, e)| (k.as_slice(), e))
     }
 
     /// The entry if live; an expired one is removed on the way (lazy expiry).
@@ -120,17 +193,27 @@ impl Shard {
         self.map.get_mut(key)
     }
 
-    pub(crate) fn put(&mut self, key: Bytes, value: Value, expire_at: Option<u64>) {
+    pub(crate) fn put(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) {
+        // An existing key is updated in place: no key copy, no rehash.
+        if let Some(entry) = self.map.get_mut(key) {
+            let old = entry.expire_at;
+            entry.value = value;
+            entry.expire_at = expire_at;
+            if old != expire_at {
+                if let Some(t) = old {
+                    self.deadlines.remove(&(t, Key::new(key)));
+                }
+                if let Some(t) = expire_at {
+                    self.deadlines.insert((t, Key::new(key)));
+                }
+            }
+            return;
+        }
+        let key = Key::new(key);
         if let Some(t) = expire_at {
             self.deadlines.insert((t, key.clone()));
         }
-        if let Some(old) = self.map.insert(key.clone(), Entry { value, expire_at }) {
-            if let Some(t) = old.expire_at {
-                if Some(t) != expire_at {
-                    self.deadlines.remove(&(t, key));
-                }
-            }
-        }
+        self.map.insert(key, Entry { value, expire_at });
     }
 
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
@@ -142,7 +225,7 @@ impl Shard {
     }
 
     pub(crate) fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>) {
-        // The stored key (a cheap refcounted clone) is what the deadline index holds.
+        // The deadline index holds its own copy of the key.
         let Some((k, old)) = self
             .map
             .get_key_value(key)
