@@ -1,0 +1,119 @@
+//! The clients users already have, against a real node: the `redis` crate and redis-py.
+//!
+//! redis-py must be importable (`pip install redis`); without it the Python test prints a
+//! notice and passes, unless `REDIS_PY_REQUIRED=1` (set by `.ci/run`).
+
+use girder::config::Config;
+use girder::Node;
+use redis::Commands;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+/// One node for the whole test binary, on its own runtime thread.
+fn resp_addr() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let dir =
+                    std::env::temp_dir().join(format!("girder-clients-{}", std::process::id()));
+                let mut config = Config::default();
+                config.http.addr = "127.0.0.1:0".parse().unwrap();
+                config.resp.addr = "127.0.0.1:0".parse().unwrap();
+                config.data_dir = dir;
+                let node = Node::builder(config).bind().await.unwrap();
+                tx.send(node.resp_addr()).unwrap();
+                node.run(std::future::pending()).await.unwrap();
+            });
+        });
+        rx.recv().unwrap()
+    })
+}
+
+fn client(db: u8) -> redis::Connection {
+    let addr = resp_addr();
+    redis::Client::open(format!("redis://{addr}/{db}"))
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+#[test]
+fn the_redis_crate_reads_and_writes() {
+    let mut c = client(1);
+    let _: () = redis::cmd("FLUSHDB").query(&mut c).unwrap();
+    let _: () = c.set_ex("session:1", "alice", 60).unwrap();
+    let name: String = c.get("session:1").unwrap();
+    assert_eq!(name, "alice");
+    let ttl: i64 = c.ttl("session:1").unwrap();
+    assert!((1..=60).contains(&ttl));
+    let missing: Option<String> = c.get("nope").unwrap();
+    assert_eq!(missing, None);
+    let n: i64 = c.incr("hits", 5).unwrap();
+    assert_eq!(n, 5);
+    let values: Vec<Option<String>> = c.mget(&["session:1", "nope", "hits"]).unwrap();
+    assert_eq!(values, vec![Some("alice".into()), None, Some("5".into())]);
+    let err = c.incr::<_, _, i64>("session:1", 1).unwrap_err();
+    assert_eq!(err.code(), Some("ERR"));
+    assert!(err.to_string().contains("not an integer"), "{err}");
+}
+
+#[test]
+fn the_redis_crate_pipelines() {
+    let mut c = client(2);
+    let _: () = redis::cmd("FLUSHDB").query(&mut c).unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..1_000 {
+        pipe.set(format!("k{i}"), i).ignore();
+    }
+    for i in 0..1_000 {
+        pipe.get(format!("k{i}"));
+    }
+    let values: Vec<i64> = pipe.query(&mut c).unwrap();
+    assert_eq!(values, (0..1_000).collect::<Vec<_>>());
+    let size: usize = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(size, 1_000);
+}
+
+#[test]
+fn the_redis_crate_speaks_resp3() {
+    let addr = resp_addr();
+    let mut c = redis::Client::open(format!("redis://{addr}/4?protocol=resp3"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = c.set("k", "v").unwrap();
+    let v: String = c.get("k").unwrap();
+    assert_eq!(v, "v");
+    let hello: redis::Value = redis::cmd("HELLO").arg(3).query(&mut c).unwrap();
+    assert!(matches!(hello, redis::Value::Map(_)), "{hello:?}");
+}
+
+#[test]
+fn redis_py_works_unchanged() {
+    let import = std::process::Command::new("python3")
+        .args(["-c", "import redis"])
+        .output();
+    if !import.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var("REDIS_PY_REQUIRED").as_deref() != Ok("1"),
+            "REDIS_PY_REQUIRED=1 but redis-py is not importable"
+        );
+        eprintln!("skipping: redis-py is not installed (pip install redis)");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/redis_py_smoke.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(resp_addr().port().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "redis-py smoke failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
