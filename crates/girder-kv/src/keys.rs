@@ -86,16 +86,10 @@ pub enum Ttl {
 
 /// TTL / PTTL: milliseconds left.
 pub fn ttl(db: &DbRef<'_>, key: &[u8]) -> Ttl {
-    let now = db.now_ms();
-    db.read(key, |e| match e {
-        None => Ttl::Missing,
-        Some(Entry {
-            expire_at: None, ..
-        }) => Ttl::Persistent,
-        Some(Entry {
-            expire_at: Some(t), ..
-        }) => Ttl::Remaining(t.saturating_sub(now)),
-    })
+    match expire_time(db, key) {
+        Ttl::At(t) => Ttl::Remaining(t.saturating_sub(db.now_ms())),
+        other => other,
+    }
 }
 
 /// EXPIRETIME / PEXPIRETIME: the deadline.

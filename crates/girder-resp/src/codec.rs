@@ -239,79 +239,75 @@ pub fn split_args(line: &[u8]) -> Result<Args, ProtocolError> {
         if i == line.len() {
             return Ok(args);
         }
-        let mut current = Vec::new();
-        match line[i] {
-            b'"' => {
-                i += 1;
-                loop {
-                    match line.get(i) {
-                        None => return Err(ProtocolError::UnbalancedQuotes),
-                        Some(b'\\')
-                            if i + 3 < line.len()
-                                && line[i + 1] == b'x'
-                                && line[i + 2].is_ascii_hexdigit()
-                                && line[i + 3].is_ascii_hexdigit() =>
-                        {
-                            let hex = std::str::from_utf8(&line[i + 2..i + 4]).unwrap_or("0");
-                            current.push(u8::from_str_radix(hex, 16).unwrap_or(0));
-                            i += 4;
-                        }
-                        Some(b'\\') if i + 1 < line.len() => {
-                            current.push(match line[i + 1] {
-                                b'n' => b'\n',
-                                b'r' => b'\r',
-                                b't' => b'\t',
-                                b'b' => 8,
-                                b'a' => 7,
-                                other => other,
-                            });
-                            i += 2;
-                        }
-                        Some(b'"') => {
-                            i += 1;
-                            if i < line.len() && !line[i].is_ascii_whitespace() {
-                                return Err(ProtocolError::UnbalancedQuotes);
-                            }
-                            break;
-                        }
-                        Some(&b) => {
-                            current.push(b);
-                            i += 1;
-                        }
-                    }
-                }
-            }
-            b'\'' => {
-                i += 1;
-                loop {
-                    match line.get(i) {
-                        None => return Err(ProtocolError::UnbalancedQuotes),
-                        Some(b'\\') if line.get(i + 1) == Some(&b'\'') => {
-                            current.push(b'\'');
-                            i += 2;
-                        }
-                        Some(b'\'') => {
-                            i += 1;
-                            if i < line.len() && !line[i].is_ascii_whitespace() {
-                                return Err(ProtocolError::UnbalancedQuotes);
-                            }
-                            break;
-                        }
-                        Some(&b) => {
-                            current.push(b);
-                            i += 1;
-                        }
-                    }
-                }
+        let current = match line[i] {
+            quote @ (b'"' | b'\'') => {
+                let (arg, next) = quoted(line, i + 1, quote)?;
+                i = next;
+                arg
             }
             _ => {
+                let start = i;
                 while i < line.len() && !line[i].is_ascii_whitespace() {
-                    current.push(line[i]);
+                    i += 1;
+                }
+                line[start..i].to_vec()
+            }
+        };
+        args.push(Bytes::from(current));
+    }
+}
+
+/// Reads a quoted argument starting after its opening `quote`; returns it and the index
+/// after the closing quote. Double quotes take C-like escapes (`\n \r \t \b \a \xHH`,
+/// and `\` before any other byte keeps that byte); single quotes only `\'`. The closing
+/// quote must be followed by a space or the end of the line.
+fn quoted(line: &[u8], mut i: usize, quote: u8) -> Result<(Vec<u8>, usize), ProtocolError> {
+    let mut arg = Vec::new();
+    loop {
+        match line.get(i) {
+            None => return Err(ProtocolError::UnbalancedQuotes),
+            Some(&b) if b == quote => {
+                i += 1;
+                if i < line.len() && !line[i].is_ascii_whitespace() {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                }
+                return Ok((arg, i));
+            }
+            Some(b'\\') if quote == b'\'' => {
+                if line.get(i + 1) == Some(&b'\'') {
+                    arg.push(b'\'');
+                    i += 2;
+                } else {
+                    arg.push(b'\\');
                     i += 1;
                 }
             }
+            Some(b'\\')
+                if i + 3 < line.len()
+                    && line[i + 1] == b'x'
+                    && line[i + 2].is_ascii_hexdigit()
+                    && line[i + 3].is_ascii_hexdigit() =>
+            {
+                let hex = std::str::from_utf8(&line[i + 2..i + 4]).unwrap_or("0");
+                arg.push(u8::from_str_radix(hex, 16).unwrap_or(0));
+                i += 4;
+            }
+            Some(b'\\') if i + 1 < line.len() => {
+                arg.push(match line[i + 1] {
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    b'b' => 8,
+                    b'a' => 7,
+                    other => other,
+                });
+                i += 2;
+            }
+            Some(&b) => {
+                arg.push(b);
+                i += 1;
+            }
         }
-        args.push(Bytes::from(current));
     }
 }
 
