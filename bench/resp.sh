@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Girder's RESP server against the real Redis, side by side in one run.
+#
+# Usage: bench/resp.sh [runs] [requests]        (defaults: 3 runs, 1,000,000 requests)
+# Needs: redis-server/redis-benchmark 7 (Redis on 127.0.0.1:6379), a release build
+# (`cargo build --release -p girder`). Prints a markdown table of median requests/s and
+# p99 latency per test for -P 16 and -P 1, with Girder/Redis ratios. The two servers are
+# measured alternately within each run, so machine noise hits both alike.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${1:-3}
+REQUESTS=${2:-1000000}
+TESTS=set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset
+GIRDER=target/release/girder
+[ -x "$GIRDER" ] || cargo build --release -p girder
+
+work=$(mktemp -d)
+"$GIRDER" serve --resp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$work/data" \
+  --log-format json --log-level warn,girder_resp=info 2>"$work/log" &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+port=""
+for _ in $(seq 1 100); do
+  port=$(python3 -c '
+import json,sys
+for l in open(sys.argv[1]):
+    try: v=json.loads(l)
+    except ValueError: continue
+    f=v.get("fields",{})
+    if f.get("message")=="listening" and f.get("service")=="resp": print(f["addr"].rsplit(":",1)[1]); break
+' "$work/log")
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+[ -n "$port" ] || { echo "girder did not start"; cat "$work/log"; exit 1; }
+
+# Only tests whose command Girder serves: a benchmark of error replies means nothing.
+supported=""
+for t in ${TESTS//,/ }; do
+  cmd=${t%%_*}
+  if [ "$(redis-cli -p "$port" command info "$cmd" | head -1)" != "" ]; then
+    supported="$supported,$t"
+  else
+    echo "skipping $t: Girder does not serve ${cmd^^} yet" >&2
+  fi
+done
+TESTS=${supported#,}
+
+for run in $(seq 1 "$RUNS"); do
+  for pipeline in 16 1; do
+    for server in redis girder; do
+      p=6379; [ "$server" = girder ] && p=$port
+      redis-cli -p "$p" flushall >/dev/null
+      redis-benchmark -p "$p" -t "$TESTS" -n "$REQUESTS" -r 100000 -c 50 -P "$pipeline" -q --csv \
+        | tail -n +2 | sed "s/^/$server,$pipeline,$run,/" >>"$work/results.csv"
+    done
+  done
+done
+
+python3 - "$work/results.csv" "$RUNS" "$REQUESTS" <<'PY'
+import csv, statistics, sys
+rows = list(csv.reader(open(sys.argv[1])))
+data = {}
+for server, pipeline, run, test, rps, avg, mn, p50, p95, p99, mx in rows:
+    data.setdefault((pipeline, test), {}).setdefault(server, []).append((float(rps), float(p99)))
+print(f"redis-benchmark -n {sys.argv[3]} -r 100000 -c 50, median of {sys.argv[2]} runs\n")
+for pipeline in ("16", "1"):
+    print(f"**-P {pipeline}**\n")
+    print("| test | Redis req/s | Girder req/s | ratio | Redis p99 ms | Girder p99 ms |")
+    print("|---|---|---|---|---|---|")
+    for (p, test), by in data.items():
+        if p != pipeline or "redis" not in by or "girder" not in by:
+            continue
+        r = statistics.median(x[0] for x in by["redis"]); g = statistics.median(x[0] for x in by["girder"])
+        rp = statistics.median(x[1] for x in by["redis"]); gp = statistics.median(x[1] for x in by["girder"])
+        print(f"| {test} | {r:,.0f} | {g:,.0f} | {g / r:.2f}× | {rp:.3f} | {gp:.3f} |")
+    print()
+PY
