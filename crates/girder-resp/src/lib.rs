@@ -1,6 +1,8 @@
 //! Girder's RESP front end: the codec (RESP2, RESP3, inline) and, on top of it, the Redis
 //! command set served over `girder-kv`.
 //!
+//! - [`blocking`]: clients blocked on list keys (BLPOP and friends) and the hand-off that
+//!   serves them when a push arrives.
 //! - [`codec`]: parsing requests (partial input is not an error) and encoding replies for
 //!   either protocol.
 //! - [`commands`]: the command table and one file per command family, each command in
@@ -13,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod blocking;
 pub mod codec;
 pub mod commands;
 pub mod metrics;

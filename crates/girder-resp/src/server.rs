@@ -3,6 +3,9 @@
 //! A connection reads into its query buffer, parses every complete command in it,
 //! executes them in order and encodes their replies into one output buffer, and writes
 //! that buffer once: a pipeline of N commands costs one read and one write, not N.
+//! A blocking command (BLPOP...) that finds nothing leaves a wait in the client state:
+//! the replies so far are written and the connection awaits it (still watching the
+//! socket for a close) before it executes the rest of the pipeline.
 //!
 //! Bounds: `maxclients` (beyond it a new connection gets `-ERR max number of clients
 //! reached` and is closed, as in Redis), the framing limits of [`crate::codec::Limits`],
@@ -152,19 +155,35 @@ async fn serve_client(
         // Execute every complete command already buffered, then write all replies at
         // once. One wall-clock read per batch (TTL decisions) and one monotonic read per
         // command (its latency: the time since the previous command ended).
-        let now_ms = server.keyspace.now_ms();
+        let mut now_ms = server.keyspace.now_ms();
         let mut mark = Instant::now();
         loop {
             match parse_command(&mut input, &limits) {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => {
-                    let (index, reply) = execute(server, client, &args, now_ms);
+                    let (index, mut reply) = execute(server, client, &args, now_ms);
                     let done = Instant::now();
                     match index {
                         Some(i) => stats.record(i, done - mark, matches!(reply, Reply::Error(_))),
                         None => stats.record_unknown(),
                     }
                     mark = done;
+                    if let Some(wait) = client.blocked.take() {
+                        // The replies before it go out now: the client may need them.
+                        if !output.is_empty() {
+                            stream.write_all(&output).await?;
+                            output.clear();
+                        }
+                        let limit = server.shared.config.query_buffer_limit;
+                        let interrupted = interrupted(stream, &mut input, limit, &kill, shutdown);
+                        match wait.finish(&server.shared.blocking, interrupted).await {
+                            Some(outcome) => reply = outcome,
+                            None => return Ok(()),
+                        }
+                        // The commands after it run later than the batch started.
+                        now_ms = server.keyspace.now_ms();
+                        mark = Instant::now();
+                    }
                     reply.encode(client.protocol, &mut output);
                     if client.closing {
                         stream.write_all(&output).await?;
@@ -204,6 +223,33 @@ async fn serve_client(
         };
         if n == 0 {
             return Ok(());
+        }
+    }
+}
+
+/// Completes when a blocked client must stop waiting: the peer closed the connection or
+/// sent more than the query buffer limit (input that arrives meanwhile is kept, to run
+/// after the blocked command), CLIENT KILL, or shutdown.
+async fn interrupted(
+    stream: &mut TcpStream,
+    input: &mut BytesMut,
+    limit: usize,
+    kill: &CancellationToken,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        if input.len() > limit {
+            return;
+        }
+        if input.capacity() - input.len() < 4096 {
+            input.reserve(16 * 1024);
+        }
+        tokio::select! {
+            read = stream.read_buf(input) => if !matches!(read, Ok(n) if n > 0) {
+                return;
+            },
+            () = kill.cancelled() => return,
+            () = shutdown.cancelled() => return,
         }
     }
 }

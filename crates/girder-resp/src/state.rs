@@ -76,6 +76,9 @@ pub struct ClientState {
     pub closing: bool,
     /// Visible to other connections.
     pub handle: Arc<ClientHandle>,
+    /// Set by a blocking command that found nothing to pop: the connection waits on it
+    /// before executing anything else.
+    pub blocked: Option<crate::blocking::Wait>,
 }
 
 /// Server-wide state shared by connections.
@@ -92,6 +95,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Per-command metrics, also the source of INFO's command totals.
     pub metrics: crate::metrics::CommandMetrics,
+    /// Clients blocked on list keys.
+    pub blocking: crate::blocking::Blocking,
 }
 
 /// Counters for INFO stats.
@@ -114,6 +119,7 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             stats: Stats::default(),
+            blocking: crate::blocking::Blocking::default(),
             metrics: crate::metrics::CommandMetrics::register(metrics),
         }
     }
@@ -138,6 +144,7 @@ impl Shared {
             protocol: Protocol::Resp2,
             closing: false,
             handle,
+            blocked: None,
         }
     }
 

@@ -1,0 +1,422 @@
+//! Blocking list pops (BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH): the registry of clients
+//! waiting for list keys, and the hand-off that serves them.
+//!
+//! A command that finds every key empty registers a waiter under each of its keys and
+//! hands the connection loop a [`Wait`]; the connection stops executing commands until the
+//! wait ends. Every command that pushes to a list calls [`Blocking::pushed`] afterwards,
+//! which pops on behalf of the waiters of that key, oldest first, and sends each its reply.
+//!
+//! Invariants:
+//! - Waiters on a key are served in the order they blocked, each at most once.
+//! - Serving and cancelling (timeout, disconnection) both happen under the registry lock,
+//!   so an element is never popped for a waiter that has already given up.
+//! - No wake-up is lost: a waiter counts itself in `waiting` and retries its pop under the
+//!   registry lock before it sleeps; a push reads `waiting` after its write, so either the
+//!   retry sees the element or the push sees the waiter (both accesses are `SeqCst`).
+//! - Lock order is registry, then keyspace: callers never hold a `DbRef` while calling in.
+//! - A push costs one atomic load when nobody waits.
+
+use crate::codec::Reply;
+use crate::commands::kv_error;
+use bytes::Bytes;
+use girder_kv::lists::{self as kv, End};
+use girder_kv::{DbRef, Keyspace};
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// What a blocked command does once one of its keys has elements.
+#[derive(Debug, Clone)]
+pub enum BlockedOp {
+    /// BLPOP / BRPOP: one element, replied as `[key, element]`.
+    Pop(End),
+    /// BLMPOP: up to `count` elements, replied as `[key, [elements]]`.
+    MultiPop(End, usize),
+    /// BLMOVE / BRPOPLPUSH: moves one element to `destination`, replied as the element.
+    Move {
+        /// Where the element goes.
+        destination: Bytes,
+        /// The end it is popped from.
+        from: End,
+        /// The end it is pushed to.
+        to: End,
+    },
+}
+
+/// The reply of a pop that happened (or of its error), and the key it pushed to, if any
+/// (BLMOVE), whose own waiters may now be served.
+struct Served {
+    reply: Reply,
+    pushed: Option<Bytes>,
+}
+
+impl BlockedOp {
+    /// Runs the operation on the first of `keys` that exists; `None` when none does. An
+    /// error (WRONGTYPE) is served as the reply.
+    fn attempt(&self, db: &DbRef<'_>, keys: &[Bytes]) -> Option<Served> {
+        let served = |reply, pushed| Some(Served { reply, pushed });
+        match self {
+            Self::Pop(end) | Self::MultiPop(end, _) => {
+                let count = match self {
+                    Self::MultiPop(_, count) => *count,
+                    _ => 1,
+                };
+                let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+                let (at, mut items) = match kv::mpop(db, &refs, *end, count) {
+                    Ok(popped) => popped?,
+                    Err(e) => return served(kv_error(e), None),
+                };
+                let key = Reply::Bulk(keys[at].clone());
+                let reply = match self {
+                    Self::MultiPop(..) => Reply::Array(vec![
+                        key,
+                        Reply::Array(items.into_iter().map(Reply::Bulk).collect()),
+                    ]),
+                    _ => Reply::Array(vec![key, items.pop().map_or(Reply::Null, Reply::Bulk)]),
+                };
+                served(reply, None)
+            }
+            Self::Move {
+                destination,
+                from,
+                to,
+            } => match kv::lmove(db, &keys[0], destination, *from, *to) {
+                Ok(item) => served(Reply::Bulk(item?), Some(destination.clone())),
+                Err(e) => served(kv_error(e), None),
+            },
+        }
+    }
+}
+
+/// One attempt at `op` on `keys` of database `db`: `None` when every key is empty.
+fn attempt(keyspace: &Keyspace, db: usize, keys: &[Bytes], op: &BlockedOp) -> Option<Served> {
+    match keyspace.db(db) {
+        Ok(handle) => op.attempt(&handle, keys),
+        Err(e) => Some(Served {
+            reply: kv_error(e),
+            pushed: None,
+        }),
+    }
+}
+
+/// What [`Blocking::block`] decided.
+#[derive(Debug)]
+pub enum Blocked {
+    /// The command completed (served, or an error): its reply.
+    Now(Reply),
+    /// The client waits.
+    Later(Wait),
+}
+
+/// A registered waiter, held by its connection until the wait ends.
+#[derive(Debug)]
+pub struct Wait {
+    id: u64,
+    reply: oneshot::Receiver<Reply>,
+    deadline: Option<Instant>,
+}
+
+struct Waiter {
+    db: usize,
+    keys: Vec<Bytes>,
+    op: BlockedOp,
+    reply: oneshot::Sender<Reply>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    /// Waiter ids per (database, key), oldest first.
+    queues: HashMap<(usize, Bytes), VecDeque<u64>>,
+    waiters: HashMap<u64, Waiter>,
+}
+
+/// The clients blocked on list keys, server-wide.
+#[derive(Default)]
+pub struct Blocking {
+    /// Registered waiters (and ones registering): pushes skip the lock when it is 0.
+    waiting: AtomicUsize,
+    registry: Mutex<Registry>,
+}
+
+impl std::fmt::Debug for Blocking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blocking")
+            .field("waiting", &self.waiting.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Blocking {
+    /// Runs `op` on `keys` of database `db` now if one has elements, else registers the
+    /// client to be served later. `timeout` `None` waits forever. The keys are copied: a
+    /// waiter must not pin the request buffer.
+    pub fn block(
+        &self,
+        keyspace: &Keyspace,
+        db: usize,
+        keys: &[Bytes],
+        op: BlockedOp,
+        timeout: Option<Duration>,
+    ) -> Blocked {
+        // Without the registry lock first: the common case of a non-empty list.
+        if let Some(done) = self.try_now(keyspace, db, keys, &op) {
+            return Blocked::Now(done);
+        }
+        let mut registry = self.registry.lock();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        if let Some(done) = attempt(keyspace, db, keys, &op) {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            drop(registry);
+            if let Some(key) = done.pushed {
+                self.pushed(keyspace, db, &key);
+            }
+            return Blocked::Now(done.reply);
+        }
+        let keys: Vec<Bytes> = keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
+        let id = registry.next_id;
+        registry.next_id += 1;
+        for key in &keys {
+            let queue = registry.queues.entry((db, key.clone())).or_default();
+            // A key given twice takes one place in the queue.
+            if queue.back() != Some(&id) {
+                queue.push_back(id);
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        registry.waiters.insert(
+            id,
+            Waiter {
+                db,
+                keys,
+                op,
+                reply: tx,
+            },
+        );
+        Blocked::Later(Wait {
+            id,
+            reply: rx,
+            deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
+        })
+    }
+
+    /// One attempt at `op`, announcing a move's destination as any push is.
+    fn try_now(
+        &self,
+        keyspace: &Keyspace,
+        db: usize,
+        keys: &[Bytes],
+        op: &BlockedOp,
+    ) -> Option<Reply> {
+        let done = attempt(keyspace, db, keys, op)?;
+        if let Some(key) = done.pushed {
+            self.pushed(keyspace, db, &key);
+        }
+        Some(done.reply)
+    }
+
+    /// Announces that a command pushed to `key` of database `db`: serves its waiters,
+    /// oldest first, while the list has elements. Call with no `DbRef` held.
+    pub fn pushed(&self, keyspace: &Keyspace, db: usize, key: &[u8]) {
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let mut registry = self.registry.lock();
+        // A served move pushes in turn: its destination joins the keys to serve.
+        let mut ready = vec![Bytes::copy_from_slice(key)];
+        while let Some(key) = ready.pop() {
+            while let Some(served) = registry.serve_one(keyspace, db, &key) {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                ready.extend(served);
+            }
+        }
+    }
+
+    /// Forgets waiter `id`; false if it was served first.
+    fn cancel(&self, id: u64) -> bool {
+        let mut registry = self.registry.lock();
+        let removed = registry.remove(id).is_some();
+        if removed {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        removed
+    }
+}
+
+impl Registry {
+    /// Serves the oldest waiter on `key` if the key holds a list. Returns `None` when
+    /// nobody was served, else the key the served command pushed to, if any.
+    fn serve_one(&mut self, keyspace: &Keyspace, db: usize, key: &Bytes) -> Option<Option<Bytes>> {
+        let id = *self.queues.get(&(db, key.clone()))?.front()?;
+        let handle = keyspace.db(db).ok()?;
+        // Only a list with elements serves: a key that became another type waits on.
+        if !matches!(kv::len(&handle, key), Ok(n) if n > 0) {
+            return None;
+        }
+        // A BLMOVE whose destination is no longer a list is served its error.
+        let served = self.waiters[&id]
+            .op
+            .attempt(&handle, std::slice::from_ref(key))?;
+        drop(handle);
+        let waiter = self.remove(id).expect("queued waiters are registered");
+        // A connection removes its waiter before dropping the receiver; only a task
+        // dropped mid-wait (at shutdown) loses the element, as a reply to a closing
+        // socket would be lost.
+        let _ = waiter.reply.send(served.reply);
+        Some(served.pushed)
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Waiter> {
+        let waiter = self.waiters.remove(&id)?;
+        for key in &waiter.keys {
+            let slot = (waiter.db, key.clone());
+            if let Some(queue) = self.queues.get_mut(&slot) {
+                queue.retain(|w| *w != id);
+                if queue.is_empty() {
+                    self.queues.remove(&slot);
+                }
+            }
+        }
+        Some(waiter)
+    }
+}
+
+impl Wait {
+    /// Waits until the command is served (its reply), times out (a null array, as Redis
+    /// replies to every timed-out list pop), or `interrupted` completes (`None`: the
+    /// connection is going away).
+    pub async fn finish(
+        mut self,
+        blocking: &Blocking,
+        interrupted: impl Future<Output = ()>,
+    ) -> Option<Reply> {
+        let deadline = self.deadline;
+        let timeout = async move {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let given_up = tokio::select! {
+            reply = &mut self.reply => return reply.ok(),
+            () = timeout => Some(Reply::NullArray),
+            () = interrupted => None,
+        };
+        if blocking.cancel(self.id) {
+            return given_up;
+        }
+        // Served while giving up: the reply is already in the channel.
+        let served = self.reply.try_recv().ok();
+        given_up.and(served)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use girder_kv::SystemClock;
+    use std::sync::Arc;
+
+    fn keyspace() -> Keyspace {
+        Keyspace::new(Arc::new(SystemClock), 1 << 20)
+    }
+
+    fn wait_on(
+        blocking: &Blocking,
+        keyspace: &Keyspace,
+        key: &str,
+        timeout: Option<Duration>,
+    ) -> Wait {
+        match blocking.block(
+            keyspace,
+            0,
+            &[Bytes::from(key.to_owned())],
+            BlockedOp::Pop(End::Left),
+            timeout,
+        ) {
+            Blocked::Later(wait) => wait,
+            Blocked::Now(reply) => panic!("served at once: {reply:?}"),
+        }
+    }
+
+    fn push(blocking: &Blocking, keyspace: &Keyspace, key: &str, items: &[&str]) {
+        kv::push(
+            &keyspace.db(0).unwrap(),
+            key.as_bytes(),
+            End::Right,
+            items,
+            false,
+        )
+        .unwrap();
+        blocking.pushed(keyspace, 0, key.as_bytes());
+    }
+
+    fn popped(key: &str, item: &str) -> Reply {
+        Reply::Array(vec![
+            Reply::Bulk(Bytes::from(key.to_owned())),
+            Reply::Bulk(Bytes::from(item.to_owned())),
+        ])
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn waiters_are_served_oldest_first_one_element_each() {
+        let (blocking, keyspace) = (Blocking::default(), keyspace());
+        let mut first = wait_on(&blocking, &keyspace, "k", None);
+        let mut second = wait_on(&blocking, &keyspace, "k", None);
+        push(&blocking, &keyspace, "k", &["a"]);
+        assert_eq!(first.reply.try_recv().ok(), Some(popped("k", "a")));
+        assert!(
+            second.reply.try_recv().is_err(),
+            "nothing left for the second"
+        );
+        assert_eq!(blocking.waiting.load(Ordering::SeqCst), 1);
+        push(&blocking, &keyspace, "k", &["b", "c"]);
+        assert_eq!(second.reply.try_recv().ok(), Some(popped("k", "b")));
+        assert_eq!(blocking.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(kv::len(&keyspace.db(0).unwrap(), b"k"), Ok(1), "c stays");
+        assert!(blocking.registry.lock().queues.is_empty());
+    }
+
+    #[test]
+    fn a_waiter_that_gave_up_takes_nothing() {
+        let (blocking, keyspace) = (Blocking::default(), keyspace());
+        let wait = wait_on(&blocking, &keyspace, "k", None);
+        let outcome = runtime().block_on(wait.finish(&blocking, std::future::ready(())));
+        assert_eq!(outcome, None);
+        push(&blocking, &keyspace, "k", &["a"]);
+        assert_eq!(kv::len(&keyspace.db(0).unwrap(), b"k"), Ok(1));
+        assert_eq!(blocking.waiting.load(Ordering::SeqCst), 0);
+        assert!(blocking.registry.lock().waiters.is_empty());
+    }
+
+    #[test]
+    fn a_waiter_served_as_its_deadline_passes_gets_the_element() {
+        let (blocking, keyspace) = (Blocking::default(), keyspace());
+        let wait = wait_on(&blocking, &keyspace, "k", Some(Duration::from_millis(1)));
+        push(&blocking, &keyspace, "k", &["a"]);
+        std::thread::sleep(Duration::from_millis(5));
+        // Both the reply and the deadline are ready: whichever wins, the reply is kept.
+        let outcome = runtime().block_on(wait.finish(&blocking, std::future::pending()));
+        assert_eq!(outcome, Some(popped("k", "a")));
+    }
+
+    #[test]
+    fn a_waiter_times_out_with_a_null_array() {
+        let (blocking, keyspace) = (Blocking::default(), keyspace());
+        let wait = wait_on(&blocking, &keyspace, "k", Some(Duration::from_millis(1)));
+        let outcome = runtime().block_on(wait.finish(&blocking, std::future::pending()));
+        assert_eq!(outcome, Some(Reply::NullArray));
+        assert_eq!(blocking.waiting.load(Ordering::SeqCst), 0);
+    }
+}
