@@ -194,6 +194,25 @@ pub fn kv_error(e: KvError) -> Reply {
     Reply::Error(e.to_string())
 }
 
+/// Most elements a negative count may ask HRANDFIELD, SRANDMEMBER or ZRANDMEMBER for.
+/// A negative count repeats elements, so its reply is as long as asked: Redis 7.0 builds
+/// it whole and dies of memory exhaustion for counts near -2^63. Girder refuses instead.
+pub const MAX_RANDOM_REPLY: i64 = 10_000_000;
+
+/// Refuses a negative random-element count longer than [`MAX_RANDOM_REPLY`].
+///
+/// # Errors
+/// An `ERR` reply naming the bound.
+pub fn bound_random_count(n: i64) -> Result<i64, Reply> {
+    if n < -MAX_RANDOM_REPLY {
+        Err(Reply::Error(format!(
+            "ERR count is out of range: a negative count may ask for at most {MAX_RANDOM_REPLY} elements"
+        )))
+    } else {
+        Ok(n)
+    }
+}
+
 /// `ERR syntax error`.
 pub fn syntax_error() -> Reply {
     Reply::error("ERR syntax error")
