@@ -117,3 +117,40 @@ fn redis_py_works_unchanged() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn huge_negative_random_counts_are_refused_not_fatal() {
+    // Redis 7.0 builds the whole reply and dies of memory exhaustion here.
+    let mut c = client(5);
+    let _: () = redis::cmd("FLUSHDB").query(&mut c).unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("h")
+        .arg("f")
+        .arg("v")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SADD").arg("s").arg("m").query(&mut c).unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg("z")
+        .arg(1)
+        .arg("m")
+        .query(&mut c)
+        .unwrap();
+    for (cmd, key) in [
+        ("HRANDFIELD", "h"),
+        ("SRANDMEMBER", "s"),
+        ("ZRANDMEMBER", "z"),
+    ] {
+        let err = redis::cmd(cmd)
+            .arg(key)
+            .arg(-9_223_372_036_854_775_807i64)
+            .query::<redis::Value>(&mut c)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("count is out of range"),
+            "{cmd}: {err}"
+        );
+        let ok: Vec<String> = redis::cmd(cmd).arg(key).arg(-3).query(&mut c).unwrap();
+        assert_eq!(ok.len(), 3, "{cmd}: small negative counts still repeat");
+    }
+}
