@@ -279,17 +279,13 @@ fn execute(
     args: &[bytes::Bytes],
     now_ms: u64,
 ) -> (Option<usize>, Reply) {
-    let Some((index, spec)) = commands::lookup_indexed(&args[0]) else {
-        return (None, commands::unknown_command(args));
-    };
-    if !commands::arity_ok(spec.arity, args.len()) {
-        return (Some(index), commands::wrong_arity(spec.name));
-    }
-    let mut ctx = Ctx {
-        keyspace: &server.keyspace,
-        client,
-        shared: &server.shared,
-        now_ms,
-    };
-    (Some(index), (spec.handler)(&mut ctx, args))
+    commands::dispatch(
+        &mut Ctx {
+            keyspace: &server.keyspace,
+            client,
+            shared: &server.shared,
+            now_ms,
+        },
+        args,
+    )
 }

@@ -142,6 +142,21 @@ pub fn lookup_indexed(name: &[u8]) -> Option<(usize, &'static Spec)> {
     Some((i, table()[i]))
 }
 
+/// Runs one command (`args[0]` is its name): looks it up, checks its arity, calls its
+/// handler. Returns the command's index in [`table`] (`None` when unknown) and the reply.
+///
+/// # Panics
+/// If `args` is empty: callers skip empty commands.
+pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
+    let Some((index, spec)) = lookup_indexed(&args[0]) else {
+        return (None, unknown_command(args));
+    };
+    if !arity_ok(spec.arity, args.len()) {
+        return (Some(index), wrong_arity(spec.name));
+    }
+    (Some(index), (spec.handler)(ctx, args))
+}
+
 /// Whether `argc` arguments (name included) fit `arity`.
 pub fn arity_ok(arity: i32, argc: usize) -> bool {
     let argc = i64::try_from(argc).unwrap_or(i64::MAX);
