@@ -162,20 +162,45 @@ impl Gate {
         }
     }
 
-    /// The calling thread's stripe, held shared.
-    fn read(&self) -> RwLockReadGuard<'_, ()> {
+    /// The calling thread's stripe, held shared; `None` when this thread already holds
+    /// the gate exclusively (a transaction runs its commands inside one exclusive section).
+    fn read(&self) -> Option<RwLockReadGuard<'_, ()>> {
+        if EXCLUSIVE_DEPTH.with(std::cell::Cell::get) > 0 {
+            return None;
+        }
         use std::sync::atomic::{AtomicUsize, Ordering};
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         thread_local! {
             static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % GATE_STRIPES;
         }
         let stripe = STRIPE.with(|s| *s);
-        self.stripes[stripe].0.read()
+        Some(self.stripes[stripe].0.read())
     }
 
-    /// Every stripe, held exclusively, taken in order.
+    /// Every stripe, held exclusively, taken in order; nothing when this thread already
+    /// holds them (nested exclusive sections, as FLUSHALL inside EXEC).
     fn write(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
-        self.stripes.iter().map(|s| s.0.write()).collect()
+        let outermost = EXCLUSIVE_DEPTH.with(|d| {
+            d.set(d.get() + 1);
+            d.get() == 1
+        });
+        if outermost {
+            self.stripes.iter().map(|s| s.0.write()).collect()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+thread_local! {
+    /// How many exclusive sections this thread is inside. An exclusive section never
+    /// awaits, so it starts and ends on one thread.
+    static EXCLUSIVE_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        EXCLUSIVE_DEPTH.with(|d| d.set(d.get() - 1));
     }
 }
 
@@ -254,7 +279,7 @@ impl Keyspace {
             keyspace: self,
             db,
             now: now_ms,
-            _gate: Some(self.gate.read()),
+            _gate: self.gate.read(),
         })
     }
 
@@ -328,7 +353,7 @@ impl Exclusive<'_> {
     pub fn flush_all(&self) {
         for db in self.keyspace.dbs.iter() {
             for shard in db.shards.iter() {
-                *shard.lock() = Shard::default();
+                shard.lock().clear();
             }
         }
     }
@@ -347,7 +372,7 @@ impl Exclusive<'_> {
             return Ok(());
         }
         for (sa, sb) in da.shards.iter().zip(db.shards.iter()) {
-            std::mem::swap(&mut *sa.lock(), &mut *sb.lock());
+            sa.lock().swap_contents(&mut sb.lock());
         }
         Ok(())
     }
@@ -416,8 +441,29 @@ impl<'a> DbRef<'a> {
     /// Empties this database.
     pub fn flush(&self) {
         for shard in self.db.shards.iter() {
-            *shard.lock() = Shard::default();
+            shard.lock().clear();
         }
+    }
+
+    /// WATCH: starts tracking modifications of `key` and returns its version now. Every
+    /// write to the key (set, change, delete, expiry, flush) moves the version on, so a
+    /// transaction compares it at EXEC with [`DbRef::watched_version`]. Each call must
+    /// be paired with an [`DbRef::unwatch`].
+    pub fn watch(&self, key: &[u8]) -> u64 {
+        self.shard(key).watch(key)
+    }
+
+    /// The version of a watched key now.
+    pub fn watched_version(&self, key: &[u8]) -> u64 {
+        let mut shard = self.shard(key);
+        // A deadline that passed is a modification, as Redis counts it at EXEC.
+        let _ = shard.live(key, self.now);
+        shard.watched_version(key)
+    }
+
+    /// Stops one WATCH of `key`.
+    pub fn unwatch(&self, key: &[u8]) {
+        self.shard(key).unwatch(key);
     }
 }
 
@@ -435,8 +481,10 @@ impl std::fmt::Debug for Slot<'_> {
 }
 
 impl Slot<'_> {
-    /// The live entry, if any.
+    /// The live entry, if any, for changing it in place. Counts as a modification for
+    /// WATCH (conservatively: also when the caller then changes nothing).
     pub fn get(&mut self) -> Option<&mut Entry> {
+        self.shard.touch(self.key);
         self.shard.live_mut(self.key, self.now)
     }
 

@@ -164,6 +164,9 @@ pub(crate) struct Shard {
     map: HashMap<Key, Entry, ahash::RandomState>,
     /// (deadline, key) of every key with a TTL: the active cycle pops from the front.
     deadlines: BTreeSet<(u64, Key)>,
+    /// Keys under WATCH: (number of watchers, version). Empty unless transactions use
+    /// WATCH, so writes pay one `is_empty` check.
+    watched: HashMap<Key, (usize, u64), ahash::RandomState>,
 }
 
 impl Shard {
@@ -194,6 +197,7 @@ impl Shard {
     }
 
     pub(crate) fn put(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) {
+        self.touch(key);
         // An existing key is updated in place: no key copy, no rehash.
         if let Some(entry) = self.map.get_mut(key) {
             let old = entry.expire_at;
@@ -216,7 +220,60 @@ impl Shard {
         self.map.insert(key, Entry { value, expire_at });
     }
 
+    /// Moves a watched key's version on.
+    pub(crate) fn touch(&mut self, key: &[u8]) {
+        if !self.watched.is_empty() {
+            if let Some((_, version)) = self.watched.get_mut(key) {
+                *version += 1;
+            }
+        }
+    }
+
+    fn touch_all(&mut self) {
+        for (_, version) in self.watched.values_mut() {
+            *version += 1;
+        }
+    }
+
+    pub(crate) fn watch(&mut self, key: &[u8]) -> u64 {
+        if let Some((watchers, version)) = self.watched.get_mut(key) {
+            *watchers += 1;
+            return *version;
+        }
+        self.watched.insert(Key::new(key), (1, 0));
+        0
+    }
+
+    pub(crate) fn watched_version(&self, key: &[u8]) -> u64 {
+        self.watched.get(key).map_or(u64::MAX, |(_, v)| *v)
+    }
+
+    pub(crate) fn unwatch(&mut self, key: &[u8]) {
+        if let Some((watchers, _)) = self.watched.get_mut(key) {
+            *watchers -= 1;
+            if *watchers == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// FLUSHDB / FLUSHALL: every key goes; watches stay, each counting a modification.
+    pub(crate) fn clear(&mut self) {
+        self.map = HashMap::default();
+        self.deadlines = BTreeSet::new();
+        self.touch_all();
+    }
+
+    /// SWAPDB: the keys trade places; each shard's watches stay and count a modification.
+    pub(crate) fn swap_contents(&mut self, other: &mut Shard) {
+        std::mem::swap(&mut self.map, &mut other.map);
+        std::mem::swap(&mut self.deadlines, &mut other.deadlines);
+        self.touch_all();
+        other.touch_all();
+    }
+
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.touch(key);
         let (k, entry) = self.map.remove_entry(key)?;
         if let Some(t) = entry.expire_at {
             self.deadlines.remove(&(t, k));
@@ -225,6 +282,7 @@ impl Shard {
     }
 
     pub(crate) fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>) {
+        self.touch(key);
         // The deadline index holds its own copy of the key.
         let Some((k, old)) = self
             .map
@@ -258,6 +316,7 @@ impl Shard {
                 break;
             }
             let (_, key) = self.deadlines.pop_first().expect("first exists");
+            self.touch(key.as_slice());
             self.map.remove(&key);
             removed += 1;
         }

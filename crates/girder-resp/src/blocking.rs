@@ -285,6 +285,15 @@ impl Registry {
     }
 }
 
+impl Blocking {
+    /// Gives a wait up at once (a blocking command inside EXEC). If it was served in the
+    /// meantime the element stays popped for nobody, which cannot happen inside EXEC:
+    /// pushes there are announced only after the transaction.
+    pub fn abandon(&self, wait: Wait) {
+        let _ = self.cancel(wait.id);
+    }
+}
+
 impl Wait {
     /// Waits until the command is served (its reply), times out (a null array, as Redis
     /// replies to every timed-out list pop), or `interrupted` completes (`None`: the

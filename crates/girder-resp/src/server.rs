@@ -137,6 +137,7 @@ async fn connection(
     let mut stats = LocalStats::default();
     let result = serve_client(&mut stream, server, &mut client, &mut stats, &shutdown).await;
     stats.flush(&server.shared.metrics, Instant::now());
+    commands::transactions::release(&server.keyspace, &mut client);
     result
 }
 

@@ -79,7 +79,28 @@ pub struct ClientState {
     /// Set by a blocking command that found nothing to pop: the connection waits on it
     /// before executing anything else.
     pub blocked: Option<crate::blocking::Wait>,
+    /// MULTI ... EXEC.
+    pub tx: Transaction,
 }
+
+/// A connection's transaction state.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    /// Commands queued since MULTI; `None` outside MULTI.
+    pub queued: Option<Vec<Vec<bytes::Bytes>>>,
+    /// A command refused while queueing: EXEC will answer EXECABORT.
+    pub aborted: bool,
+    /// WATCHed keys: (database, key, version when watched).
+    pub watched: Vec<(usize, Bytes, u64)>,
+    /// True while EXEC runs the queue: pushes are announced after it, blocking commands
+    /// do not block.
+    pub executing: bool,
+    /// Keys pushed to during EXEC, announced to blocked clients when it ends.
+    pub pushed: Vec<(usize, Bytes)>,
+}
+
+/// Most commands one transaction may queue: the queue is memory the client controls.
+pub const MAX_QUEUED: usize = 100_000;
 
 /// Server-wide state shared by connections.
 #[derive(Debug)]
@@ -145,6 +166,7 @@ impl Shared {
             closing: false,
             handle,
             blocked: None,
+            tx: Transaction::default(),
         }
     }
 

@@ -250,9 +250,17 @@ fn positive_arg(arg: &[u8], message: &str) -> Result<usize, Reply> {
     })
 }
 
-/// Serves the clients blocked on `key`, which was just pushed to.
-fn announce_push(ctx: &Ctx<'_>, key: &[u8]) {
-    ctx.shared.blocking.pushed(ctx.keyspace, ctx.client.db, key);
+/// Serves the clients blocked on `key`, which was just pushed to; inside EXEC, once the
+/// transaction is done (its later commands must see the elements first).
+fn announce_push(ctx: &mut Ctx<'_>, key: &[u8]) {
+    if ctx.client.tx.executing {
+        ctx.client
+            .tx
+            .pushed
+            .push((ctx.client.db, Bytes::copy_from_slice(key)));
+    } else {
+        ctx.shared.blocking.pushed(ctx.keyspace, ctx.client.db, key);
+    }
 }
 
 fn push_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_if_exists: bool) -> Reply {
@@ -576,6 +584,11 @@ fn block(ctx: &mut Ctx<'_>, keys: &[Bytes], op: BlockedOp, timeout: Option<Durat
         .block(ctx.keyspace, ctx.client.db, keys, op, timeout)
     {
         Blocked::Now(reply) => reply,
+        // Inside EXEC nothing blocks: an empty list times out at once, as in Redis.
+        Blocked::Later(wait) if ctx.client.tx.executing => {
+            ctx.shared.blocking.abandon(wait);
+            Reply::NullArray
+        }
         Blocked::Later(wait) => {
             ctx.client.blocked = Some(wait);
             Reply::NullArray

@@ -13,6 +13,7 @@ mod lists;
 mod server;
 mod sets;
 mod strings;
+pub mod transactions;
 mod zsets;
 
 use crate::codec::Reply;
@@ -86,6 +87,7 @@ static FAMILIES: &[&[Spec]] = &[
     lists::SPECS,
     sets::SPECS,
     zsets::SPECS,
+    transactions::SPECS,
 ];
 
 /// Every command Girder serves, in a stable order (families in the order above).
@@ -149,10 +151,15 @@ pub fn lookup_indexed(name: &[u8]) -> Option<(usize, &'static Spec)> {
 /// If `args` is empty: callers skip empty commands.
 pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
     let Some((index, spec)) = lookup_indexed(&args[0]) else {
+        transactions::refuse(ctx);
         return (None, unknown_command(args));
     };
     if !arity_ok(spec.arity, args.len()) {
+        transactions::refuse(ctx);
         return (Some(index), wrong_arity(spec.name));
+    }
+    if ctx.client.tx.queued.is_some() && !transactions::runs_inside_multi(spec.name) {
+        return (Some(index), transactions::queue(ctx, args));
     }
     (Some(index), (spec.handler)(ctx, args))
 }

@@ -23,7 +23,8 @@ pub struct Raw {
 }
 
 impl Raw {
-    fn connect(addr: SocketAddr) -> std::io::Result<Self> {
+    /// Opens a connection.
+    pub fn connect(addr: SocketAddr) -> std::io::Result<Self> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         Ok(Self {
@@ -88,7 +89,8 @@ impl Raw {
 }
 
 /// One Girder RESP server for the whole test binary, on its own runtime thread.
-fn girder_addr() -> SocketAddr {
+/// The shared Girder server of this test binary.
+pub fn girder_addr() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -127,7 +129,8 @@ pub struct Pair {
     _exclusive: std::sync::MutexGuard<'static, ()>,
 }
 
-fn redis_addr() -> SocketAddr {
+/// The Redis the tests compare with.
+pub fn redis_addr() -> SocketAddr {
     std::env::var("DIFF_REDIS")
         .unwrap_or_else(|_| "127.0.0.1:6379".into())
         .parse()

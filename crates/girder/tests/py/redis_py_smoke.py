@@ -39,6 +39,22 @@ def main(port: int) -> None:
     assert replies[:500] == [True] * 500
     assert replies[500:] == [str(i) for i in range(500)]
 
+    # Transactions: MULTI/EXEC through a transactional pipeline, and optimistic locking.
+    tx = r.pipeline(transaction=True)
+    tx.set("tx", 1).incr("tx").lpush("txl", "a")
+    assert tx.execute() == [True, 2, 1]
+    with r.pipeline() as watched:
+        watched.watch("tx")
+        r.incr("tx")  # another write after WATCH
+        watched.multi()
+        watched.set("tx", 100)
+        try:
+            watched.execute()
+            raise AssertionError("EXEC must abort after the watched key changed")
+        except redis.WatchError:
+            pass
+    assert r.get("tx") == "3"
+
     # Errors surface as exceptions with Redis's text.
     try:
         r.incr("greeting")
