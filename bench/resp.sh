@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 REQUESTS=${2:-1000000}
 TESTS=set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset
-GIRDER=target/release/girder
+GIRDER=${GIRDER:-target/release/girder}
 [ -x "$GIRDER" ] || cargo build --release -p girder
 
 work=$(mktemp -d)
