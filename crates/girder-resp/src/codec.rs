@@ -352,6 +352,10 @@ pub enum Reply {
     Verbatim(Bytes),
     /// RESP3 `>N` (pub/sub messages); RESP2 an array.
     Push(Vec<Reply>),
+    /// Several replies in a row, for a command that answers once per argument
+    /// (SUBSCRIBE confirms each channel in its own frame). Only as a command's whole
+    /// reply, never nested.
+    Frames(Vec<Reply>),
 }
 
 impl Reply {
@@ -391,6 +395,11 @@ impl Reply {
             Self::Array(items) => aggregate(out, b'*', items, protocol),
             Self::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, protocol),
             Self::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, protocol),
+            Self::Frames(frames) => {
+                for frame in frames {
+                    frame.encode(protocol, out);
+                }
+            }
             Self::Map(pairs) => {
                 if resp3 {
                     number(out, b'%', len_i64(pairs.len()));

@@ -7,6 +7,8 @@
 //!   either protocol.
 //! - [`commands`]: the command table and one file per command family, each command in
 //!   three steps: parse arguments, call the keyspace, build the reply.
+//! - [`pubsub`]: the registry of channel and pattern subscriptions and the bounded
+//!   per-subscriber message queues.
 //! - [`server`]: the accept loop and per-connection pipeline handling, as a
 //!   `girder_runtime::Service`.
 //!
@@ -19,6 +21,7 @@ pub mod blocking;
 pub mod codec;
 pub mod commands;
 pub mod metrics;
+pub mod pubsub;
 pub mod server;
 pub mod state;
 

@@ -7,9 +7,15 @@
 //! the replies so far are written and the connection awaits it (still watching the
 //! socket for a close) before it executes the rest of the pipeline.
 //!
+//! A subscribed connection (SUBSCRIBE, PSUBSCRIBE) also waits on its queue of published
+//! messages: when one arrives it writes it, with whatever else is queued, and goes back
+//! to waiting. Messages queued before a command runs are written before its reply, so a
+//! confirmation of UNSUBSCRIBE follows the messages published before it.
+//!
 //! Bounds: `maxclients` (beyond it a new connection gets `-ERR max number of clients
 //! reached` and is closed, as in Redis), the framing limits of [`crate::codec::Limits`],
-//! and `client-query-buffer-limit` for unparsed input.
+//! `client-query-buffer-limit` for unparsed input, and `pubsub_queue_limit` messages
+//! queued per subscriber (beyond it the subscriber is disconnected: see [`crate::pubsub`]).
 
 use crate::codec::{parse_command, ProtocolError, Reply};
 use crate::commands::{self, Ctx};
@@ -138,6 +144,8 @@ async fn connection(
     let result = serve_client(&mut stream, server, &mut client, &mut stats, &shutdown).await;
     stats.flush(&server.shared.metrics, Instant::now());
     commands::transactions::release(&server.keyspace, &mut client);
+    // A closed connection leaves no subscription behind.
+    server.shared.pubsub.release(&mut client);
     result
 }
 
@@ -162,6 +170,7 @@ async fn serve_client(
             match parse_command(&mut input, &limits) {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => {
+                    deliver_queued(client, &mut output);
                     let (index, mut reply) = execute(server, client, &args, now_ms);
                     let done = Instant::now();
                     match index {
@@ -202,7 +211,9 @@ async fn serve_client(
         );
         stats.maybe_flush(&server.shared.metrics, mark);
         if !output.is_empty() {
-            stream.write_all(&output).await?;
+            if !write_or_killed(stream, &output, &kill, shutdown).await? {
+                return Ok(());
+            }
             output.clear();
         }
         if input.len() > server.shared.config.query_buffer_limit {
@@ -217,14 +228,46 @@ async fn serve_client(
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
+        // `next` never completes for a connection that has not subscribed.
         let n = tokio::select! {
             read = stream.read_buf(&mut input) => read?,
+            message = client.pubsub.next() => {
+                message.into_reply().encode(client.protocol, &mut output);
+                deliver_queued(client, &mut output);
+                continue;
+            }
             () = kill.cancelled() => return Ok(()),
             () = shutdown.cancelled() => return Ok(()),
         };
         if n == 0 {
             return Ok(());
         }
+    }
+}
+
+/// Encodes the published messages already queued for `client` (none if it never
+/// subscribed) into `output`. The queue's bound also bounds what this adds.
+fn deliver_queued(client: &mut ClientState, output: &mut BytesMut) {
+    while let Some(message) = client.pubsub.try_next() {
+        message.into_reply().encode(client.protocol, output);
+    }
+}
+
+/// Writes `output`; returns false, without finishing, if the client is killed or the
+/// server shuts down meanwhile. A subscriber that stopped reading blocks this write, and
+/// is killed when its message queue overflows: the write must not outlive it.
+async fn write_or_killed(
+    stream: &mut TcpStream,
+    output: &[u8],
+    kill: &CancellationToken,
+    shutdown: &CancellationToken,
+) -> std::io::Result<bool> {
+    // Biased: a write that can finish now does, even if shutdown has begun.
+    tokio::select! {
+        biased;
+        written = stream.write_all(output) => written.map(|()| true),
+        () = kill.cancelled() => Ok(false),
+        () = shutdown.cancelled() => Ok(false),
     }
 }
 

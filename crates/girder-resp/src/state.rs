@@ -19,6 +19,9 @@ pub struct RespConfig {
     pub query_buffer_limit: usize,
     /// Most clients connected at once (`maxclients`).
     pub max_clients: usize,
+    /// Most published messages queued for one subscriber; a subscriber that falls this
+    /// far behind is disconnected (Redis's `client-output-buffer-limit pubsub`).
+    pub pubsub_queue_limit: usize,
 }
 
 impl Default for RespConfig {
@@ -27,6 +30,7 @@ impl Default for RespConfig {
             limits: Limits::default(),
             query_buffer_limit: 1024 * 1024 * 1024,
             max_clients: 10_000,
+            pubsub_queue_limit: 10_000,
         }
     }
 }
@@ -81,6 +85,8 @@ pub struct ClientState {
     pub blocked: Option<crate::blocking::Wait>,
     /// MULTI ... EXEC.
     pub tx: Transaction,
+    /// SUBSCRIBE / PSUBSCRIBE state and the queue of messages to deliver.
+    pub pubsub: crate::pubsub::Subscriptions,
 }
 
 /// A connection's transaction state.
@@ -118,6 +124,8 @@ pub struct Shared {
     pub metrics: crate::metrics::CommandMetrics,
     /// Clients blocked on list keys.
     pub blocking: crate::blocking::Blocking,
+    /// Channel and pattern subscriptions.
+    pub pubsub: crate::pubsub::PubSub,
 }
 
 /// Counters for INFO stats.
@@ -134,6 +142,12 @@ pub struct Stats {
 impl Shared {
     /// Server state with no clients; registers the RESP metrics in `metrics`.
     pub fn new(config: RespConfig, metrics: &girder_runtime::Metrics) -> Self {
+        tracing::info!(
+            service = "resp",
+            pubsub_queue_limit = config.pubsub_queue_limit,
+            "a subscriber this many messages behind is disconnected"
+        );
+        let pubsub = crate::pubsub::PubSub::new(config.pubsub_queue_limit);
         Self {
             config,
             clients: Mutex::new(BTreeMap::new()),
@@ -141,6 +155,7 @@ impl Shared {
             started: Instant::now(),
             stats: Stats::default(),
             blocking: crate::blocking::Blocking::default(),
+            pubsub,
             metrics: crate::metrics::CommandMetrics::register(metrics),
         }
     }
@@ -167,6 +182,7 @@ impl Shared {
             handle,
             blocked: None,
             tx: Transaction::default(),
+            pubsub: crate::pubsub::Subscriptions::default(),
         }
     }
 

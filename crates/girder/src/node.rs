@@ -130,6 +130,7 @@ impl NodeBuilder {
             },
             query_buffer_limit: to_usize(config.resp.client_query_buffer_limit),
             max_clients: to_usize(config.resp.maxclients),
+            pubsub_queue_limit: to_usize(config.resp.pubsub_queue_limit),
         };
         Ok(Node {
             http_addr,

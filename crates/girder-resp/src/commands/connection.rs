@@ -112,6 +112,7 @@ pub fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
 
 pub fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
     super::transactions::release(ctx.keyspace, ctx.client);
+    ctx.shared.pubsub.release(ctx.client);
     ctx.client.select(0);
     ctx.client.protocol = Protocol::Resp2;
     ctx.client.handle.meta.lock().name = None;

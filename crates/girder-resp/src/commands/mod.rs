@@ -10,6 +10,7 @@ mod connection;
 mod hashes;
 mod keys;
 mod lists;
+mod pubsub;
 mod server;
 mod sets;
 mod strings;
@@ -88,6 +89,7 @@ static FAMILIES: &[&[Spec]] = &[
     sets::SPECS,
     zsets::SPECS,
     transactions::SPECS,
+    pubsub::SPECS,
 ];
 
 /// Every command Girder serves, in a stable order (families in the order above).
@@ -157,6 +159,10 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
     if !arity_ok(spec.arity, args.len()) {
         transactions::refuse(ctx);
         return (Some(index), wrong_arity(spec.name));
+    }
+    // RESP2 subscribe mode restricts what may run (a client in it cannot be in MULTI).
+    if let Some(reply) = pubsub::intercept(ctx, spec.name, args) {
+        return (Some(index), reply);
     }
     if ctx.client.tx.queued.is_some() && !transactions::runs_inside_multi(spec.name) {
         return (Some(index), transactions::queue(ctx, args));

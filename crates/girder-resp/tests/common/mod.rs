@@ -46,6 +46,14 @@ impl Raw {
         out
     }
 
+    /// Reads one reply without sending anything: a pushed frame (pub/sub message), or
+    /// the next of several replies to one command.
+    pub fn read(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.read_reply(&mut out);
+        out
+    }
+
     fn read_line(&mut self, out: &mut Vec<u8>) -> String {
         let mut line = Vec::new();
         self.reader.read_until(b'\n', &mut line).unwrap();
