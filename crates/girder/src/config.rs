@@ -182,6 +182,8 @@ pub struct RespSection {
     pub max_multibulk_len: u64,
     /// Largest unparsed input kept per client (Redis `client-query-buffer-limit`).
     pub client_query_buffer_limit: u64,
+    /// Published messages queued per subscriber before it is disconnected as too slow.
+    pub pubsub_queue_limit: u64,
 }
 
 impl Default for RespSection {
@@ -192,6 +194,7 @@ impl Default for RespSection {
             proto_max_bulk_len: 512 * 1024 * 1024,
             max_multibulk_len: 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
+            pubsub_queue_limit: 10_000,
         }
     }
 }
@@ -530,7 +533,8 @@ impl Config {
                 self.http.max_connections
             )));
         }
-        let ranges: [(&str, u64, u64, u64); 4] = [
+        let ranges: [(&str, u64, u64, u64); 5] = [
+            ("resp.pubsub_queue_limit", self.resp.pubsub_queue_limit, 1, 10_000_000),
             ("resp.maxclients", self.resp.maxclients, 1, 1_000_000),
             (
                 "resp.proto_max_bulk_len",
