@@ -58,6 +58,24 @@ fn the_example_file_documents_exactly_the_defaults() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../girder.example.toml");
     let c = Config::load(Some(&path), env(&[]), &Overrides::default()).unwrap();
     assert_eq!(c, Config::default());
+    // Every setting is written out (an omitted section would still load as defaults).
+    let written: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    let defaults = toml::Table::try_from(Config::default()).unwrap();
+    fn keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+        for (k, v) in table {
+            let path = format!("{prefix}{k}");
+            match v.as_table() {
+                Some(t) => keys(t, &format!("{path}."), out),
+                None => out.push(path),
+            }
+        }
+    }
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    keys(&written, "", &mut a);
+    keys(&defaults, "", &mut b);
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "girder.example.toml must list every setting");
 }
 
 #[test]
