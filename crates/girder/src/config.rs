@@ -534,7 +534,12 @@ impl Config {
             )));
         }
         let ranges: [(&str, u64, u64, u64); 5] = [
-            ("resp.pubsub_queue_limit", self.resp.pubsub_queue_limit, 1, 10_000_000),
+            (
+                "resp.pubsub_queue_limit",
+                self.resp.pubsub_queue_limit,
+                1,
+                10_000_000,
+            ),
             ("resp.maxclients", self.resp.maxclients, 1, 1_000_000),
             (
                 "resp.proto_max_bulk_len",
