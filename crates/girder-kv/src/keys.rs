@@ -261,6 +261,85 @@ pub fn random_key(db: &DbRef<'_>) -> Option<Bytes> {
     })
 }
 
+/// Bits of a SCAN cursor that name the shard (the low bits, as in [`crate::SHARDS`]).
+const SHARD_BITS: u32 = crate::SHARDS.trailing_zeros();
+/// Size of a shard's hash space: the high `64 - SHARD_BITS` bits of a key's hash.
+const HASH_SPACE: u64 = 1 << (64 - SHARD_BITS);
+/// Smallest slice of a shard's hash space one SCAN step covers: a shard is done in at
+/// most 64 passes, whatever COUNT is.
+const MIN_SPAN: u64 = HASH_SPACE / 64;
+
+/// SCAN: one step of an iteration over the database; returns the next cursor (0 when the
+/// iteration is over) and the keys of this step that match `pattern` (a glob) and
+/// `type_name` (compared ignoring case with [`Value::type_name`]). Expired keys are skipped.
+///
+/// The cursor is `(threshold << SHARD_BITS) | shard`: a key's hash is fixed for the life of
+/// the keyspace, its low bits pick its shard and its high bits order it within the shard.
+/// A step takes the keys of the cursor's shard whose high bits fall in
+/// `[threshold, threshold + span)`, the span sized so about `count` keys fall in it (counted
+/// before filtering, as Redis counts) but never less than 1/64 of the shard's hash space.
+/// When that reaches the end of the shard, the step goes on into the next shards while it
+/// has visited fewer than `count` keys. So a key present for a whole iteration is returned
+/// exactly once; a key added or removed meanwhile may or may not be.
+///
+/// Complexity: each step is O(keys in the shards it visits), one pass over each; a whole
+/// iteration is at most 64 passes over each shard, O(keys) overall whatever `count` is.
+pub fn scan(
+    db: &DbRef<'_>,
+    cursor: u64,
+    pattern: Option<&[u8]>,
+    type_name: Option<&[u8]>,
+    count: usize,
+) -> (u64, Vec<Bytes>) {
+    let count = count.max(1);
+    let mut shard = usize::try_from(cursor & ((1 << SHARD_BITS) - 1)).unwrap_or(0);
+    let mut from = cursor >> SHARD_BITS;
+    let mut visited = 0;
+    let mut out = Vec::new();
+    loop {
+        let to = db.with_shard(shard, |view| {
+            let to = from.saturating_add(scan_span(count - visited, view.len()));
+            let to = to.min(HASH_SPACE);
+            for (key, entry) in view.live_entries() {
+                let position = db.key_hash(key) >> SHARD_BITS;
+                if !(from..to).contains(&position) {
+                    continue;
+                }
+                visited += 1;
+                let wanted = pattern.is_none_or(|p| glob_match(p, key, false))
+                    && type_name
+                        .is_none_or(|t| t.eq_ignore_ascii_case(entry.value.type_name().as_bytes()));
+                if wanted {
+                    out.push(Bytes::copy_from_slice(key));
+                }
+            }
+            to
+        });
+        if to < HASH_SPACE {
+            return ((to << SHARD_BITS) | shard as u64, out);
+        }
+        shard += 1;
+        if shard == crate::SHARDS {
+            return (0, out);
+        }
+        from = 0;
+        if visited >= count {
+            // The next shard from its start: a nonzero cursor, as `shard` is not 0.
+            return (shard as u64, out);
+        }
+    }
+}
+
+/// The slice of a shard's hash space in which about `want` of its `keys` fall, assuming
+/// hashes spread evenly: at least [`MIN_SPAN`], at most the whole space.
+fn scan_span(want: usize, keys: usize) -> u64 {
+    if keys == 0 {
+        return HASH_SPACE;
+    }
+    let span = u128::from(HASH_SPACE) * want as u128 / keys as u128;
+    u64::try_from(span.clamp(u128::from(MIN_SPAN), u128::from(HASH_SPACE))).unwrap_or(HASH_SPACE)
+}
+
 /// Glob matching as Redis's `stringmatchlen`: `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\x`.
 /// Linear in practice: one backtrack point for the last `*`.
 pub fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
@@ -373,4 +452,206 @@ fn class_match(pattern: &[u8], start: usize, c: u8, nocase: bool) -> Option<(boo
 /// Whether `value` is a string (for commands that only look at strings).
 pub fn is_string(value: &Value) -> bool {
     matches!(value, Value::Int(_) | Value::Str(_) | Value::Raw(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Keyspace, ManualClock};
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    const T0: u64 = 1_800_000_000_000;
+
+    fn keyspace() -> (Arc<ManualClock>, Keyspace) {
+        let clock = Arc::new(ManualClock::new(T0));
+        (clock.clone(), Keyspace::new(clock, 512 * 1024 * 1024))
+    }
+
+    fn put(db: &DbRef<'_>, key: &str, expire_at: Option<u64>) {
+        db.write(key.as_bytes(), |slot| {
+            slot.put(Value::from_bytes(b"v"), expire_at);
+        });
+    }
+
+    /// A whole iteration: every key returned, and the number of steps it took.
+    fn iterate(
+        db: &DbRef<'_>,
+        pattern: Option<&[u8]>,
+        type_name: Option<&[u8]>,
+        count: usize,
+    ) -> (Vec<Bytes>, usize) {
+        let (mut cursor, mut all, mut steps) = (0, Vec::new(), 0);
+        loop {
+            let (next, keys) = scan(db, cursor, pattern, type_name, count);
+            all.extend(keys);
+            steps += 1;
+            if next == 0 {
+                return (all, steps);
+            }
+            cursor = next;
+        }
+    }
+
+    #[test]
+    fn empty_database_finishes_in_one_step() {
+        let (_, ks) = keyspace();
+        let db = ks.db(0).unwrap();
+        assert_eq!(scan(&db, 0, None, None, 10), (0, Vec::new()));
+    }
+
+    #[test]
+    fn every_key_exactly_once_whatever_the_count() {
+        let (_, ks) = keyspace();
+        let db = ks.db(0).unwrap();
+        let n = 5_000;
+        for i in 0..n {
+            put(&db, &format!("key:{i}"), None);
+        }
+        for count in [1, 7, 10, 100, 1_000, 100_000] {
+            let (all, steps) = iterate(&db, None, None, count);
+            assert_eq!(all.len(), n, "count {count}: no key twice");
+            let distinct: HashSet<&Bytes> = all.iter().collect();
+            assert_eq!(distinct.len(), n, "count {count}: every key");
+            // At most 64 steps per shard, and about n / count steps otherwise.
+            assert!(steps <= 64 * crate::SHARDS, "count {count}: {steps} steps");
+            assert!(
+                steps <= 3 * n / count + crate::SHARDS + 1,
+                "count {count}: {steps} steps"
+            );
+        }
+    }
+
+    #[test]
+    fn steps_return_about_count_keys() {
+        let (_, ks) = keyspace();
+        let db = ks.db(0).unwrap();
+        for i in 0..20_000 {
+            put(&db, &format!("k{i}"), None);
+        }
+        let (next, keys) = scan(&db, 0, None, None, 1_000);
+        assert_ne!(next, 0);
+        assert!((500..2_000).contains(&keys.len()), "{} keys", keys.len());
+    }
+
+    #[test]
+    fn filters_by_pattern_type_and_expiry() {
+        let (clock, ks) = keyspace();
+        let db = ks.db(0).unwrap();
+        for i in 0..300 {
+            put(&db, &format!("str:{i}"), None);
+            crate::sets::sadd(&db, format!("set:{i}").as_bytes(), &[b"m"]).unwrap();
+        }
+        put(&db, "str:doomed", Some(T0 + 10));
+        clock.advance(11);
+        let db = ks.db(0).unwrap();
+        let names = |keys: Vec<Bytes>| -> HashSet<String> {
+            keys.iter()
+                .map(|k| String::from_utf8(k.to_vec()).unwrap())
+                .collect()
+        };
+        let (all, _) = iterate(&db, None, None, 10);
+        assert_eq!(all.len(), 600, "the expired key is skipped");
+        let (sets, _) = iterate(&db, None, Some(b"SET"), 10);
+        assert_eq!(names(sets), (0..300).map(|i| format!("set:{i}")).collect());
+        let (matched, _) = iterate(&db, Some(b"str:1?"), None, 10);
+        assert_eq!(
+            names(matched),
+            (10..20).map(|i| format!("str:{i}")).collect()
+        );
+        let (both, _) = iterate(&db, Some(b"s*:5"), Some(b"string"), 10);
+        assert_eq!(names(both), HashSet::from(["str:5".to_string()]));
+        let (none, _) = iterate(&db, None, Some(b"stream"), 10);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn keys_present_throughout_survive_concurrent_changes() {
+        let (_, ks) = keyspace();
+        let db = ks.db(0).unwrap();
+        for i in 0..2_000 {
+            put(&db, &format!("stable:{i}"), None);
+            put(&db, &format!("gone:{i}"), None);
+        }
+        let (mut cursor, mut seen, mut step) = (0, HashSet::new(), 0);
+        loop {
+            let (next, keys) = scan(&db, cursor, None, None, 25);
+            seen.extend(keys);
+            // Between steps: delete some keys, add many (shards grow and rehash).
+            for i in 0..40 {
+                let n = step * 40 + i;
+                put(&db, &format!("new:{n}"), None);
+                del(&db, &[format!("gone:{n}").as_bytes()]);
+            }
+            step += 1;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        for i in 0..2_000 {
+            assert!(
+                seen.contains(format!("stable:{i}").as_bytes()),
+                "stable:{i}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Against a model: while keys `churn:*` come and go between steps, every
+        /// `stable:*` key is returned exactly once, and nothing that never existed is.
+        #[test]
+        fn stable_keys_exactly_once_under_churn(
+            stable in 0usize..400,
+            count in 1usize..60,
+            churn in proptest::collection::vec((proptest::bool::ANY, 0u16..500), 0..200),
+        ) {
+            let (_, ks) = keyspace();
+            let db = ks.db(0).unwrap();
+            for i in 0..stable {
+                put(&db, &format!("stable:{i}"), None);
+            }
+            let mut changes = churn.iter();
+            let (mut cursor, mut seen) = (0, Vec::new());
+            loop {
+                let (next, keys) = scan(&db, cursor, None, None, count);
+                seen.extend(keys);
+                for &(insert, n) in changes.by_ref().take(5) {
+                    let key = format!("churn:{n}");
+                    if insert {
+                        put(&db, &key, None);
+                    } else {
+                        del(&db, &[key.as_bytes()]);
+                    }
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            for i in 0..stable {
+                let key = format!("stable:{i}");
+                let times = seen.iter().filter(|k| k.as_ref() == key.as_bytes()).count();
+                proptest::prop_assert_eq!(times, 1, "{}", key);
+            }
+            for key in &seen {
+                let ok = key.starts_with(b"stable:") || key.starts_with(b"churn:");
+                proptest::prop_assert!(ok, "{:?}", key);
+            }
+        }
+    }
+
+    #[test]
+    fn any_cursor_is_accepted() {
+        let (_, ks) = keyspace();
+        let db = ks.db(0).unwrap();
+        put(&db, "a", None);
+        // Cursors a client made up: still a step that ends, never a panic.
+        for cursor in [u64::MAX, u64::MAX - 1, 1, 63, 64, 1 << 63] {
+            let (next, _) = scan(&db, cursor, None, None, 10);
+            assert!(next == 0 || next > cursor || next & 63 > cursor & 63);
+        }
+    }
 }

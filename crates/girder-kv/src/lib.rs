@@ -424,7 +424,7 @@ impl<'a> DbRef<'a> {
         f(&mut multi)
     }
 
-    /// Visits every shard in order, for KEYS, SCAN, RANDOMKEY and DBSIZE.
+    /// Visits every shard in order, for KEYS, RANDOMKEY and DBSIZE.
     pub fn for_each_shard(&self, mut f: impl FnMut(usize, &mut ShardView<'_>) -> bool) {
         for (i, shard) in self.db.shards.iter().enumerate() {
             let mut guard = shard.lock();
@@ -436,6 +436,21 @@ impl<'a> DbRef<'a> {
                 break;
             }
         }
+    }
+
+    /// Runs `f` on shard `index` alone: SCAN resumes an iteration at a given shard.
+    pub(crate) fn with_shard<R>(&self, index: usize, f: impl FnOnce(&ShardView<'_>) -> R) -> R {
+        let mut guard = self.db.shards[index].lock();
+        f(&ShardView {
+            shard: &mut guard,
+            now: self.now,
+        })
+    }
+
+    /// The full 64-bit hash of `key` whose low bits pick its shard. It is fixed for the
+    /// life of the keyspace, so SCAN orders the keys of a shard by its high bits.
+    pub(crate) fn key_hash(&self, key: &[u8]) -> u64 {
+        self.keyspace.hasher.hash_one(key)
     }
 
     /// Empties this database.

@@ -154,3 +154,38 @@ fn huge_negative_random_counts_are_refused_not_fatal() {
         assert_eq!(ok.len(), 3, "{cmd}: small negative counts still repeat");
     }
 }
+
+#[test]
+fn the_redis_crate_iterates_with_scan() {
+    let mut c = client(6);
+    let _: () = redis::cmd("FLUSHDB").query(&mut c).unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..5_000 {
+        pipe.set(format!("user:{i}"), i).ignore();
+    }
+    for i in 0..100 {
+        pipe.rpush(format!("queue:{i}"), "job").ignore();
+    }
+    let _: () = pipe.query(&mut c).unwrap();
+    let users: std::collections::HashSet<String> = c
+        .scan_match::<_, String>("user:*")
+        .unwrap()
+        .collect::<redis::RedisResult<_>>()
+        .unwrap();
+    assert_eq!(users, (0..5_000).map(|i| format!("user:{i}")).collect());
+    let options = redis::ScanOptions::default()
+        .with_count(7)
+        .with_type("list");
+    let queues: Vec<String> = c
+        .scan_options::<String>(options)
+        .unwrap()
+        .collect::<redis::RedisResult<_>>()
+        .unwrap();
+    let mut sorted = queues.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), queues.len(), "a key returned twice");
+    assert_eq!(queues.len(), 100);
+    let all = c.scan::<String>().unwrap().count();
+    assert_eq!(all, 5_100);
+}

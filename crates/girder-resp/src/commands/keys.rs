@@ -180,6 +180,15 @@ pub(super) static SPECS: &[Spec] = &[
         keys,
     ),
     spec(
+        "scan",
+        -2,
+        &["readonly"],
+        (0, 0, 0),
+        "generic",
+        "Iterate over the keys.",
+        scan,
+    ),
+    spec(
         "randomkey",
         1,
         &["readonly"],
@@ -411,6 +420,41 @@ pub fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 .map(Reply::Bulk)
                 .collect(),
         )
+    }))
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]. The cursor is checked first;
+/// options are read left to right, the last of a repeated one wins, as in Redis.
+pub fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let cursor = match super::hashes::scan_cursor(&args[1]) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let (mut pattern, mut type_name, mut count) = (None, None, 10);
+    let mut rest = &args[2..];
+    while !rest.is_empty() {
+        let [option, value, tail @ ..] = rest else {
+            return syntax_error();
+        };
+        if is(option, "COUNT") {
+            count = match int_arg(value) {
+                Ok(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
+                Ok(_) => return syntax_error(),
+                Err(e) => return e,
+            };
+        } else if is(option, "MATCH") {
+            // `*` matches everything: skip matching altogether, as Redis does.
+            pattern = (value.as_ref() != b"*").then_some(value.as_ref());
+        } else if is(option, "TYPE") {
+            type_name = Some(value.as_ref());
+        } else {
+            return syntax_error();
+        }
+        rest = tail;
+    }
+    reply(ctx.db().map(|db| {
+        let (next, keys) = kv::scan(&db, cursor, pattern, type_name, count);
+        super::hashes::scan_reply(next, keys.into_iter().map(Reply::Bulk).collect())
     }))
 }
 
