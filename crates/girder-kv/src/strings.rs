@@ -369,3 +369,267 @@ pub fn setrange(db: &DbRef<'_>, key: &[u8], offset: usize, value: &[u8]) -> Resu
         Ok(len)
     })
 }
+
+/// What [`lcs`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LcsQuery {
+    /// The longest common subsequence itself.
+    Text,
+    /// Only its length (`LEN`).
+    Len,
+    /// The matching runs (`IDX`), keeping those at least `min_len` bytes long.
+    Matches {
+        /// Shorter runs are left out of the list (but still count in the length).
+        min_len: usize,
+    },
+}
+
+/// One run of the common subsequence: `a[a.0..=a.1]` equals `b[b.0..=b.1]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LcsMatch {
+    /// Inclusive range in the first string.
+    pub a: (usize, usize),
+    /// Inclusive range in the second string.
+    pub b: (usize, usize),
+}
+
+impl LcsMatch {
+    /// The run's length in bytes (never zero).
+    pub fn run_len(&self) -> usize {
+        self.a.1 - self.a.0 + 1
+    }
+}
+
+/// The answer of [`lcs`], shaped by its [`LcsQuery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lcs {
+    /// The subsequence.
+    Text(Bytes),
+    /// Its length.
+    Len(usize),
+    /// The runs, from the end of the strings towards their start (Redis's order), and the
+    /// length of the whole subsequence.
+    Matches {
+        /// The runs kept by the query's minimum length.
+        matches: Vec<LcsMatch>,
+        /// The subsequence's length.
+        len: usize,
+    },
+}
+
+/// Why [`lcs`] refused to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LcsError {
+    /// A string is too long for 32-bit table cells.
+    #[error("ERR String too long for LCS")]
+    StringTooLong,
+    /// The table would be larger than the limit (Redis uses proto-max-bulk-len).
+    #[error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")]
+    TableTooLarge,
+    /// The table size overflows or could not be allocated.
+    #[error("ERR Insufficient memory, failed allocating transient memory for LCS")]
+    OutOfMemory,
+}
+
+/// The two inputs of LCS, read atomically: a missing key is the empty string.
+///
+/// # Errors
+/// WRONGTYPE when either key holds another type (LCS reports it with its own text).
+pub fn lcs_values(db: &DbRef<'_>, key1: &[u8], key2: &[u8]) -> Result<(Bytes, Bytes), KvError> {
+    db.write_many(&[key1, key2], |m| {
+        let a = string_of(m.slot(key1).get().as_deref())?;
+        let b = string_of(m.slot(key2).get().as_deref())?;
+        Ok((a.unwrap_or_default(), b.unwrap_or_default()))
+    })
+}
+
+/// LCS of `a` and `b` with Redis's dynamic programme and traceback, so ties resolve as
+/// in Redis and the same subsequence and runs come out. The table has
+/// `(a.len() + 1) * (b.len() + 1)` `u32` cells and is refused, before anything is
+/// allocated, when it would exceed `max_table_bytes`: two large strings cannot make
+/// the server allocate unbounded memory. Callers run this outside any shard lock.
+///
+/// # Errors
+/// [`LcsError`], checked in Redis's order.
+pub fn lcs(a: &[u8], b: &[u8], query: LcsQuery, max_table_bytes: usize) -> Result<Lcs, LcsError> {
+    let cell_limit = (u32::MAX - 1) as usize;
+    if a.len() >= cell_limit || b.len() >= cell_limit {
+        return Err(LcsError::StringTooLong);
+    }
+    let width = b.len() + 1;
+    let cells = (a.len() + 1)
+        .checked_mul(width)
+        .ok_or(LcsError::OutOfMemory)?;
+    let bytes = cells
+        .checked_mul(std::mem::size_of::<u32>())
+        .ok_or(LcsError::OutOfMemory)?;
+    if bytes > max_table_bytes {
+        return Err(LcsError::TableTooLarge);
+    }
+    let mut table: Vec<u32> = Vec::new();
+    table
+        .try_reserve_exact(cells)
+        .map_err(|_| LcsError::OutOfMemory)?;
+    table.resize(cells, 0);
+    // Row i holds the LCS lengths of a[..i] against every prefix of b; row 0 and
+    // column 0 stay zero.
+    for (i, &x) in a.iter().enumerate() {
+        let (done, rest) = table.split_at_mut((i + 1) * width);
+        let prev = &done[i * width..];
+        let row = &mut rest[..width];
+        for (j, &y) in b.iter().enumerate() {
+            row[j + 1] = if x == y {
+                prev[j] + 1
+            } else {
+                prev[j + 1].max(row[j])
+            };
+        }
+    }
+    let total = table[a.len() * width + b.len()] as usize;
+    let min_len = match query {
+        LcsQuery::Len => return Ok(Lcs::Len(total)),
+        LcsQuery::Text => None,
+        LcsQuery::Matches { min_len } => Some(min_len),
+    };
+    let mut text = if min_len.is_none() {
+        vec![0; total]
+    } else {
+        Vec::new()
+    };
+    let mut matches = Vec::new();
+    let mut remaining = total;
+    let (mut i, mut j) = (a.len(), b.len());
+    // The run followed backwards from its end; a match always follows the previous
+    // one diagonally, so a run in progress is contiguous.
+    let mut run: Option<LcsMatch> = None;
+    while i > 0 && j > 0 {
+        let ends = if a[i - 1] == b[j - 1] {
+            if min_len.is_none() {
+                text[remaining - 1] = a[i - 1];
+            }
+            let r = run.get_or_insert(LcsMatch {
+                a: (i, i - 1),
+                b: (j, j - 1),
+            });
+            r.a.0 -= 1;
+            r.b.0 -= 1;
+            // A run touching the start of either string is the last one.
+            let at_start = r.a.0 == 0 || r.b.0 == 0;
+            remaining -= 1;
+            i -= 1;
+            j -= 1;
+            at_start
+        } else {
+            // On ties Redis steps back in the second string; so do we, for the same runs.
+            if table[(i - 1) * width + j] > table[i * width + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            run.is_some()
+        };
+        if ends {
+            if let (Some(r), Some(min)) = (run.take(), min_len) {
+                if r.run_len() >= min {
+                    matches.push(r);
+                }
+            }
+        }
+    }
+    Ok(match min_len {
+        None => Lcs::Text(Bytes::from(text)),
+        Some(_) => Lcs::Matches {
+            matches,
+            len: total,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NO_LIMIT: usize = usize::MAX;
+
+    fn text(a: &[u8], b: &[u8]) -> Vec<u8> {
+        match lcs(a, b, LcsQuery::Text, NO_LIMIT) {
+            Ok(Lcs::Text(t)) => t.to_vec(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn runs(a: &[u8], b: &[u8], min_len: usize) -> (Vec<LcsMatch>, usize) {
+        match lcs(a, b, LcsQuery::Matches { min_len }, NO_LIMIT) {
+            Ok(Lcs::Matches { matches, len }) => (matches, len),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn is_subsequence(s: &[u8], of: &[u8]) -> bool {
+        let mut it = of.iter();
+        s.iter().all(|c| it.any(|d| d == c))
+    }
+
+    #[test]
+    fn redis_doc_example() {
+        let (a, b) = (b"ohmytext".as_slice(), b"mynewtext".as_slice());
+        assert_eq!(text(a, b), b"mytext");
+        assert_eq!(
+            lcs(a, b, LcsQuery::Len, NO_LIMIT),
+            Ok(Lcs::Len(6)),
+            "LEN agrees with the text"
+        );
+        let (matches, len) = runs(a, b, 0);
+        assert_eq!(len, 6);
+        assert_eq!(
+            matches,
+            vec![
+                LcsMatch {
+                    a: (4, 7),
+                    b: (5, 8)
+                },
+                LcsMatch {
+                    a: (2, 3),
+                    b: (0, 1)
+                },
+            ]
+        );
+        assert_eq!(runs(a, b, 4).0.len(), 1);
+    }
+
+    #[test]
+    fn table_guard_refuses_before_allocating() {
+        let big = vec![b'x'; 1000];
+        // 1001 * 1001 cells of 4 bytes.
+        assert_eq!(
+            lcs(&big, &big, LcsQuery::Len, 1001 * 1001 * 4 - 1),
+            Err(LcsError::TableTooLarge)
+        );
+        assert_eq!(
+            lcs(&big, &big, LcsQuery::Len, 1001 * 1001 * 4),
+            Ok(Lcs::Len(1000))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn answers_are_consistent(a in "[abc]{0,12}", b in "[abc]{0,12}") {
+            let (a, b) = (a.as_bytes(), b.as_bytes());
+            let t = text(a, b);
+            prop_assert!(is_subsequence(&t, a) && is_subsequence(&t, b));
+            prop_assert_eq!(lcs(a, b, LcsQuery::Len, NO_LIMIT), Ok(Lcs::Len(t.len())));
+            let (matches, len) = runs(a, b, 0);
+            prop_assert_eq!(len, t.len());
+            // The runs, read from the start, spell the subsequence in both strings.
+            let mut from_a = Vec::new();
+            let mut from_b = Vec::new();
+            for m in matches.iter().rev() {
+                from_a.extend_from_slice(&a[m.a.0..=m.a.1]);
+                from_b.extend_from_slice(&b[m.b.0..=m.b.1]);
+            }
+            prop_assert_eq!(&from_a, &t);
+            prop_assert_eq!(&from_b, &t);
+        }
+    }
+}

@@ -3,7 +3,8 @@
 use super::{bulk_or_null, count, int_arg, is, kv_error, reply, spec, syntax_error, Ctx, Spec};
 use crate::codec::Reply;
 use bytes::Bytes;
-use girder_kv::strings::{self as kv, SetCondition, SetExpiry, SetOptions};
+use girder_kv::strings::{self as kv, Lcs, LcsQuery, SetCondition, SetExpiry, SetOptions};
+use girder_kv::KvError;
 
 /// The strings commands.
 pub(super) static SPECS: &[Spec] = &[
@@ -186,6 +187,15 @@ pub(super) static SPECS: &[Spec] = &[
         "string",
         "Overwrite part of a value.",
         setrange,
+    ),
+    spec(
+        "lcs",
+        -3,
+        &["readonly"],
+        (1, 2, 1),
+        "string",
+        "Longest common subsequence of two strings.",
+        lcs,
     ),
 ];
 
@@ -483,4 +493,78 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 Err(e) => kv_error(e),
             }),
     )
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]. As in Redis, the key
+/// types are checked before the options; the table is computed after the keys are read,
+/// outside any lock.
+pub fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let read = ctx
+        .db()
+        .map(|db| (kv::lcs_values(&db, &args[1], &args[2]), db.max_string_len()));
+    let (a, b, max_table_bytes) = match read {
+        Err(r) => return r,
+        Ok((Err(KvError::WrongType), _)) => {
+            return Reply::error("ERR The specified keys must contain string values")
+        }
+        Ok((Err(e), _)) => return kv_error(e),
+        Ok((Ok((a, b)), max)) => (a, b, max),
+    };
+    let (mut len, mut idx, mut with_len, mut min_len) = (false, false, false, 0usize);
+    let mut i = 3;
+    while i < args.len() {
+        let opt = &args[i];
+        if is(opt, "idx") {
+            idx = true;
+        } else if is(opt, "len") {
+            len = true;
+        } else if is(opt, "withmatchlen") {
+            with_len = true;
+        } else if is(opt, "minmatchlen") && i + 1 < args.len() {
+            // Negative minimums mean no minimum.
+            min_len = match int_arg(&args[i + 1]) {
+                Ok(n) => usize::try_from(n).unwrap_or(0),
+                Err(e) => return e,
+            };
+            i += 1;
+        } else {
+            return syntax_error();
+        }
+        i += 1;
+    }
+    if len && idx {
+        return Reply::error("ERR If you want both the length and indexes, please just use IDX.");
+    }
+    let query = if idx {
+        LcsQuery::Matches { min_len }
+    } else if len {
+        LcsQuery::Len
+    } else {
+        LcsQuery::Text
+    };
+    let range = |(start, end): (usize, usize)| Reply::Array(vec![count(start), count(end)]);
+    match kv::lcs(&a, &b, query, max_table_bytes) {
+        Err(e) => Reply::error(e.to_string()),
+        Ok(Lcs::Text(s)) => Reply::Bulk(s),
+        Ok(Lcs::Len(n)) => count(n),
+        Ok(Lcs::Matches { matches, len }) => {
+            let matches = matches
+                .iter()
+                .map(|m| {
+                    let mut item = vec![range(m.a), range(m.b)];
+                    if with_len {
+                        item.push(count(m.run_len()));
+                    }
+                    Reply::Array(item)
+                })
+                .collect();
+            Reply::Map(vec![
+                (
+                    Reply::Bulk(Bytes::from_static(b"matches")),
+                    Reply::Array(matches),
+                ),
+                (Reply::Bulk(Bytes::from_static(b"len")), count(len)),
+            ])
+        }
+    }
 }
