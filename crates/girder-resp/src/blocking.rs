@@ -1,13 +1,17 @@
-//! Blocking list pops (BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH): the registry of clients
-//! waiting for list keys, and the hand-off that serves them.
+//! Blocking pops of lists (BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH) and sorted sets
+//! (BZPOPMIN, BZPOPMAX, BZMPOP): the registry of clients waiting for keys, and the
+//! hand-off that serves them.
 //!
 //! A command that finds every key empty registers a waiter under each of its keys and
 //! hands the connection loop a [`Wait`]; the connection stops executing commands until the
-//! wait ends. Every command that pushes to a list calls [`Blocking::pushed`] afterwards,
-//! which pops on behalf of the waiters of that key, oldest first, and sends each its reply.
+//! wait ends. Every command that pushes to a list or adds members to a sorted set calls
+//! [`Blocking::pushed`] afterwards, which pops on behalf of the waiters of that key, oldest
+//! first, and sends each its reply.
 //!
 //! Invariants:
-//! - Waiters on a key are served in the order they blocked, each at most once.
+//! - Waiters on a key are served in the order they blocked, each at most once; a key
+//!   serves only the waiters that pop its type (a list waiter queued first does not hold
+//!   up a sorted set waiter on the same key, as in Redis).
 //! - Serving and cancelling (timeout, disconnection) both happen under the registry lock,
 //!   so an element is never popped for a waiter that has already given up.
 //! - No wake-up is lost: a waiter counts itself in `waiting` and retries its pop under the
@@ -16,10 +20,11 @@
 //! - Lock order is registry, then keyspace: callers never hold a `DbRef` while calling in.
 //! - A push costs one atomic load when nobody waits.
 
-use crate::codec::Reply;
+use crate::codec::{Protocol, Reply};
 use crate::commands::kv_error;
 use bytes::Bytes;
 use girder_kv::lists::{self as kv, End};
+use girder_kv::zsets::{self, Scored};
 use girder_kv::{DbRef, Keyspace};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -44,6 +49,17 @@ pub enum BlockedOp {
         from: End,
         /// The end it is pushed to.
         to: End,
+    },
+    /// BZPOPMIN / BZPOPMAX / BZMPOP: up to `count` members from the low (or high) end.
+    ZsetPop {
+        /// Pops the highest scores.
+        max: bool,
+        /// Members to pop at most.
+        count: usize,
+        /// The waiting client's protocol, for the scores.
+        protocol: Protocol,
+        /// Shapes the reply from the key and the popped members: the command's own form.
+        reply: fn(Protocol, Bytes, Scored) -> Reply,
     },
 }
 
@@ -88,7 +104,27 @@ impl BlockedOp {
                 Ok(item) => served(Reply::Bulk(item?), Some(destination.clone())),
                 Err(e) => served(kv_error(e), None),
             },
+            Self::ZsetPop {
+                max,
+                count,
+                protocol,
+                reply,
+            } => {
+                let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+                match zsets::mpop(db, &refs, *max, *count) {
+                    Ok(popped) => {
+                        let (key, items) = popped?;
+                        served(reply(*protocol, key, items), None)
+                    }
+                    Err(e) => served(kv_error(e), None),
+                }
+            }
         }
+    }
+
+    /// Whether the operation pops sorted sets (else lists).
+    fn pops_sorted_set(&self) -> bool {
+        matches!(self, Self::ZsetPop { .. })
     }
 }
 
@@ -135,7 +171,7 @@ struct Registry {
     waiters: HashMap<u64, Waiter>,
 }
 
-/// The clients blocked on list keys, server-wide.
+/// The clients blocked on list and sorted set keys, server-wide.
 #[derive(Default)]
 pub struct Blocking {
     /// Registered waiters (and ones registering): pushes skip the lock when it is 0.
@@ -219,8 +255,9 @@ impl Blocking {
         Some(done.reply)
     }
 
-    /// Announces that a command pushed to `key` of database `db`: serves its waiters,
-    /// oldest first, while the list has elements. Call with no `DbRef` held.
+    /// Announces that a command pushed to `key` of database `db` (or added members to the
+    /// sorted set there): serves its waiters, oldest first, while the key has elements.
+    /// Call with no `DbRef` held.
     pub fn pushed(&self, keyspace: &Keyspace, db: usize, key: &[u8]) {
         if self.waiting.load(Ordering::SeqCst) == 0 {
             return;
@@ -248,15 +285,24 @@ impl Blocking {
 }
 
 impl Registry {
-    /// Serves the oldest waiter on `key` if the key holds a list. Returns `None` when
-    /// nobody was served, else the key the served command pushed to, if any.
+    /// Serves the oldest waiter on `key` that pops the type the key holds (a list or a
+    /// sorted set). Returns `None` when nobody was served, else the key the served command
+    /// pushed to, if any.
     fn serve_one(&mut self, keyspace: &Keyspace, db: usize, key: &Bytes) -> Option<Option<Bytes>> {
-        let id = *self.queues.get(&(db, key.clone()))?.front()?;
+        let queue = self.queues.get(&(db, key.clone()))?;
         let handle = keyspace.db(db).ok()?;
-        // Only a list with elements serves: a key that became another type waits on.
-        if !matches!(kv::len(&handle, key), Ok(n) if n > 0) {
+        // Only a list or sorted set with elements serves: a key of another type waits on.
+        let sorted_set = if matches!(kv::len(&handle, key), Ok(n) if n > 0) {
+            false
+        } else if matches!(zsets::card(&handle, key), Ok(n) if n > 0) {
+            true
+        } else {
             return None;
-        }
+        };
+        let id = queue
+            .iter()
+            .copied()
+            .find(|id| self.waiters[id].op.pops_sorted_set() == sorted_set)?;
         // A BLMOVE whose destination is no longer a list is served its error.
         let served = self.waiters[&id]
             .op
@@ -296,7 +342,7 @@ impl Blocking {
 
 impl Wait {
     /// Waits until the command is served (its reply), times out (a null array, as Redis
-    /// replies to every timed-out list pop), or `interrupted` completes (`None`: the
+    /// replies to every timed-out list or sorted set pop), or `interrupted` completes (`None`: the
     /// connection is going away).
     pub async fn finish(
         mut self,
@@ -418,6 +464,42 @@ mod tests {
         // Both the reply and the deadline are ready: whichever wins, the reply is kept.
         let outcome = runtime().block_on(wait.finish(&blocking, std::future::pending()));
         assert_eq!(outcome, Some(popped("k", "a")));
+    }
+
+    #[test]
+    fn a_sorted_set_serves_its_waiters_past_list_waiters() {
+        let (blocking, keyspace) = (Blocking::default(), keyspace());
+        let mut list_waiter = wait_on(&blocking, &keyspace, "k", None);
+        let op = BlockedOp::ZsetPop {
+            max: false,
+            count: 1,
+            protocol: Protocol::Resp2,
+            reply: |_, key, items| {
+                let mut all = vec![Reply::Bulk(key)];
+                all.extend(items.into_iter().map(|(m, _)| Reply::Bulk(m)));
+                Reply::Array(all)
+            },
+        };
+        let Blocked::Later(mut zset_waiter) =
+            blocking.block(&keyspace, 0, &[Bytes::from_static(b"k")], op, None)
+        else {
+            panic!("served at once");
+        };
+        let added = zsets::add(
+            &keyspace.db(0).unwrap(),
+            b"k",
+            &[(2.0, b"b".as_slice()), (1.0, b"a".as_slice())],
+            zsets::AddOptions::default(),
+        );
+        assert_eq!(added.map(|o| o.added), Ok(2));
+        blocking.pushed(&keyspace, 0, b"k");
+        assert_eq!(zset_waiter.reply.try_recv().ok(), Some(popped("k", "a")));
+        assert!(
+            list_waiter.reply.try_recv().is_err(),
+            "a list waiter waits on"
+        );
+        assert_eq!(zsets::card(&keyspace.db(0).unwrap(), b"k"), Ok(1));
+        assert_eq!(blocking.waiting.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -250,9 +250,9 @@ fn positive_arg(arg: &[u8], message: &str) -> Result<usize, Reply> {
     })
 }
 
-/// Serves the clients blocked on `key`, which was just pushed to; inside EXEC, once the
-/// transaction is done (its later commands must see the elements first).
-fn announce_push(ctx: &mut Ctx<'_>, key: &[u8]) {
+/// Serves the clients blocked on `key`, which was just pushed to (or added to, for a
+/// sorted set); inside EXEC, once the transaction is done (its later commands must see the elements first).
+pub(super) fn announce_push(ctx: &mut Ctx<'_>, key: &[u8]) {
     if ctx.client.tx.executing {
         ctx.client
             .tx
@@ -533,7 +533,7 @@ pub fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// A blocking timeout in seconds, as Redis 7.0 reads it: a float (C `strtold` syntax,
 /// hexadecimal integers included) turned into milliseconds rounded up, so any positive
 /// timeout waits at least 1 ms. `None`: 0, wait forever.
-fn timeout_arg(arg: &[u8]) -> Result<Option<Duration>, Reply> {
+pub(super) fn timeout_arg(arg: &[u8]) -> Result<Option<Duration>, Reply> {
     let seconds = parse_seconds(arg)
         .ok_or_else(|| Reply::error("ERR timeout is not a float or out of range"))?;
     let ms = (seconds * 1000.0).ceil();
@@ -577,7 +577,12 @@ fn parse_seconds(arg: &[u8]) -> Option<f64> {
 
 /// Pops now if one of `keys` has elements, else blocks the client (the connection loop
 /// waits and sends the reply of the wait instead of the placeholder returned here).
-fn block(ctx: &mut Ctx<'_>, keys: &[Bytes], op: BlockedOp, timeout: Option<Duration>) -> Reply {
+pub(super) fn block(
+    ctx: &mut Ctx<'_>,
+    keys: &[Bytes],
+    op: BlockedOp,
+    timeout: Option<Duration>,
+) -> Reply {
     match ctx
         .shared
         .blocking

@@ -5,6 +5,9 @@
 //! options are parsed before the key is looked up, except where Redis looks first
 //! (ZPOPMIN's zero count, ZSCAN's options, the inputs of ZUNION and friends).
 //!
+//! Every command that adds members announces the key to [`crate::blocking`] once its
+//! keyspace handle is released, so that clients blocked on it (BZPOPMIN...) are served.
+//!
 //! Known differences from Redis 7.0:
 //! - RESP3 doubles are written in their shortest form (`,0.1`), Redis writes `%.17g`
 //!   (`,0.10000000000000001`): the same value, other digits.
@@ -13,7 +16,9 @@
 //! - ZRANDMEMBER with a huge negative count builds the whole reply in memory, as Redis
 //!   does in its output buffer; there is no cap.
 
+use super::lists::{announce_push, block, timeout_arg};
 use super::{count, int_arg, is, kv_error, parse_i64, reply, spec, syntax_error, Ctx, Spec};
+use crate::blocking::BlockedOp;
 use crate::codec::{Protocol, Reply};
 use bytes::Bytes;
 use girder_kv::zsets::{
@@ -202,6 +207,33 @@ pub(super) static SPECS: &[Spec] = &[
         "sortedset",
         "Pop from the first non-empty sorted set.",
         zmpop,
+    ),
+    spec(
+        "bzpopmin",
+        -3,
+        &["write", "noscript", "fast", "blocking"],
+        (1, -2, 1),
+        "sortedset",
+        "Pop the lowest member of the first non-empty sorted set, or block until one is added.",
+        bzpopmin,
+    ),
+    spec(
+        "bzpopmax",
+        -3,
+        &["write", "noscript", "fast", "blocking"],
+        (1, -2, 1),
+        "sortedset",
+        "Pop the highest member of the first non-empty sorted set, or block until one is added.",
+        bzpopmax,
+    ),
+    spec(
+        "bzmpop",
+        -5,
+        &["write", "blocking", "movablekeys"],
+        (0, 0, 0),
+        "sortedset",
+        "Pop from the first non-empty sorted set, or block until one is added.",
+        bzmpop,
     ),
     spec(
         "zremrangebyscore",
@@ -611,18 +643,27 @@ fn add_reply(
     ch: bool,
 ) -> Reply {
     let protocol = ctx.client.protocol;
-    reply(ctx.db().map(|db| match kv::add(&db, key, pairs, opts) {
-        Err(e) => kv_error(e),
-        Ok(o) if o.nan => Reply::error("ERR resulting score is not a number (NaN)"),
-        Ok(o) if opts.incr => {
-            if o.processed > 0 {
-                score_reply(protocol, o.score)
-            } else {
-                Reply::Null
-            }
+    let outcome = ctx
+        .db()
+        .and_then(|db| kv::add(&db, key, pairs, opts).map_err(kv_error));
+    let o = match outcome {
+        Ok(o) if o.nan => return Reply::error("ERR resulting score is not a number (NaN)"),
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    // Only a new member can make a missing key non-empty, which is what waiters need.
+    if o.added > 0 {
+        announce_push(ctx, key);
+    }
+    if opts.incr {
+        if o.processed > 0 {
+            score_reply(protocol, o.score)
+        } else {
+            Reply::Null
         }
-        Ok(o) => count(if ch { o.added + o.updated } else { o.added }),
-    }))
+    } else {
+        count(if ch { o.added + o.updated } else { o.added })
+    }
 }
 
 pub fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
@@ -810,14 +851,25 @@ pub fn zrevrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]
 pub fn zrangestore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    reply(
-        parse_range(&args[3..], true, None, None).and_then(|(q, _)| {
-            let db = ctx.db()?;
-            kv::range_store(&db, &args[1], &args[2], &q)
-                .map(count)
-                .map_err(kv_error)
-        }),
-    )
+    let stored = parse_range(&args[3..], true, None, None).and_then(|(q, _)| {
+        let db = ctx.db()?;
+        kv::range_store(&db, &args[1], &args[2], &q).map_err(kv_error)
+    });
+    stored_reply(ctx, &args[1], stored)
+}
+
+/// The reply of a command that stored `stored` members at `destination`, announced to
+/// its waiters when there are any.
+fn stored_reply(ctx: &mut Ctx<'_>, destination: &[u8], stored: Result<usize, Reply>) -> Reply {
+    match stored {
+        Ok(n) => {
+            if n > 0 {
+                announce_push(ctx, destination);
+            }
+            count(n)
+        }
+        Err(e) => e,
+    }
 }
 
 fn rank_generic(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> Reply {
@@ -886,51 +938,112 @@ fn at_least_one(arg: &[u8], msg: &str) -> Result<usize, Reply> {
         .ok_or_else(|| Reply::error(msg))
 }
 
+/// The arguments of ZMPOP and BZMPOP from `numkeys` (at `args[at]`) on: the keys,
+/// whether to pop the highest scores, the count (default 1).
+fn mpop_args(args: &[Bytes], at: usize) -> Result<(&[Bytes], bool, usize), Reply> {
+    let numkeys = at_least_one(&args[at], "ERR numkeys should be greater than 0")?;
+    let where_idx = numkeys
+        .checked_add(at + 1)
+        .filter(|i| *i < args.len())
+        .ok_or_else(syntax_error)?;
+    let max = if is(&args[where_idx], "MIN") {
+        false
+    } else if is(&args[where_idx], "MAX") {
+        true
+    } else {
+        return Err(syntax_error());
+    };
+    let mut count = None;
+    let mut j = where_idx + 1;
+    while j < args.len() {
+        if count.is_none() && is(&args[j], "COUNT") && j + 1 < args.len() {
+            count = Some(at_least_one(
+                &args[j + 1],
+                "ERR count should be greater than 0",
+            )?);
+            j += 2;
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    Ok((&args[at + 1..where_idx], max, count.unwrap_or(1)))
+}
+
+/// ZMPOP's and BZMPOP's reply: `[key, [[member, score], ...]]`.
+fn mpop_reply(protocol: Protocol, key: Bytes, items: Vec<(Bytes, f64)>) -> Reply {
+    Reply::Array(vec![
+        Reply::Bulk(key),
+        Reply::Array(
+            items
+                .into_iter()
+                .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), score_reply(protocol, s)]))
+                .collect(),
+        ),
+    ])
+}
+
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
 pub fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let protocol = ctx.client.protocol;
-    let parsed = (|| {
-        let numkeys = at_least_one(&args[1], "ERR numkeys should be greater than 0")?;
-        let where_idx = numkeys
-            .checked_add(2)
-            .filter(|i| *i < args.len())
-            .ok_or_else(syntax_error)?;
-        let max = if is(&args[where_idx], "MIN") {
-            false
-        } else if is(&args[where_idx], "MAX") {
-            true
-        } else {
-            return Err(syntax_error());
-        };
-        let mut count = None;
-        let mut j = where_idx + 1;
-        while j < args.len() {
-            if count.is_none() && is(&args[j], "COUNT") && j + 1 < args.len() {
-                count = Some(at_least_one(
-                    &args[j + 1],
-                    "ERR count should be greater than 0",
-                )?);
-                j += 2;
-            } else {
-                return Err(syntax_error());
-            }
-        }
-        Ok((slices(&args[2..where_idx]), max, count.unwrap_or(1)))
-    })();
-    reply(parsed.and_then(|(keys, max, n)| {
+    reply(mpop_args(args, 1).and_then(|(keys, max, n)| {
         let db = ctx.db()?;
-        match kv::mpop(&db, &keys, max, n).map_err(kv_error)? {
+        match kv::mpop(&db, &slices(keys), max, n).map_err(kv_error)? {
             None => Ok(Reply::NullArray),
-            Some((key, items)) => Ok(Reply::Array(vec![
-                Reply::Bulk(key),
-                Reply::Array(
-                    items
-                        .into_iter()
-                        .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), score_reply(protocol, s)]))
-                        .collect(),
-                ),
-            ])),
+            Some((key, items)) => Ok(mpop_reply(protocol, key, items)),
         }
+    }))
+}
+
+/// BZPOPMIN's and BZPOPMAX's reply: `[key, member, score]`, flat in both protocols.
+fn bzpop_reply(protocol: Protocol, key: Bytes, items: Vec<(Bytes, f64)>) -> Reply {
+    let mut all = Vec::with_capacity(1 + 2 * items.len());
+    all.push(Reply::Bulk(key));
+    for (m, s) in items {
+        all.push(Reply::Bulk(m));
+        all.push(score_reply(protocol, s));
+    }
+    Reply::Array(all)
+}
+
+/// BZPOPMIN / BZPOPMAX key [key ...] timeout: the timeout is read first, as in Redis.
+fn bzpop_generic(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> Reply {
+    let last = args.len() - 1;
+    match timeout_arg(&args[last]) {
+        Ok(timeout) => {
+            let op = BlockedOp::ZsetPop {
+                max,
+                count: 1,
+                protocol: ctx.client.protocol,
+                reply: bzpop_reply,
+            };
+            block(ctx, &args[1..last], op, timeout)
+        }
+        Err(e) => e,
+    }
+}
+
+/// BZPOPMIN key [key ...] timeout
+pub fn bzpopmin(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    bzpop_generic(ctx, args, false)
+}
+
+/// BZPOPMAX key [key ...] timeout
+pub fn bzpopmax(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    bzpop_generic(ctx, args, true)
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]: the timeout is read after
+/// the other arguments, as in Redis.
+pub fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    reply(mpop_args(args, 2).and_then(|(keys, max, count)| {
+        let timeout = timeout_arg(&args[1])?;
+        let op = BlockedOp::ZsetPop {
+            max,
+            count,
+            protocol: ctx.client.protocol,
+            reply: mpop_reply,
+        };
+        Ok(block(ctx, keys, op, timeout))
     }))
 }
 
@@ -1037,12 +1150,11 @@ fn combine_generic(ctx: &mut Ctx<'_>, args: &[Bytes], name: &str, op: SetOp) -> 
 }
 
 fn combine_store_generic(ctx: &mut Ctx<'_>, args: &[Bytes], name: &str, op: SetOp) -> Reply {
-    reply(parse_combine(ctx, args, 2, name, op, true).and_then(|c| {
+    let stored = parse_combine(ctx, args, 2, name, op, true).and_then(|c| {
         let db = ctx.db()?;
-        kv::combine_store(&db, &args[1], op, &c.keys, &c.opts)
-            .map(count)
-            .map_err(kv_error)
-    }))
+        kv::combine_store(&db, &args[1], op, &c.keys, &c.opts).map_err(kv_error)
+    });
+    stored_reply(ctx, &args[1], stored)
 }
 
 pub fn zunion(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
