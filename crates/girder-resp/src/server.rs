@@ -199,6 +199,14 @@ async fn serve_client(
                         stream.write_all(&output).await?;
                         return Ok(());
                     }
+                    // A long pipeline's replies go out as they accumulate, so its output
+                    // buffer stays near this size instead of growing with the pipeline.
+                    if output.len() >= OUTPUT_FLUSH_BYTES {
+                        if !write_or_killed(stream, &output, &kill, shutdown).await? {
+                            return Ok(());
+                        }
+                        output.clear();
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => return protocol_error(stream, &mut output, server, client, e).await,
@@ -244,6 +252,9 @@ async fn serve_client(
         }
     }
 }
+
+/// Replies written mid-batch once this much output has accumulated.
+const OUTPUT_FLUSH_BYTES: usize = 64 * 1024;
 
 /// Encodes the published messages already queued for `client` (none if it never
 /// subscribed) into `output`. The queue's bound also bounds what this adds.

@@ -189,3 +189,36 @@ fn the_redis_crate_iterates_with_scan() {
     let all = c.scan::<String>().unwrap().count();
     assert_eq!(all, 5_100);
 }
+
+#[test]
+fn long_pipelines_of_large_replies_arrive_whole_and_in_order() {
+    // 200 replies of 100 KB: the server writes them out as they accumulate rather than
+    // buffering 20 MB; the client must still see every byte, in order.
+    let mut c = client(7);
+    let _: () = redis::cmd("FLUSHDB").query(&mut c).unwrap();
+    let big = "x".repeat(100 * 1024);
+    let _: () = c.set("big", &big).unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..200 {
+        pipe.get("big").incr("n", 1);
+        if i % 50 == 0 {
+            pipe.strlen("big");
+        }
+    }
+    let replies: Vec<redis::Value> = pipe.query(&mut c).unwrap();
+    assert_eq!(replies.len(), 200 * 2 + 4);
+    let values: Vec<&redis::Value> = replies.iter().collect();
+    assert!(matches!(values[0], redis::Value::BulkString(b) if b.len() == big.len()));
+    let counts: Vec<i64> = replies
+        .iter()
+        .filter_map(|v| match v {
+            redis::Value::Int(n) if *n != big.len() as i64 => Some(*n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        (1..=200).collect::<Vec<_>>(),
+        "replies stay in order"
+    );
+}
