@@ -132,7 +132,16 @@ pub struct Keyspace {
     hasher: ahash::RandomState,
     /// Largest string value, in bytes (`proto-max-bulk-len`).
     max_string_len: usize,
+    /// Told of keys the active expiry removes, while `report_expired` is set.
+    expired_hook: RwLock<Option<ExpiredHook>>,
+    /// Whether [`Keyspace::expire_cycle`] collects the keys it removes for the hook;
+    /// off, the cycle allocates nothing.
+    report_expired: std::sync::atomic::AtomicBool,
 }
+
+/// Called with (database index, key) for each key the active expiry removed, after the
+/// key's shard is unlocked (keyspace notifications' `expired` event).
+pub type ExpiredHook = Arc<dyn Fn(usize, &[u8]) + Send + Sync>;
 
 impl std::fmt::Debug for Keyspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -252,7 +261,20 @@ impl Keyspace {
             clock,
             hasher: ahash::RandomState::new(),
             max_string_len,
+            expired_hook: RwLock::new(None),
+            report_expired: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Installs (or removes) the hook told of keys the active expiry removes.
+    pub fn set_expired_hook(&self, hook: Option<ExpiredHook>) {
+        *self.expired_hook.write() = hook;
+    }
+
+    /// Turns reporting of actively expired keys to the hook on or off.
+    pub fn report_expired(&self, on: bool) {
+        self.report_expired
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The current time, in ms since the Unix epoch.
@@ -298,19 +320,36 @@ impl Keyspace {
 
     /// Removes up to `budget` expired keys per database; returns how many were removed.
     /// The server calls this periodically so expired keys nobody reads are reclaimed.
+    /// Removed keys go to the expired hook when reporting is on.
     pub fn expire_cycle(&self, budget: usize) -> usize {
         let _gate = self.gate.read();
         let now = self.clock.now_ms();
+        let hook = if self
+            .report_expired
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.expired_hook.read().clone()
+        } else {
+            None
+        };
+        let mut keys = Vec::new();
         let mut removed = 0;
-        for db in self.dbs.iter() {
+        for (index, db) in self.dbs.iter().enumerate() {
             let mut left = budget;
             for shard in db.shards.iter() {
                 if left == 0 {
                     break;
                 }
-                let n = shard.lock().remove_expired(now, left);
+                let log = hook.is_some().then_some(&mut keys);
+                let n = shard.lock().remove_expired(now, left, log);
                 left -= n;
                 removed += n;
+                // The hook runs with no shard locked.
+                if let Some(hook) = &hook {
+                    for key in keys.drain(..) {
+                        hook(index, key.as_slice());
+                    }
+                }
             }
         }
         removed
@@ -391,6 +430,17 @@ impl<'a> DbRef<'a> {
 
     fn shard(&self, key: &[u8]) -> MutexGuard<'a, Shard> {
         self.db.shards[self.keyspace.shard_of(key)].lock()
+    }
+
+    /// Removes `key` if its TTL has passed; returns whether it did (the lazy expiry a
+    /// front end reports as an `expired` keyspace event before running a command).
+    pub fn expire_if_due(&self, key: &[u8]) -> bool {
+        let mut shard = self.shard(key);
+        let due = shard.peek_expired(key, self.now);
+        if due {
+            shard.remove(key);
+        }
+        due
     }
 
     /// Runs `f` on the live entry of `key` (expired entries are removed first).

@@ -187,6 +187,11 @@ impl Shard {
         self.live_mut(key, now).map(|e| &*e)
     }
 
+    /// Whether `key` is present but past its deadline.
+    pub(crate) fn peek_expired(&self, key: &[u8], now: u64) -> bool {
+        self.map.get(key).is_some_and(|e| e.is_expired(now))
+    }
+
     pub(crate) fn live_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         let expired = self.map.get(key)?.is_expired(now);
         if expired {
@@ -306,7 +311,13 @@ impl Shard {
     }
 
     /// Removes up to `budget` keys whose deadline passed; returns how many.
-    pub(crate) fn remove_expired(&mut self, now: u64, budget: usize) -> usize {
+    /// Each removed key is appended to `log` when one is given.
+    pub(crate) fn remove_expired(
+        &mut self,
+        now: u64,
+        budget: usize,
+        mut log: Option<&mut Vec<Key>>,
+    ) -> usize {
         let mut removed = 0;
         while removed < budget {
             let Some((t, _)) = self.deadlines.first() else {
@@ -318,6 +329,9 @@ impl Shard {
             let (_, key) = self.deadlines.pop_first().expect("first exists");
             self.touch(key.as_slice());
             self.map.remove(&key);
+            if let Some(log) = log.as_mut() {
+                log.push(key);
+            }
             removed += 1;
         }
         removed

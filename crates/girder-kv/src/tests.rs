@@ -256,3 +256,37 @@ proptest::proptest! {
         proptest::prop_assert_eq!(keys::dbsize(&db), model.len());
     }
 }
+
+#[test]
+fn expiry_reports_removed_keys_only_when_asked() {
+    let (clock, ks) = keyspace();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    ks.set_expired_hook(Some(Arc::new(move |db, key: &[u8]| {
+        log.lock().push((db, key.to_vec()));
+    })));
+    let ttl = |db: &DbRef<'_>, key: &[u8]| {
+        let options = SetOptions {
+            expiry: SetExpiry::At(db.now_ms() + 10),
+            ..SetOptions::default()
+        };
+        strings::set(db, key, b"v", options).unwrap();
+    };
+    ttl(&ks.db(0).unwrap(), b"quiet");
+    clock.advance(20);
+    assert_eq!(ks.expire_cycle(10), 1);
+    assert!(seen.lock().is_empty(), "reporting is off");
+
+    ks.report_expired(true);
+    ttl(&ks.db(3).unwrap(), b"a");
+    ttl(&ks.db(3).unwrap(), b"lazy");
+    let db = ks.db(3).unwrap();
+    assert!(!db.expire_if_due(b"a"), "not due yet");
+    clock.advance(20);
+    let db = ks.db(3).unwrap();
+    assert!(db.expire_if_due(b"lazy"));
+    assert!(!db.expire_if_due(b"lazy"), "already gone");
+    drop(db);
+    assert_eq!(ks.expire_cycle(10), 1);
+    assert_eq!(*seen.lock(), vec![(3, b"a".to_vec())]);
+}

@@ -21,6 +21,7 @@ pub mod blocking;
 pub mod codec;
 pub mod commands;
 pub mod metrics;
+pub mod notify;
 pub mod pubsub;
 pub mod server;
 pub mod state;

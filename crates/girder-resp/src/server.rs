@@ -20,6 +20,7 @@
 use crate::codec::{parse_command, ProtocolError, Reply};
 use crate::commands::{self, Ctx};
 use crate::metrics::LocalStats;
+use crate::notify;
 use crate::state::{ClientState, RespConfig, Shared};
 use bytes::BytesMut;
 use girder_kv::Keyspace;
@@ -69,6 +70,21 @@ impl Service for RespService {
                 keyspace: self.keyspace,
                 shared: Shared::new(self.config, &ctx.metrics),
             });
+            // The active expiry reports removed keys here (`expired` events); weak, so
+            // the keyspace does not keep the server alive.
+            let weak = Arc::downgrade(&server);
+            server
+                .keyspace
+                .set_expired_hook(Some(Arc::new(move |db, key: &[u8]| {
+                    if let Some(server) = weak.upgrade() {
+                        let shared = &server.shared;
+                        let flags = shared.notify.flags();
+                        notify::publish(shared, flags, notify::EXPIRED, "expired", db, key);
+                    }
+                })));
+            server
+                .keyspace
+                .report_expired(notify::reports_expired(server.shared.notify.flags()));
             serve(self.listener, server, ctx.shutdown).await;
             tracing::info!(service = "resp", "stopped");
             Ok(())

@@ -22,6 +22,8 @@ pub struct RespConfig {
     /// Most published messages queued for one subscriber; a subscriber that falls this
     /// far behind is disconnected (Redis's `client-output-buffer-limit pubsub`).
     pub pubsub_queue_limit: usize,
+    /// Initial `notify-keyspace-events` flags ([`crate::notify::parse`]); 0 is off.
+    pub notify_keyspace_events: u32,
 }
 
 impl Default for RespConfig {
@@ -31,6 +33,7 @@ impl Default for RespConfig {
             query_buffer_limit: 1024 * 1024 * 1024,
             max_clients: 10_000,
             pubsub_queue_limit: 10_000,
+            notify_keyspace_events: 0,
         }
     }
 }
@@ -126,6 +129,8 @@ pub struct Shared {
     pub blocking: crate::blocking::Blocking,
     /// Channel and pattern subscriptions.
     pub pubsub: crate::pubsub::PubSub,
+    /// `notify-keyspace-events`.
+    pub notify: crate::notify::Notifications,
 }
 
 /// Counters for INFO stats.
@@ -148,6 +153,7 @@ impl Shared {
             "a subscriber this many messages behind is disconnected"
         );
         let pubsub = crate::pubsub::PubSub::new(config.pubsub_queue_limit);
+        let notify = crate::notify::Notifications::new(config.notify_keyspace_events);
         Self {
             config,
             clients: Mutex::new(BTreeMap::new()),
@@ -156,6 +162,7 @@ impl Shared {
             stats: Stats::default(),
             blocking: crate::blocking::Blocking::default(),
             pubsub,
+            notify,
             metrics: crate::metrics::CommandMetrics::register(metrics),
         }
     }

@@ -184,6 +184,9 @@ pub struct RespSection {
     pub client_query_buffer_limit: u64,
     /// Published messages queued per subscriber before it is disconnected as too slow.
     pub pubsub_queue_limit: u64,
+    /// Keyspace notification classes, as Redis's `notify-keyspace-events` (`""` is off;
+    /// `CONFIG SET` changes it at run time).
+    pub notify_keyspace_events: String,
 }
 
 impl Default for RespSection {
@@ -195,6 +198,7 @@ impl Default for RespSection {
             max_multibulk_len: 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             pubsub_queue_limit: 10_000,
+            notify_keyspace_events: String::new(),
         }
     }
 }
@@ -566,6 +570,12 @@ impl Config {
                     "{key} must be between {min} and {max} (got {value})"
                 )));
             }
+        }
+        if girder_resp::notify::parse(self.resp.notify_keyspace_events.as_bytes()).is_none() {
+            return Err(error(format!(
+                "resp.notify_keyspace_events must be made of the characters Ag$lshzxeKEtmdn (got {:?})",
+                self.resp.notify_keyspace_events
+            )));
         }
         for (key, timeout) in [
             ("http.header_read_timeout", self.http.header_read_timeout),

@@ -131,6 +131,11 @@ impl NodeBuilder {
             query_buffer_limit: to_usize(config.resp.client_query_buffer_limit),
             max_clients: to_usize(config.resp.maxclients),
             pubsub_queue_limit: to_usize(config.resp.pubsub_queue_limit),
+            // Validated with the configuration.
+            notify_keyspace_events: girder_resp::notify::parse(
+                config.resp.notify_keyspace_events.as_bytes(),
+            )
+            .unwrap_or(0),
         };
         Ok(Node {
             http_addr,

@@ -167,7 +167,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
     if ctx.client.tx.queued.is_some() && !transactions::runs_inside_multi(spec.name) {
         return (Some(index), transactions::queue(ctx, args));
     }
-    (Some(index), (spec.handler)(ctx, args))
+    (Some(index), crate::notify::run(ctx, spec, args))
 }
 
 /// Whether `argc` arguments (name included) fit `arity`.

@@ -2,6 +2,7 @@
 
 use super::{count, int_arg, is, kv_error, reply, spec, syntax_error, table, Ctx, Spec};
 use crate::codec::Reply;
+use crate::notify;
 use bytes::Bytes;
 use girder_kv::keys as kv;
 use std::fmt::Write as _;
@@ -242,7 +243,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match sub.as_str() {
         "get" if args.len() >= 3 => {
             let c = &ctx.shared.config;
-            let settings: [(&str, String); 7] = [
+            let settings: [(&str, String); 8] = [
                 ("maxclients", c.max_clients.to_string()),
                 ("proto-max-bulk-len", c.limits.max_bulk_len.to_string()),
                 (
@@ -253,6 +254,10 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 ("save", String::new()),
                 ("appendonly", "no".into()),
                 ("maxmemory", "0".into()),
+                (
+                    "notify-keyspace-events",
+                    notify::format(ctx.shared.notify.flags()),
+                ),
             ];
             let mut pairs = Vec::new();
             for (name, value) in &settings {
@@ -265,10 +270,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             }
             Reply::Map(pairs)
         }
-        "set" if args.len() >= 4 && args.len().is_multiple_of(2) => Reply::error(format!(
-            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-            String::from_utf8_lossy(&args[2])
-        )),
+        "set" if args.len() >= 4 && args.len().is_multiple_of(2) => config_set(ctx, &args[2..]),
         "resetstat" if args.len() == 2 => Reply::OK,
         "get" | "set" | "resetstat" => super::wrong_arity(&format!("config|{sub}")),
         _ => Reply::error(format!(
@@ -276,6 +278,34 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             String::from_utf8_lossy(&args[1])
         )),
     }
+}
+
+/// CONFIG SET name value [name value ...]: only `notify-keyspace-events` is settable.
+/// Every pair is checked before any is applied, as Redis does.
+fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
+    let mut flags = None;
+    for pair in pairs.chunks(2) {
+        if !is(&pair[0], "notify-keyspace-events") {
+            return Reply::error(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                String::from_utf8_lossy(&pair[0])
+            ));
+        }
+        if flags.is_some() {
+            return Reply::error(
+                "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - duplicate parameter",
+            );
+        }
+        match notify::parse(&pair[1]) {
+            Some(f) => flags = Some(f),
+            None => return Reply::error(notify::INVALID),
+        }
+    }
+    if let Some(flags) = flags {
+        ctx.shared.notify.set(flags);
+        ctx.keyspace.report_expired(notify::reports_expired(flags));
+    }
+    Reply::OK
 }
 
 pub fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {

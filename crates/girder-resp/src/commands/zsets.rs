@@ -651,6 +651,10 @@ fn add_reply(
         Ok(o) => o,
         Err(e) => return e,
     };
+    if o.added + o.updated > 0 {
+        let event = if opts.incr { "zincr" } else { "zadd" };
+        crate::notify::note(ctx, crate::notify::ZSET, event, key);
+    }
     // Only a new member can make a missing key non-empty, which is what waiters need.
     if o.added > 0 {
         announce_push(ctx, key);

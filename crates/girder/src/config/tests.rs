@@ -256,3 +256,14 @@ fn id_config_follows_the_settings() {
     assert_eq!(ids.epoch_ms, girder_id::DEFAULT_EPOCH_MS);
     assert_eq!(ids.max_clock_regression_ms, 2000);
 }
+
+#[test]
+fn notify_keyspace_events_is_checked_as_redis_parses_it() {
+    let f = file("[resp]\nnotify_keyspace_events = \"KEA\"\n");
+    let c = Config::load(Some(&f.0), env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(c.resp.notify_keyspace_events, "KEA");
+    assert_eq!(
+        load_err("[resp]\nnotify_keyspace_events = \"KEQ\"", &[]),
+        "invalid configuration: resp.notify_keyspace_events must be made of the characters Ag$lshzxeKEtmdn (got \"KEQ\")"
+    );
+}
