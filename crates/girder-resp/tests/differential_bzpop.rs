@@ -4,101 +4,10 @@
 
 mod common;
 
-use common::{args, pair};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use common::client::{server_addr, settle, Client};
+use common::pair;
 
 const REDIS_DB: &str = "6";
-
-/// A connection that sends and receives separately, for clients that block. Replies are
-/// kept raw, like the harness's, so both servers' bytes can be compared.
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Client {
-    fn connect(addr: &str) -> Self {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut client = Self {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        };
-        assert_eq!(client.call(&["SELECT", REDIS_DB]), b"+OK\r\n");
-        client
-    }
-
-    fn send(&mut self, cmd: &[&str]) {
-        let mut wire = format!("*{}\r\n", cmd.len()).into_bytes();
-        for a in cmd {
-            wire.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-        }
-        self.writer.write_all(&wire).unwrap();
-    }
-
-    fn receive(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.read_reply(&mut out);
-        out
-    }
-
-    fn call(&mut self, cmd: &[&str]) -> Vec<u8> {
-        self.send(cmd);
-        self.receive()
-    }
-
-    fn read_reply(&mut self, out: &mut Vec<u8>) {
-        let start = out.len();
-        self.reader.read_until(b'\n', out).unwrap();
-        assert!(out.ends_with(b"\r\n"), "truncated reply: {out:?}");
-        let header = String::from_utf8_lossy(&out[start + 1..out.len() - 2]).into_owned();
-        match out[start] {
-            b'$' | b'=' => {
-                if let Ok(len @ 0..) = header.parse::<i64>() {
-                    let mut data = vec![0; usize::try_from(len).unwrap() + 2];
-                    self.reader.read_exact(&mut data).unwrap();
-                    out.extend_from_slice(&data);
-                }
-            }
-            b'*' | b'~' | b'>' | b'%' => {
-                let n = header.parse::<i64>().unwrap().max(0);
-                let n = if out[start] == b'%' { n * 2 } else { n };
-                for _ in 0..n {
-                    self.read_reply(out);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Whether a reply is waiting to be read, without waiting for one.
-    fn has_reply(&mut self) -> bool {
-        self.writer.set_nonblocking(true).unwrap();
-        let ready = matches!(self.reader.fill_buf(), Ok(b) if !b.is_empty());
-        self.writer.set_nonblocking(false).unwrap();
-        ready
-    }
-}
-
-/// The address a harness connection is connected to, from CLIENT INFO's `laddr`.
-fn server_addr(side: &mut common::Raw) -> String {
-    let info = side.call(&args(&["CLIENT", "INFO"]));
-    let info = String::from_utf8_lossy(&info).into_owned();
-    let laddr = info
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("laddr="))
-        .expect("CLIENT INFO has laddr");
-    laddr.to_owned()
-}
-
-/// Long enough for a command sent by one client to be blocked before another acts.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(50));
-}
 
 /// Blocking scenarios with several clients against one server; returns the transcript of
 /// every reply, to be compared between Girder and Redis.
@@ -107,10 +16,10 @@ fn blocking_script(addr: &str) -> Vec<String> {
     let mut record = |what: &str, reply: Vec<u8>| {
         log.push(format!("{what}: {}", String::from_utf8_lossy(&reply)));
     };
-    let mut main = Client::connect(addr);
-    let mut a = Client::connect(addr);
-    let mut b = Client::connect(addr);
-    let mut c = Client::connect(addr);
+    let mut main = Client::connect(addr, REDIS_DB);
+    let mut a = Client::connect(addr, REDIS_DB);
+    let mut b = Client::connect(addr, REDIS_DB);
+    let mut c = Client::connect(addr, REDIS_DB);
     record("set", main.call(&["SET", "str", "v"]));
     record("list", main.call(&["RPUSH", "list", "x"]));
 
@@ -290,7 +199,7 @@ fn blocking_script(addr: &str) -> Vec<String> {
     record("del", main.call(&["DEL", "t"]));
 
     // A client that disconnects while blocked takes nothing.
-    let mut gone = Client::connect(addr);
+    let mut gone = Client::connect(addr, REDIS_DB);
     gone.send(&["BZPOPMIN", "lost", "0"]);
     settle();
     drop(gone);

@@ -4,11 +4,9 @@
 
 mod common;
 
+use common::client::{server_addr, settle, Client};
 use common::{args, pair, Pair};
 use proptest::prelude::*;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 const REDIS_DB: &str = "12";
 
@@ -435,95 +433,6 @@ fn large_lists_match_redis() {
     check_state(&mut p, &["big"]);
 }
 
-/// A connection that sends and receives separately, for clients that block. Replies are
-/// kept raw, like the harness's, so both servers' bytes can be compared.
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Client {
-    fn connect(addr: &str) -> Self {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut client = Self {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        };
-        assert_eq!(client.call(&["SELECT", REDIS_DB]), b"+OK\r\n");
-        client
-    }
-
-    fn send(&mut self, cmd: &[&str]) {
-        let mut wire = format!("*{}\r\n", cmd.len()).into_bytes();
-        for a in cmd {
-            wire.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-        }
-        self.writer.write_all(&wire).unwrap();
-    }
-
-    fn receive(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.read_reply(&mut out);
-        out
-    }
-
-    fn call(&mut self, cmd: &[&str]) -> Vec<u8> {
-        self.send(cmd);
-        self.receive()
-    }
-
-    fn read_reply(&mut self, out: &mut Vec<u8>) {
-        let start = out.len();
-        self.reader.read_until(b'\n', out).unwrap();
-        assert!(out.ends_with(b"\r\n"), "truncated reply: {out:?}");
-        let header = String::from_utf8_lossy(&out[start + 1..out.len() - 2]).into_owned();
-        match out[start] {
-            b'$' | b'=' => {
-                if let Ok(len @ 0..) = header.parse::<i64>() {
-                    let mut data = vec![0; usize::try_from(len).unwrap() + 2];
-                    self.reader.read_exact(&mut data).unwrap();
-                    out.extend_from_slice(&data);
-                }
-            }
-            b'*' | b'~' | b'>' | b'%' => {
-                let n = header.parse::<i64>().unwrap().max(0);
-                let n = if out[start] == b'%' { n * 2 } else { n };
-                for _ in 0..n {
-                    self.read_reply(out);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Whether a reply is waiting to be read, without waiting for one.
-    fn has_reply(&mut self) -> bool {
-        self.writer.set_nonblocking(true).unwrap();
-        let ready = matches!(self.reader.fill_buf(), Ok(b) if !b.is_empty());
-        self.writer.set_nonblocking(false).unwrap();
-        ready
-    }
-}
-
-/// The address a harness connection is connected to, from CLIENT INFO's `laddr`.
-fn server_addr(side: &mut common::Raw) -> String {
-    let info = side.call(&args(&["CLIENT", "INFO"]));
-    let info = String::from_utf8_lossy(&info).into_owned();
-    let laddr = info
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("laddr="))
-        .expect("CLIENT INFO has laddr");
-    laddr.to_owned()
-}
-
-/// Long enough for a command sent by one client to be blocked before another acts.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(50));
-}
-
 /// Blocking scenarios with several clients against one server; returns the transcript of
 /// every reply, to be compared between Girder and Redis.
 fn blocking_script(addr: &str) -> Vec<String> {
@@ -531,9 +440,9 @@ fn blocking_script(addr: &str) -> Vec<String> {
     let mut record = |what: &str, reply: Vec<u8>| {
         log.push(format!("{what}: {}", String::from_utf8_lossy(&reply)));
     };
-    let mut main = Client::connect(addr);
-    let mut a = Client::connect(addr);
-    let mut b = Client::connect(addr);
+    let mut main = Client::connect(addr, REDIS_DB);
+    let mut a = Client::connect(addr, REDIS_DB);
+    let mut b = Client::connect(addr, REDIS_DB);
     record("set", main.call(&["SET", "str", "v"]));
 
     // Elements present: served at once, as the non-blocking pops would.
@@ -712,7 +621,7 @@ fn blocking_script(addr: &str) -> Vec<String> {
     record("timed out", a.receive());
 
     // A client that disconnects while blocked takes nothing.
-    let mut gone = Client::connect(addr);
+    let mut gone = Client::connect(addr, REDIS_DB);
     gone.send(&["BLPOP", "lost", "0"]);
     settle();
     drop(gone);
@@ -721,7 +630,7 @@ fn blocking_script(addr: &str) -> Vec<String> {
     record("kept", main.call(&["LRANGE", "lost", "0", "-1"]));
 
     // A client killed while blocked takes nothing either.
-    let mut victim = Client::connect(addr);
+    let mut victim = Client::connect(addr, REDIS_DB);
     let id = String::from_utf8(victim.call(&["CLIENT", "ID"])).unwrap();
     let id = id.trim_start_matches(':').trim_end();
     victim.send(&["BLPOP", "killed", "0"]);

@@ -8,6 +8,8 @@
 //! pass, unless `DIFF_REDIS_REQUIRED=1` (set by `.ci/run`): then a missing Redis fails.
 #![allow(dead_code)]
 
+pub mod client;
+
 use girder_kv::{Keyspace, SystemClock};
 use girder_resp::{RespConfig, RespService};
 use girder_runtime::{BuildInfo, CancellationToken, Metrics, Readiness, Service, ServiceContext};
