@@ -31,6 +31,7 @@ pub mod keys;
 pub mod lists;
 pub mod sets;
 mod shard;
+pub mod streams;
 pub mod strings;
 pub mod zsets;
 
@@ -137,6 +138,17 @@ pub struct Keyspace {
     /// Whether [`Keyspace::expire_cycle`] collects the keys it removes for the hook;
     /// off, the cycle allocates nothing.
     report_expired: std::sync::atomic::AtomicBool,
+    /// Where changes to durable types (streams) are recorded; set once at start.
+    journal: std::sync::OnceLock<Arc<dyn Journal>>,
+}
+
+/// The durability seam: told of every change to a stream, in order, while the changed
+/// key's shard is locked (so the journal's order is the keyspace's order for each key).
+/// The storage behind it (`girder-stream`'s journal on `girder-log`) is not this crate's
+/// business.
+pub trait Journal: Send + Sync + 'static {
+    /// Records the effects of one operation on the stream at (`db`, `key`).
+    fn stream(&self, db: usize, key: &[u8], effects: &[streams::StreamEffect]);
 }
 
 /// Called with (database index, key) for each key the active expiry removed, after the
@@ -242,6 +254,7 @@ impl std::fmt::Debug for Exclusive<'_> {
 pub struct DbRef<'a> {
     keyspace: &'a Keyspace,
     db: &'a Db,
+    index: usize,
     now: u64,
     _gate: Option<RwLockReadGuard<'a, ()>>,
 }
@@ -263,12 +276,21 @@ impl Keyspace {
             max_string_len,
             expired_hook: RwLock::new(None),
             report_expired: std::sync::atomic::AtomicBool::new(false),
+            journal: std::sync::OnceLock::new(),
         }
     }
 
     /// Installs (or removes) the hook told of keys the active expiry removes.
     pub fn set_expired_hook(&self, hook: Option<ExpiredHook>) {
         *self.expired_hook.write() = hook;
+    }
+
+    /// Installs the journal (once, before serving).
+    ///
+    /// # Errors
+    /// Gives the journal back when one is already installed.
+    pub fn set_journal(&self, journal: Arc<dyn Journal>) -> Result<(), Arc<dyn Journal>> {
+        self.journal.set(journal)
     }
 
     /// Turns reporting of actively expired keys to the hook on or off.
@@ -300,6 +322,7 @@ impl Keyspace {
         Ok(DbRef {
             keyspace: self,
             db,
+            index,
             now: now_ms,
             _gate: self.gate.read(),
         })
@@ -383,6 +406,7 @@ impl Exclusive<'_> {
         Ok(DbRef {
             keyspace: self.keyspace,
             db,
+            index,
             now: self.keyspace.clock.now_ms(),
             _gate: None,
         })
@@ -418,6 +442,23 @@ impl Exclusive<'_> {
 }
 
 impl<'a> DbRef<'a> {
+    /// This database's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Hands the effects of one change to the stream at `key` to the journal, if one is
+    /// installed. Call it while the key's shard is locked (inside `write`), after the
+    /// change, so the journal sees each key's changes in the order they happened.
+    pub fn journal_stream(&self, key: &[u8], effects: &[streams::StreamEffect]) {
+        if effects.is_empty() {
+            return;
+        }
+        if let Some(journal) = self.keyspace.journal.get() {
+            journal.stream(self.index, key, effects);
+        }
+    }
+
     /// The time this handle was taken: one command sees one instant, as in Redis.
     pub fn now_ms(&self) -> u64 {
         self.now

@@ -22,6 +22,8 @@ pub enum Value {
     Set(Box<crate::sets::SetValue>),
     /// A sorted set (`ZADD`).
     ZSet(Box<crate::zsets::ZSetValue>),
+    /// A stream (`XADD`).
+    Stream(Box<crate::streams::StreamValue>),
 }
 
 impl Value {
@@ -42,6 +44,7 @@ impl Value {
             Self::List(_) => "list",
             Self::Set(_) => "set",
             Self::ZSet(_) => "zset",
+            Self::Stream(_) => "stream",
         }
     }
 
@@ -55,6 +58,7 @@ impl Value {
             Self::List(l) => l.encoding(),
             Self::Set(s) => s.encoding(),
             Self::ZSet(z) => z.encoding(),
+            Self::Stream(s) => s.encoding(),
         }
     }
 }
