@@ -146,9 +146,62 @@ pub struct Keyspace {
 /// key's shard is locked (so the journal's order is the keyspace's order for each key).
 /// The storage behind it (`girder-stream`'s journal on `girder-log`) is not this crate's
 /// business.
+///
+/// Besides the effects of stream operations, the keyspace reports what happens to stream
+/// keys as keys: replaced wholesale (RENAME, COPY, MOVE, and a stream operation creating
+/// its key), deleted or overwritten by another type, given a deadline, flushed, swapped.
+/// Expiry is not reported: a replayed deadline expires the key again.
 pub trait Journal: Send + Sync + 'static {
-    /// Records the effects of one operation on the stream at (`db`, `key`).
-    fn stream(&self, db: usize, key: &[u8], effects: &[streams::StreamEffect]);
+    /// Records the effects of one operation on the stream at (`db`, `key`), done by a
+    /// command running at `now_ms` (the time its expiry decisions used: replay must
+    /// decide them the same way).
+    fn stream(&self, db: usize, now_ms: u64, key: &[u8], effects: &[streams::StreamEffect]);
+    /// (`db`, `key`) now holds this stream with this deadline, whatever it held before.
+    fn stream_replaced(
+        &self,
+        db: usize,
+        now_ms: u64,
+        key: &[u8],
+        value: &streams::StreamValue,
+        expire_at: Option<u64>,
+    );
+    /// The stream at (`db`, `key`) was deleted, or overwritten by a value of another type.
+    fn stream_deleted(&self, db: usize, now_ms: u64, key: &[u8]);
+    /// The stream at (`db`, `key`) now has this deadline.
+    fn stream_expire(&self, db: usize, now_ms: u64, key: &[u8], expire_at: Option<u64>);
+    /// Every database was emptied (FLUSHALL; runs in the exclusive section).
+    fn flushed_all(&self);
+    /// Databases `a` and `b` traded contents (SWAPDB; runs in the exclusive section).
+    fn swapped(&self, a: usize, b: usize);
+    /// What the calling thread recorded since it last asked, as something to wait for
+    /// before acknowledging it: a front end calls this after running a batch of commands
+    /// and before writing their replies.
+    fn take_pending(&self) -> Durability;
+}
+
+/// [`Keyspace::set_journal`] on a keyspace that has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the keyspace already has a journal")]
+pub struct JournalAlreadySet;
+
+/// What a front end must wait for before acknowledging the commands it just ran.
+pub enum Durability {
+    /// Nothing was recorded, or the policy acknowledges before syncing.
+    Nothing,
+    /// Wait for this; an error means the records may be lost: do not acknowledge.
+    Wait(std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>),
+    /// Recording failed: do not acknowledge.
+    Failed(String),
+}
+
+impl std::fmt::Debug for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Nothing => f.write_str("Nothing"),
+            Self::Wait(_) => f.write_str("Wait"),
+            Self::Failed(e) => write!(f, "Failed({e})"),
+        }
+    }
 }
 
 /// Called with (database index, key) for each key the active expiry removed, after the
@@ -288,9 +341,18 @@ impl Keyspace {
     /// Installs the journal (once, before serving).
     ///
     /// # Errors
-    /// Gives the journal back when one is already installed.
-    pub fn set_journal(&self, journal: Arc<dyn Journal>) -> Result<(), Arc<dyn Journal>> {
-        self.journal.set(journal)
+    /// [`JournalAlreadySet`] when one is already installed.
+    pub fn set_journal(&self, journal: Arc<dyn Journal>) -> Result<(), JournalAlreadySet> {
+        self.journal.set(journal).map_err(|_| JournalAlreadySet)
+    }
+
+    /// What this thread's commands since the last call must wait for before they are
+    /// acknowledged ([`Journal::take_pending`]); `Nothing` without a journal.
+    pub fn take_durability(&self) -> Durability {
+        match self.journal.get() {
+            Some(journal) => journal.take_pending(),
+            None => Durability::Nothing,
+        }
     }
 
     /// Turns reporting of actively expired keys to the hook on or off.
@@ -419,6 +481,9 @@ impl Exclusive<'_> {
                 shard.lock().clear();
             }
         }
+        if let Some(journal) = self.keyspace.journal.get() {
+            journal.flushed_all();
+        }
     }
 
     /// Swaps the contents of two databases.
@@ -437,6 +502,9 @@ impl Exclusive<'_> {
         for (sa, sb) in da.shards.iter().zip(db.shards.iter()) {
             sa.lock().swap_contents(&mut sb.lock());
         }
+        if let Some(journal) = self.keyspace.journal.get() {
+            journal.swapped(a, b);
+        }
         Ok(())
     }
 }
@@ -447,6 +515,13 @@ impl<'a> DbRef<'a> {
         self.index
     }
 
+    fn journal(&self) -> Option<(&'a dyn Journal, usize)> {
+        self.keyspace
+            .journal
+            .get()
+            .map(|j| (&**j as &dyn Journal, self.index))
+    }
+
     /// Hands the effects of one change to the stream at `key` to the journal, if one is
     /// installed. Call it while the key's shard is locked (inside `write`), after the
     /// change, so the journal sees each key's changes in the order they happened.
@@ -455,7 +530,7 @@ impl<'a> DbRef<'a> {
             return;
         }
         if let Some(journal) = self.keyspace.journal.get() {
-            journal.stream(self.index, key, effects);
+            journal.stream(self.index, self.now, key, effects);
         }
     }
 
@@ -497,6 +572,7 @@ impl<'a> DbRef<'a> {
             shard: &mut shard,
             key,
             now: self.now,
+            journal: self.journal(),
         };
         f(&mut slot)
     }
@@ -546,8 +622,19 @@ impl<'a> DbRef<'a> {
 
     /// Empties this database.
     pub fn flush(&self) {
+        let journal = self.journal();
         for shard in self.db.shards.iter() {
-            shard.lock().clear();
+            let mut shard = shard.lock();
+            // FLUSHDB may run beside other writers: each stream's deletion is recorded
+            // under its shard's lock, so the journal's order is the keyspace's.
+            if let Some((journal, db)) = journal {
+                for (key, entry) in shard.iter() {
+                    if matches!(entry.value, Value::Stream(_)) {
+                        journal.stream_deleted(db, self.now, key);
+                    }
+                }
+            }
+            shard.clear();
         }
     }
 
@@ -578,6 +665,8 @@ pub struct Slot<'s> {
     shard: &'s mut Shard,
     key: &'s [u8],
     now: u64,
+    /// The journal and this database's index, when a journal is installed.
+    journal: Option<(&'s dyn Journal, usize)>,
 }
 
 impl std::fmt::Debug for Slot<'_> {
@@ -596,13 +685,27 @@ impl Slot<'_> {
 
     /// Stores `value` with `expire_at`, replacing any entry. The key is copied.
     pub fn put(&mut self, value: Value, expire_at: Option<u64>) {
-        self.shard.put(self.key, value, expire_at);
+        let Some((journal, db)) = self.journal else {
+            self.shard.put(self.key, value, expire_at);
+            return;
+        };
+        if let Value::Stream(stream) = &value {
+            journal.stream_replaced(db, self.now, self.key, stream, expire_at);
+        }
+        let is_stream = matches!(value, Value::Stream(_));
+        if self.shard.put(self.key, value, expire_at) && !is_stream {
+            journal.stream_deleted(db, self.now, self.key);
+        }
     }
 
     /// Removes the entry; true if a live one was there.
     pub fn remove(&mut self) -> Option<Entry> {
         self.shard.live(self.key, self.now)?;
-        self.shard.remove(self.key)
+        let entry = self.shard.remove(self.key)?;
+        if let (Some((journal, db)), Value::Stream(_)) = (self.journal, &entry.value) {
+            journal.stream_deleted(db, self.now, self.key);
+        }
+        Some(entry)
     }
 
     /// Sets or clears the deadline of the live entry; false if there is none.
@@ -611,6 +714,14 @@ impl Slot<'_> {
             return false;
         }
         self.shard.set_expire(self.key, expire_at);
+        if let Some((journal, db)) = self.journal {
+            if matches!(
+                self.shard.live(self.key, self.now).map(|e| &e.value),
+                Some(Value::Stream(_))
+            ) {
+                journal.stream_expire(db, self.now, self.key, expire_at);
+            }
+        }
         true
     }
 
@@ -640,13 +751,19 @@ impl Multi<'_, '_> {
     pub fn slot<'k>(&'k mut self, key: &'k [u8]) -> Slot<'k> {
         let id = self.db.keyspace.shard_of(key);
         let now = self.db.now;
+        let journal = self.db.journal();
         let shard = self
             .guards
             .iter_mut()
             .find(|(i, _)| *i == id)
             .map(|(_, g)| &mut **g)
             .expect("key was locked by write_many");
-        Slot { shard, key, now }
+        Slot {
+            shard,
+            key,
+            now,
+            journal,
+        }
     }
 }
 

@@ -205,11 +205,13 @@ impl Shard {
         self.map.get_mut(key)
     }
 
-    pub(crate) fn put(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) {
+    /// Stores `value`; returns whether it replaced a stream (the journal's business).
+    pub(crate) fn put(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) -> bool {
         self.touch(key);
         // An existing key is updated in place: no key copy, no rehash.
         if let Some(entry) = self.map.get_mut(key) {
             let old = entry.expire_at;
+            let was_stream = matches!(entry.value, Value::Stream(_));
             entry.value = value;
             entry.expire_at = expire_at;
             if old != expire_at {
@@ -220,13 +222,14 @@ impl Shard {
                     self.deadlines.insert((t, Key::new(key)));
                 }
             }
-            return;
+            return was_stream;
         }
         let key = Key::new(key);
         if let Some(t) = expire_at {
             self.deadlines.insert((t, key.clone()));
         }
         self.map.insert(key, Entry { value, expire_at });
+        false
     }
 
     /// Moves a watched key's version on.

@@ -1,6 +1,7 @@
 //! Blocking pops of lists (BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH) and sorted sets
-//! (BZPOPMIN, BZPOPMAX, BZMPOP): the registry of clients waiting for keys, and the
-//! hand-off that serves them.
+//! (BZPOPMIN, BZPOPMAX, BZMPOP), and blocking stream reads (XREAD BLOCK; see the
+//! "Streams" section below for how readers are served and how XREADGROUP plugs in): the
+//! registry of clients waiting for keys, and the hand-off that serves them.
 //!
 //! A command that finds every key empty registers a waiter under each of its keys and
 //! hands the connection loop a [`Wait`]; the connection stops executing commands until the
@@ -11,7 +12,8 @@
 //! Invariants:
 //! - Waiters on a key are served in the order they blocked, each at most once; a key
 //!   serves only the waiters that pop its type (a list waiter queued first does not hold
-//!   up a sorted set waiter on the same key, as in Redis).
+//!   up a sorted set waiter on the same key, as in Redis). A stream key is offered to
+//!   every stream reader queued on it, in that order (reading consumes nothing).
 //! - Serving and cancelling (timeout, disconnection) both happen under the registry lock,
 //!   so an element is never popped for a waiter that has already given up.
 //! - No wake-up is lost: a waiter counts itself in `waiting` and retries its pop under the
@@ -24,6 +26,7 @@ use crate::codec::{Protocol, Reply};
 use crate::commands::kv_error;
 use bytes::Bytes;
 use girder_kv::lists::{self as kv, End};
+use girder_kv::streams::entries as streams;
 use girder_kv::zsets::{self, Scored};
 use girder_kv::{DbRef, Keyspace};
 use parking_lot::Mutex;
@@ -159,8 +162,25 @@ pub struct Wait {
 struct Waiter {
     db: usize,
     keys: Vec<Bytes>,
-    op: BlockedOp,
+    op: WaitOp,
     reply: oneshot::Sender<Reply>,
+}
+
+/// What a waiter does when served: pop a list or sorted set, or read streams.
+enum WaitOp {
+    Pop(BlockedOp),
+    Stream(Box<dyn StreamRead>),
+}
+
+impl WaitOp {
+    /// Whether this waiter pops the type a key holds: `Some(true)` a sorted set,
+    /// `Some(false)` a list, `None` for a stream reader.
+    fn pops_sorted_set(&self) -> Option<bool> {
+        match self {
+            Self::Pop(op) => Some(op.pops_sorted_set()),
+            Self::Stream(_) => None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -213,31 +233,21 @@ impl Blocking {
             }
             return Blocked::Now(done.reply);
         }
-        let keys: Vec<Bytes> = keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
-        let id = registry.next_id;
-        registry.next_id += 1;
-        for key in &keys {
-            let queue = registry.queues.entry((db, key.clone())).or_default();
-            // A key given twice takes one place in the queue.
-            if queue.back() != Some(&id) {
-                queue.push_back(id);
-            }
-        }
-        let (tx, rx) = oneshot::channel();
-        registry.waiters.insert(
-            id,
-            Waiter {
-                db,
-                keys,
-                op,
-                reply: tx,
-            },
-        );
-        Blocked::Later(Wait {
-            id,
-            reply: rx,
-            deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
-        })
+        Blocked::Later(registry.register(db, keys, WaitOp::Pop(op), timeout))
+    }
+
+    /// One attempt at `op` that neither registers nor announces: for EXEC, where nothing
+    /// blocks, and where taking the registry lock inside the exclusive section could
+    /// deadlock with a `pushed` that holds it and waits for the keyspace. Returns the
+    /// reply and the key a move pushed to (to announce after the exclusive section).
+    pub fn attempt_once(
+        &self,
+        keyspace: &Keyspace,
+        db: usize,
+        keys: &[Bytes],
+        op: &BlockedOp,
+    ) -> Option<(Reply, Option<Bytes>)> {
+        attempt(keyspace, db, keys, op).map(|done| (done.reply, done.pushed))
     }
 
     /// One attempt at `op`, announcing a move's destination as any push is.
@@ -270,6 +280,8 @@ impl Blocking {
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
                 ready.extend(served);
             }
+            let served = registry.serve_streams(keyspace, db, &key);
+            self.waiting.fetch_sub(served, Ordering::SeqCst);
         }
     }
 
@@ -302,11 +314,12 @@ impl Registry {
         let id = queue
             .iter()
             .copied()
-            .find(|id| self.waiters[id].op.pops_sorted_set() == sorted_set)?;
+            .find(|id| self.waiters[id].op.pops_sorted_set() == Some(sorted_set))?;
+        let WaitOp::Pop(op) = &self.waiters[&id].op else {
+            return None;
+        };
         // A BLMOVE whose destination is no longer a list is served its error.
-        let served = self.waiters[&id]
-            .op
-            .attempt(&handle, std::slice::from_ref(key))?;
+        let served = op.attempt(&handle, std::slice::from_ref(key))?;
         drop(handle);
         let waiter = self.remove(id).expect("queued waiters are registered");
         // A connection removes its waiter before dropping the receiver; only a task
@@ -314,6 +327,41 @@ impl Registry {
         // socket would be lost.
         let _ = waiter.reply.send(served.reply);
         Some(served.pushed)
+    }
+
+    /// Registers a waiter on `keys` (copied: a waiter must not pin the request buffer).
+    fn register(
+        &mut self,
+        db: usize,
+        keys: &[Bytes],
+        op: WaitOp,
+        timeout: Option<Duration>,
+    ) -> Wait {
+        let keys: Vec<Bytes> = keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
+        let id = self.next_id;
+        self.next_id += 1;
+        for key in &keys {
+            let queue = self.queues.entry((db, key.clone())).or_default();
+            // A key given twice takes one place in the queue.
+            if queue.back() != Some(&id) {
+                queue.push_back(id);
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters.insert(
+            id,
+            Waiter {
+                db,
+                keys,
+                op,
+                reply: tx,
+            },
+        );
+        Wait {
+            id,
+            reply: rx,
+            deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
+        }
     }
 
     fn remove(&mut self, id: u64) -> Option<Waiter> {
@@ -367,6 +415,123 @@ impl Wait {
         // Served while giving up: the reply is already in the channel.
         let served = self.reply.try_recv().ok();
         given_up.and(served)
+    }
+}
+
+// Streams ---------------------------------------------------------------------------
+//
+// Clients blocked reading streams (XREAD BLOCK; XREADGROUP BLOCK plugs in the same way)
+// share the registry with the pops above: the same queues per (database, key), ids,
+// [`Wait`], timeout and cancellation. What differs is serving: reading a stream consumes
+// nothing, so a key that received entries offers them to *every* stream reader queued on
+// it, oldest first, each deciding by itself whether it is served ([`StreamRead::serve`]);
+// the pops' rule (one element to the oldest popper) does not apply to them.
+//
+// How a stream command blocks (XREAD is the model, `commands/streams.rs`):
+// 1. Parse and validate everything, and resolve what "new" means *now* (XREAD's `$` is
+//    the stream's last id at the time of the command), so a retry gives the same answer.
+// 2. Build a value implementing [`StreamRead`] that owns those resolved arguments and the
+//    client's protocol.
+// 3. Without BLOCK, or inside EXEC (nothing blocks there, as in Redis), call its `serve`
+//    once with `ready: None` and reply a null array when it returns `None`. With BLOCK,
+//    call [`Blocking::block_stream`] and hand a [`Blocked::Later`] wait to the connection
+//    (`ctx.client.blocked = Some(wait)`, as `commands/lists.rs` `block` does).
+// 4. Every command that adds entries to a stream calls `announce_push` (in
+//    `commands/lists.rs`) after its write: it calls [`Blocking::pushed`] (deferred to the
+//    end of EXEC inside a transaction), which serves the stream readers of that key. A
+//    command that should wake readers to report an error (XGROUP DESTROY → NOGROUP) calls
+//    it too: `serve` decides what the reader gets.
+//
+// How XREADGROUP plugs in: GROUPS defines in `commands/stream_groups.rs` a struct (e.g.
+// `GroupRead { group, consumer, noack, count, protocol }`) and implements
+// [`StreamRead`] for it; with `ready: None` it does the `>` read on all its keys, with
+// `ready: Some(key)` it reads the entries after the group's `last_id` in that key (and
+// returns `Some(NOGROUP error)` when the group is gone). Its `serve` changes the group
+// through girder-kv (PEL, cursor, consumer) and journals there, under the key's lock, as
+// any command does. Nothing in this file needs to change.
+
+/// A client blocked reading streams: knows how to serve itself from the keyspace.
+///
+/// `serve` runs under the registry lock, with no `DbRef` held by the caller: it may read
+/// and write the keyspace (a consumer group read delivers entries) but must not call back
+/// into [`Blocking`].
+pub trait StreamRead: Send + 'static {
+    /// Tries to serve the client from `keys` of `db` (the command's keys, in its order).
+    /// `ready` is `None` for the attempt made when the command runs (every key may
+    /// answer), or the key, one of `keys`, that just received entries (Redis then replies
+    /// with that key alone). Returns the reply that ends the wait, or `None` to keep
+    /// waiting. `ready` is only ever a key that holds a stream.
+    fn serve(&self, db: &DbRef<'_>, keys: &[Bytes], ready: Option<&Bytes>) -> Option<Reply>;
+}
+
+impl Blocking {
+    /// Serves `read` on `keys` of database `db` now if it can be, else registers it to be
+    /// served when one of its keys receives entries. `timeout` `None` waits forever.
+    /// Not for use inside EXEC (nothing blocks there: call `serve` once instead).
+    pub fn block_stream(
+        &self,
+        keyspace: &Keyspace,
+        db: usize,
+        keys: &[Bytes],
+        read: Box<dyn StreamRead>,
+        timeout: Option<Duration>,
+    ) -> Blocked {
+        let attempt = |read: &dyn StreamRead| match keyspace.db(db) {
+            Ok(handle) => read.serve(&handle, keys, None),
+            Err(e) => Some(kv_error(e)),
+        };
+        // Without the registry lock first: the common case of entries already there.
+        if let Some(reply) = attempt(&*read) {
+            return Blocked::Now(reply);
+        }
+        let mut registry = self.registry.lock();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        // Entries added since the first attempt were announced to nobody: retry.
+        if let Some(reply) = attempt(&*read) {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Blocked::Now(reply);
+        }
+        Blocked::Later(registry.register(db, keys, WaitOp::Stream(read), timeout))
+    }
+}
+
+impl Registry {
+    /// Offers `key` of `db` to its stream readers, oldest first, if it holds a stream.
+    /// Returns how many were served (and removed).
+    fn serve_streams(&mut self, keyspace: &Keyspace, db: usize, key: &Bytes) -> usize {
+        let Some(queue) = self.queues.get(&(db, key.clone())) else {
+            return 0;
+        };
+        let readers: Vec<u64> = queue
+            .iter()
+            .copied()
+            .filter(|id| matches!(self.waiters[id].op, WaitOp::Stream(_)))
+            .collect();
+        if readers.is_empty() {
+            return 0;
+        }
+        let Ok(handle) = keyspace.db(db) else {
+            return 0;
+        };
+        // Only a stream serves stream readers: a key of another type leaves them waiting.
+        if !matches!(streams::exists(&handle, key), Ok(true)) {
+            return 0;
+        }
+        let mut served = 0;
+        for id in readers {
+            let waiter = &self.waiters[&id];
+            let WaitOp::Stream(read) = &waiter.op else {
+                continue;
+            };
+            let Some(reply) = read.serve(&handle, &waiter.keys, Some(key)) else {
+                continue;
+            };
+            let waiter = self.remove(id).expect("queued waiters are registered");
+            // As for pops: only a task dropped mid-wait loses the reply.
+            let _ = waiter.reply.send(reply);
+            served += 1;
+        }
+        served
     }
 }
 
@@ -509,5 +674,110 @@ mod tests {
         let outcome = runtime().block_on(wait.finish(&blocking, std::future::pending()));
         assert_eq!(outcome, Some(Reply::NullArray));
         assert_eq!(blocking.waiting.load(Ordering::SeqCst), 0);
+    }
+    /// A stream reader that records the order it was served in and replies its number.
+    struct Recording {
+        n: i64,
+        served: Arc<parking_lot::Mutex<Vec<i64>>>,
+    }
+
+    impl StreamRead for Recording {
+        fn serve(&self, db: &DbRef<'_>, _: &[Bytes], ready: Option<&Bytes>) -> Option<Reply> {
+            let key = ready?;
+            // Served only once the stream has an entry.
+            if streams::len(db, key).ok()? == 0 {
+                return None;
+            }
+            self.served.lock().push(self.n);
+            Some(Reply::Integer(self.n))
+        }
+    }
+
+    fn xadd(keyspace: &Keyspace, key: &str) {
+        let options = streams::AddOptions {
+            id: streams::IdRequest::Auto,
+            no_mkstream: false,
+            trim: None,
+        };
+        streams::add(
+            &keyspace.db(0).unwrap(),
+            key.as_bytes(),
+            &["f", "v"],
+            &options,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn stream_readers_are_all_served_in_the_order_they_blocked() {
+        let (blocking, keyspace) = (Blocking::default(), keyspace());
+        let served = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let mut waits: Vec<Wait> = (0..20)
+            .map(|n| {
+                let read = Box::new(Recording {
+                    n,
+                    served: served.clone(),
+                });
+                match blocking.block_stream(&keyspace, 0, &[Bytes::from("s")], read, None) {
+                    Blocked::Later(wait) => wait,
+                    Blocked::Now(reply) => panic!("served at once: {reply:?}"),
+                }
+            })
+            .collect();
+        // A list push on another key, and a stream of another name, serve nobody.
+        push(&blocking, &keyspace, "l", &["a"]);
+        xadd(&keyspace, "other");
+        blocking.pushed(&keyspace, 0, b"other");
+        assert!(served.lock().is_empty());
+        xadd(&keyspace, "s");
+        blocking.pushed(&keyspace, 0, b"s");
+        assert_eq!(*served.lock(), (0..20).collect::<Vec<_>>());
+        for (n, wait) in waits.iter_mut().enumerate() {
+            assert_eq!(wait.reply.try_recv().ok(), Some(Reply::Integer(n as i64)));
+        }
+        assert_eq!(blocking.waiting.load(Ordering::SeqCst), 0);
+        assert!(blocking.registry.lock().queues.is_empty());
+    }
+
+    #[test]
+    fn a_stream_reader_that_disconnects_leaves_nothing_behind() {
+        let (blocking, keyspace) = (Blocking::default(), keyspace());
+        let served = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let keys = [Bytes::from("s"), Bytes::from("t")];
+        let read = Box::new(Recording {
+            n: 1,
+            served: served.clone(),
+        });
+        let Blocked::Later(wait) = blocking.block_stream(&keyspace, 0, &keys, read, None) else {
+            panic!("served at once");
+        };
+        assert_eq!(blocking.registry.lock().queues.len(), 2);
+        let outcome = runtime().block_on(wait.finish(&blocking, std::future::ready(())));
+        assert_eq!(outcome, None);
+        assert_eq!(blocking.waiting.load(Ordering::SeqCst), 0);
+        let registry = blocking.registry.lock();
+        assert!(registry.waiters.is_empty() && registry.queues.is_empty());
+        drop(registry);
+        xadd(&keyspace, "s");
+        blocking.pushed(&keyspace, 0, b"s");
+        assert!(served.lock().is_empty(), "nobody is served after leaving");
+    }
+
+    #[test]
+    fn a_stream_reader_times_out_with_a_null_array() {
+        let (blocking, keyspace) = (Blocking::default(), keyspace());
+        let read = Box::new(Recording {
+            n: 1,
+            served: Arc::default(),
+        });
+        let timeout = Some(Duration::from_millis(1));
+        let Blocked::Later(wait) =
+            blocking.block_stream(&keyspace, 0, &[Bytes::from("s")], read, timeout)
+        else {
+            panic!("served at once");
+        };
+        let outcome = runtime().block_on(wait.finish(&blocking, std::future::pending()));
+        assert_eq!(outcome, Some(Reply::NullArray));
+        assert!(blocking.registry.lock().waiters.is_empty());
     }
 }

@@ -18,6 +18,9 @@
 //!   to the state after it — that is what makes streams durable (the journal is a log of
 //!   effects, replayed at start).
 
+pub mod entries;
+pub mod groups;
+
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -141,7 +144,8 @@ pub enum StreamEffect {
         ids: Vec<StreamId>,
     },
     /// Every entry with an id `<= through` was trimmed (MAXLEN / MINID, exact or
-    /// approximate — the effect records what was actually removed).
+    /// approximate — the effect records what was actually removed). Trimming leaves
+    /// `max_deleted_id` alone: Redis 7.0 records only XDEL's deletions there.
     TrimThrough {
         /// The greatest removed id.
         through: StreamId,
@@ -209,6 +213,112 @@ pub enum StreamEffect {
     },
 }
 
+/// Replay: rebuilding streams from a journal at start, before the journal is installed
+/// (so nothing here is journaled again).
+pub mod restore {
+    use super::{Fields, PendingEntry, StreamEffect, StreamId, StreamValue};
+    use crate::{DbRef, Value};
+    use bytes::Bytes;
+
+    /// Applies the effects of one journaled operation to the stream at `key`, creating it
+    /// when absent (or when it expired since: the operation came after).
+    pub fn effects(db: &DbRef<'_>, key: &[u8], effects: &[StreamEffect]) {
+        db.write(key, |slot| {
+            if let Some(entry) = slot.get() {
+                if let Value::Stream(stream) = &mut entry.value {
+                    for effect in effects {
+                        stream.apply(effect);
+                    }
+                    return;
+                }
+            }
+            let mut stream = StreamValue::default();
+            for effect in effects {
+                stream.apply(effect);
+            }
+            slot.put(Value::Stream(Box::new(stream)), None);
+        });
+    }
+
+    /// Stores a whole stream at `key`.
+    pub fn replaced(db: &DbRef<'_>, key: &[u8], value: StreamValue, expire_at: Option<u64>) {
+        db.write(key, |slot| {
+            slot.put(Value::Stream(Box::new(value)), expire_at)
+        });
+    }
+
+    /// Adds entries to the stream at `key` as they are, bookkeeping untouched: the rest
+    /// of a large stream whose metadata a `replaced` just stored. Nothing happens when
+    /// the key holds no stream (it expired before the record's time).
+    pub fn entries(db: &DbRef<'_>, key: &[u8], entries: Vec<(StreamId, Fields)>) {
+        db.write(key, |slot| {
+            if let Some(Value::Stream(stream)) = slot.get().map(|e| &mut e.value) {
+                stream.entries.extend(entries);
+            }
+        });
+    }
+
+    /// Adds pending entries to a group of the stream at `key` (and to their owners'
+    /// lists, creating the owners if needed), as they are.
+    pub fn pending(
+        db: &DbRef<'_>,
+        key: &[u8],
+        group: &[u8],
+        pending: Vec<(StreamId, Bytes, u64, u64)>,
+    ) {
+        db.write(key, |slot| {
+            let Some(Value::Stream(stream)) = slot.get().map(|e| &mut e.value) else {
+                return;
+            };
+            let Some(g) = stream.groups.get_mut(group) else {
+                return;
+            };
+            for (id, consumer, delivery_ms, delivery_count) in pending {
+                g.consumers
+                    .entry(consumer.clone())
+                    .or_default()
+                    .pel
+                    .insert(id);
+                g.pel.insert(
+                    id,
+                    PendingEntry {
+                        consumer,
+                        delivery_ms,
+                        delivery_count,
+                    },
+                );
+            }
+        });
+    }
+
+    /// Deletes `key`.
+    pub fn deleted(db: &DbRef<'_>, key: &[u8]) {
+        db.write(key, |slot| {
+            slot.remove();
+        });
+    }
+
+    /// Sets `key`'s deadline.
+    pub fn expire(db: &DbRef<'_>, key: &[u8], expire_at: Option<u64>) {
+        db.write(key, |slot| {
+            slot.set_expire(expire_at);
+        });
+    }
+
+    /// Visits every live stream of the database, each under its shard's lock (a
+    /// compaction snapshot records each one there, so later changes follow it in order).
+    pub fn for_each_stream(db: &DbRef<'_>, mut f: impl FnMut(&[u8], &StreamValue, Option<u64>)) {
+        db.for_each_shard(|_, view| {
+            for (key, entry) in view.live_entries() {
+                if let Value::Stream(stream) = &entry.value {
+                    f(key, stream, entry.expire_at);
+                }
+            }
+            true
+        });
+    }
+}
+
 impl StreamValue {
     /// Applies one effect (replay). Effects naming a group that does not exist are
     /// ignored except `GroupCursor`, which creates it.
@@ -216,6 +326,12 @@ impl StreamValue {
         match effect {
             StreamEffect::Create => {}
             StreamEffect::Add { id, fields } => {
+                // An id not above `last_id` cannot be a new entry (XADD refuses it): the
+                // effect is already in this state (an operation that created its key
+                // is journaled as the replaced value followed by its effects).
+                if *id <= self.last_id {
+                    return;
+                }
                 self.entries.insert(*id, fields.clone());
                 self.last_id = *id;
                 self.entries_added += 1;
@@ -233,9 +349,6 @@ impl StreamValue {
                     None => BTreeMap::new(),
                 };
                 self.entries = kept;
-                if *through > self.max_deleted_id {
-                    self.max_deleted_id = *through;
-                }
             }
             StreamEffect::SetId {
                 last_id,

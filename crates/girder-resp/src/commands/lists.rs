@@ -583,17 +583,30 @@ pub(super) fn block(
     op: BlockedOp,
     timeout: Option<Duration>,
 ) -> Reply {
+    // Inside EXEC nothing blocks: an empty list times out at once, as in Redis. The
+    // registry is not touched there (see `Blocking::attempt_once`).
+    if ctx.client.tx.executing {
+        let db = ctx.client.db;
+        return match ctx
+            .shared
+            .blocking
+            .attempt_once(ctx.keyspace, db, keys, &op)
+        {
+            Some((reply, pushed)) => {
+                if let Some(key) = pushed {
+                    announce_push(ctx, &key);
+                }
+                reply
+            }
+            None => Reply::NullArray,
+        };
+    }
     match ctx
         .shared
         .blocking
         .block(ctx.keyspace, ctx.client.db, keys, op, timeout)
     {
         Blocked::Now(reply) => reply,
-        // Inside EXEC nothing blocks: an empty list times out at once, as in Redis.
-        Blocked::Later(wait) if ctx.client.tx.executing => {
-            ctx.shared.blocking.abandon(wait);
-            Reply::NullArray
-        }
         Blocked::Later(wait) => {
             ctx.client.blocked = Some(wait);
             Reply::NullArray

@@ -13,6 +13,8 @@ mod lists;
 mod pubsub;
 mod server;
 mod sets;
+mod stream_groups;
+mod streams;
 mod strings;
 pub mod transactions;
 mod zsets;
@@ -90,6 +92,8 @@ static FAMILIES: &[&[Spec]] = &[
     zsets::SPECS,
     transactions::SPECS,
     pubsub::SPECS,
+    streams::SPECS,
+    stream_groups::SPECS,
 ];
 
 /// Every command Girder serves, in a stable order (families in the order above).
