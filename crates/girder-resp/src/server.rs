@@ -23,7 +23,7 @@ use crate::metrics::LocalStats;
 use crate::notify;
 use crate::state::{ClientState, RespConfig, Shared};
 use bytes::BytesMut;
-use girder_kv::Keyspace;
+use girder_kv::{Durability, Keyspace};
 use girder_runtime::{BoxFuture, Service, ServiceContext};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -195,6 +195,7 @@ async fn serve_client(
                     }
                     mark = done;
                     if let Some(wait) = client.blocked.take() {
+                        settle(server, client).await?;
                         // The replies before it go out now: the client may need them.
                         if !output.is_empty() {
                             stream.write_all(&output).await?;
@@ -212,12 +213,14 @@ async fn serve_client(
                     }
                     reply.encode(client.protocol, &mut output);
                     if client.closing {
+                        settle(server, client).await?;
                         stream.write_all(&output).await?;
                         return Ok(());
                     }
                     // A long pipeline's replies go out as they accumulate, so its output
                     // buffer stays near this size instead of growing with the pipeline.
                     if output.len() >= OUTPUT_FLUSH_BYTES {
+                        settle(server, client).await?;
                         if !write_or_killed(stream, &output, &kill, shutdown).await? {
                             return Ok(());
                         }
@@ -234,6 +237,7 @@ async fn serve_client(
             Ordering::Relaxed,
         );
         stats.maybe_flush(&server.shared.metrics, mark);
+        settle(server, client).await?;
         if !output.is_empty() {
             if !write_or_killed(stream, &output, &kill, shutdown).await? {
                 return Ok(());
@@ -267,6 +271,29 @@ async fn serve_client(
             return Ok(());
         }
     }
+}
+
+/// Waits until what this batch's commands journaled is durable under the configured
+/// policy, before any of their replies leave (and before the connection waits on
+/// anything, so a later batch on this thread is not charged for it). If the journal
+/// failed, the replies are not sent: the connection closes, and its client cannot take
+/// an unrecorded change for an acknowledged one.
+async fn settle(server: &Server, client: &ClientState) -> std::io::Result<()> {
+    let failure = match server.keyspace.take_durability() {
+        Durability::Nothing => return Ok(()),
+        Durability::Wait(wait) => match wait.await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        },
+        Durability::Failed(e) => e,
+    };
+    tracing::error!(
+        service = "resp",
+        client = client.id,
+        error = %failure,
+        "closing client: its changes could not be made durable"
+    );
+    Err(std::io::Error::other(failure))
 }
 
 /// Replies written mid-batch once this much output has accumulated.
@@ -339,6 +366,7 @@ async fn protocol_error(
         .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(service = "resp", client = client.id, error = %e, "protocol error; closing");
     Reply::Error(format!("ERR {e}")).encode(client.protocol, output);
+    settle(server, client).await?;
     stream.write_all(output).await?;
     stream.shutdown().await
 }

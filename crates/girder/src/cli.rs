@@ -1,4 +1,4 @@
-//! The command line: `girder serve`, `girder config check`.
+//! The command line: `girder serve`, `girder config check`, `girder log check|repair`.
 
 use crate::config::{LogFormat, Overrides};
 use clap::{Args, Parser, Subcommand};
@@ -21,6 +21,27 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Verify or repair a durable log (such as the stream journal,
+    /// `<data_dir>/streams/journal`). Run it with the node stopped.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+/// `girder log ...`
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Verify every record's checksum and every index; print what was found. Exits 0
+    /// when the log is whole, 1 when it is damaged.
+    Check {
+        /// The log's directory.
+        dir: PathBuf,
+    },
+    /// Truncate the log at its first damage (the records from there on are lost),
+    /// delete the segments after it, and rebuild the indexes, so the node starts again.
+    Repair {
+        /// The log's directory.
+        dir: PathBuf,
+    },
 }
 
 /// `girder config ...`

@@ -28,6 +28,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// The RESP (Redis protocol) front end.
     pub resp: RespSection,
+    /// Durable streams (the journal under the stream type).
+    pub streams: StreamsConfig,
     /// Logging.
     pub log: LogConfig,
     /// OpenTelemetry trace export.
@@ -203,6 +205,45 @@ impl Default for RespSection {
     }
 }
 
+/// `[streams]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamsConfig {
+    /// When journaled stream changes reach the disk.
+    pub fsync: StreamsFsync,
+    /// The fsync period under `fsync = "interval"`.
+    #[serde(with = "humantime_serde")]
+    pub fsync_interval: Duration,
+    /// Size of one journal segment file, in bytes.
+    pub segment_bytes: u64,
+    /// Compact the journal once this many bytes were written since the last snapshot
+    /// (and more than that snapshot's size).
+    pub compact_min_bytes: u64,
+}
+
+/// `streams.fsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamsFsync {
+    /// Every change is fsynced before its reply (concurrent clients share fsyncs).
+    Always,
+    /// Fsync every `fsync_interval`; a crash loses at most about that much.
+    Interval,
+    /// Leave it to the OS: survives a process crash, not a power cut.
+    Never,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            fsync: StreamsFsync::Interval,
+            fsync_interval: Duration::from_secs(1),
+            segment_bytes: 128 * 1024 * 1024,
+            compact_min_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -264,6 +305,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./girder-data"),
             http: HttpConfig::default(),
             resp: RespSection::default(),
+            streams: StreamsConfig::default(),
             log: LogConfig::default(),
             otlp: OtlpConfig::default(),
             shutdown: ShutdownConfig::default(),
@@ -537,7 +579,19 @@ impl Config {
                 self.http.max_connections
             )));
         }
-        let ranges: [(&str, u64, u64, u64); 5] = [
+        let ranges: [(&str, u64, u64, u64); 7] = [
+            (
+                "streams.segment_bytes",
+                self.streams.segment_bytes,
+                1024 * 1024,
+                1 << 40,
+            ),
+            (
+                "streams.compact_min_bytes",
+                self.streams.compact_min_bytes,
+                1024 * 1024,
+                1 << 50,
+            ),
             (
                 "resp.pubsub_queue_limit",
                 self.resp.pubsub_queue_limit,
@@ -575,6 +629,13 @@ impl Config {
             return Err(error(format!(
                 "resp.notify_keyspace_events must be made of the characters Ag$lshzxeKEtmdn (got {:?})",
                 self.resp.notify_keyspace_events
+            )));
+        }
+        let interval = self.streams.fsync_interval;
+        if interval < Duration::from_millis(1) || interval > Duration::from_secs(3600) {
+            return Err(error(format!(
+                "streams.fsync_interval must be between 1ms and 1h (got {})",
+                humantime::format_duration(interval)
             )));
         }
         for (key, timeout) in [

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use girder::cli::{Cli, Command, ConfigCommand, ServeArgs};
+use girder::cli::{Cli, Command, ConfigCommand, LogCommand, ServeArgs};
 use girder::config::{self, Config};
 use girder::Node;
 use std::path::PathBuf;
@@ -16,6 +16,76 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(&args),
         Command::Config(ConfigCommand::Check(args)) => check(&args),
+        Command::Log(LogCommand::Check { dir }) => log_check(&dir),
+        Command::Log(LogCommand::Repair { dir }) => log_repair(&dir),
+    }
+}
+
+fn log_check(dir: &std::path::Path) -> ExitCode {
+    match girder_log::check(dir) {
+        Ok(report) => {
+            println!(
+                "{}: {} segments, {} records, {} bytes verified",
+                dir.display(),
+                report.segments,
+                report.records,
+                report.bytes
+            );
+            for index in &report.invalid_indexes {
+                println!(
+                    "index {} is missing or stale (rebuilt at start; not data loss)",
+                    index.display()
+                );
+            }
+            match report.damage {
+                None => {
+                    println!("no damage");
+                    ExitCode::SUCCESS
+                }
+                Some(d) => {
+                    println!(
+                        "DAMAGED: {} at byte {}: {}\n`girder log repair {}` truncates the log there; the records from that point on are lost",
+                        d.path.display(),
+                        d.position,
+                        d.reason,
+                        dir.display()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("girder: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn log_repair(dir: &std::path::Path) -> ExitCode {
+    match girder_log::repair(dir) {
+        Ok(report) => {
+            match &report.damage {
+                None => println!("{}: no damage found", dir.display()),
+                Some(d) => println!(
+                    "{}: cut at {} byte {} ({}): {} bytes truncated, {} later segments removed",
+                    dir.display(),
+                    d.path.display(),
+                    d.position,
+                    d.reason,
+                    report.truncated_bytes,
+                    report.removed_segments.len()
+                ),
+            }
+            for index in &report.rebuilt_indexes {
+                println!("rebuilt {}", index.display());
+            }
+            println!("next offset: {}", report.end_offset);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("girder: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

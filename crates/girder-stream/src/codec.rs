@@ -1,0 +1,719 @@
+//! The journal's record format: one log record per change, versioned.
+//!
+//! ```text
+//! record   := version:u8 (= 1) tag:u8 body
+//! tag 1    Effects   db:u8 key:bytes count:varint effect*
+//! tag 2    Replaced  db:u8 key:bytes expire:opt-varint stream
+//! tag 3    Deleted   db:u8 key:bytes
+//! tag 4    Expire    db:u8 key:bytes expire:opt-varint
+//! tag 5    FlushedAll
+//! tag 6    Swapped   a:u8 b:u8
+//! tag 7    SnapshotBegin
+//! tag 8    SnapshotEnd
+//! tag 9    Entries   db:u8 key:bytes count:varint (id fields)*
+//! tag 10   Pending   db:u8 key:bytes group:bytes count:varint (id consumer:bytes ms count)*
+//! ```
+//!
+//! A large stream is written as `Replaced` with its metadata and the first entries, then
+//! `Entries` and `Pending` records of at most [`CHUNK_BYTES`] each, all appended while the
+//! key's shard is locked (nothing else about the key comes between them); so no record
+//! grows with the stream, whatever its size.
+//!
+//! ```text
+//! bytes    := len:varint data
+//! id       := ms:varint seq:varint
+//! opt-X    := 0 | 1 X
+//! ```
+//!
+//! Integers are LEB128 varints. The log under the journal checksums every record
+//! (CRC32C), so this layer checks structure, not bits: a record that does not decode is
+//! [`DecodeError`], never skipped.
+
+use bytes::Bytes;
+use girder_kv::streams::{
+    Consumer, ConsumerGroup, Fields, PendingEntry, StreamEffect, StreamId, StreamValue,
+};
+
+/// The format version written by this build.
+pub const VERSION: u8 = 1;
+
+/// One journal record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JournalRecord {
+    /// The effects of one stream operation.
+    Effects {
+        /// Database index.
+        db: u8,
+        /// The stream's key.
+        key: Bytes,
+        /// What the operation did.
+        effects: Vec<StreamEffect>,
+    },
+    /// The key now holds this stream (RENAME, COPY, MOVE, creation, compaction).
+    Replaced {
+        /// Database index.
+        db: u8,
+        /// The key.
+        key: Bytes,
+        /// Its deadline.
+        expire_at: Option<u64>,
+        /// The whole stream.
+        value: Box<StreamValue>,
+    },
+    /// The stream at the key was deleted or overwritten by another type.
+    Deleted {
+        /// Database index.
+        db: u8,
+        /// The key.
+        key: Bytes,
+    },
+    /// The stream's deadline changed.
+    Expire {
+        /// Database index.
+        db: u8,
+        /// The key.
+        key: Bytes,
+        /// The new deadline.
+        expire_at: Option<u64>,
+    },
+    /// FLUSHALL.
+    FlushedAll,
+    /// SWAPDB a b.
+    Swapped {
+        /// One database.
+        a: u8,
+        /// The other.
+        b: u8,
+    },
+    /// A compaction snapshot starts: every stream follows as `Replaced`.
+    SnapshotBegin,
+    /// The compaction snapshot is complete.
+    SnapshotEnd,
+    /// More entries of the stream a `Replaced` record just began.
+    Entries {
+        /// Database index.
+        db: u8,
+        /// The key.
+        key: Bytes,
+        /// The entries, ascending.
+        entries: Vec<(StreamId, Fields)>,
+    },
+    /// More pending entries of a group of the stream a `Replaced` record just began.
+    Pending {
+        /// Database index.
+        db: u8,
+        /// The key.
+        key: Bytes,
+        /// The group.
+        group: Bytes,
+        /// (id, owner, delivery time, delivery count).
+        pending: Vec<(StreamId, Bytes, u64, u64)>,
+    },
+}
+
+/// The size a snapshot record aims at: a stream is split into records of about this
+/// many bytes (each holds at least one entry).
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// A record that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("undecodable journal record: {0}")]
+pub struct DecodeError(pub &'static str);
+
+// ---------------------------------------------------------------------------------------
+// Encoding
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn put_id(out: &mut Vec<u8>, id: StreamId) {
+    put_varint(out, id.ms);
+    put_varint(out, id.seq);
+}
+
+fn put_opt(out: &mut Vec<u8>, v: Option<u64>) {
+    match v {
+        None => out.push(0),
+        Some(v) => {
+            out.push(1);
+            put_varint(out, v);
+        }
+    }
+}
+
+fn put_ids(out: &mut Vec<u8>, ids: &[StreamId]) {
+    put_varint(out, ids.len() as u64);
+    for id in ids {
+        put_id(out, *id);
+    }
+}
+
+fn put_fields(out: &mut Vec<u8>, fields: &[Bytes]) {
+    put_varint(out, fields.len() as u64);
+    for f in fields {
+        put_bytes(out, f);
+    }
+}
+
+/// Appends the encoding of the effects of one operation on (`db`, `key`) to `out`.
+pub fn encode_effects(out: &mut Vec<u8>, db: usize, key: &[u8], effects: &[StreamEffect]) {
+    out.extend_from_slice(&[VERSION, 1, db as u8]);
+    put_bytes(out, key);
+    put_varint(out, effects.len() as u64);
+    for effect in effects {
+        encode_effect(out, effect);
+    }
+}
+
+fn encode_effect(out: &mut Vec<u8>, effect: &StreamEffect) {
+    match effect {
+        StreamEffect::Create => out.push(1),
+        StreamEffect::Add { id, fields } => {
+            out.push(2);
+            put_id(out, *id);
+            put_fields(out, fields);
+        }
+        StreamEffect::Delete { ids } => {
+            out.push(3);
+            put_ids(out, ids);
+        }
+        StreamEffect::TrimThrough { through } => {
+            out.push(4);
+            put_id(out, *through);
+        }
+        StreamEffect::SetId {
+            last_id,
+            entries_added,
+            max_deleted_id,
+        } => {
+            out.push(5);
+            put_id(out, *last_id);
+            put_opt(out, *entries_added);
+            match max_deleted_id {
+                None => out.push(0),
+                Some(id) => {
+                    out.push(1);
+                    put_id(out, *id);
+                }
+            }
+        }
+        StreamEffect::GroupCursor {
+            group,
+            last_id,
+            entries_read,
+        } => {
+            out.push(6);
+            put_bytes(out, group);
+            put_id(out, *last_id);
+            put_opt(out, *entries_read);
+        }
+        StreamEffect::GroupDestroy { group } => {
+            out.push(7);
+            put_bytes(out, group);
+        }
+        StreamEffect::ConsumerSeen {
+            group,
+            consumer,
+            seen_ms,
+        } => {
+            out.push(8);
+            put_bytes(out, group);
+            put_bytes(out, consumer);
+            put_varint(out, *seen_ms);
+        }
+        StreamEffect::ConsumerDelete { group, consumer } => {
+            out.push(9);
+            put_bytes(out, group);
+            put_bytes(out, consumer);
+        }
+        StreamEffect::Pending {
+            group,
+            id,
+            consumer,
+            delivery_ms,
+            delivery_count,
+        } => {
+            out.push(10);
+            put_bytes(out, group);
+            put_id(out, *id);
+            put_bytes(out, consumer);
+            put_varint(out, *delivery_ms);
+            put_varint(out, *delivery_count);
+        }
+        StreamEffect::Ack { group, ids } => {
+            out.push(11);
+            put_bytes(out, group);
+            put_ids(out, ids);
+        }
+    }
+}
+
+/// Appends the encoding of a whole stream at (`db`, `key`) to `out`.
+pub fn encode_replaced(
+    out: &mut Vec<u8>,
+    db: usize,
+    key: &[u8],
+    value: &StreamValue,
+    expire_at: Option<u64>,
+) {
+    out.extend_from_slice(&[VERSION, 2, db as u8]);
+    put_bytes(out, key);
+    put_opt(out, expire_at);
+    put_varint(out, value.entries.len() as u64);
+    for (id, fields) in &value.entries {
+        put_id(out, *id);
+        put_fields(out, fields);
+    }
+    put_id(out, value.last_id);
+    put_varint(out, value.entries_added);
+    put_id(out, value.max_deleted_id);
+    put_varint(out, value.groups.len() as u64);
+    for (name, group) in &value.groups {
+        put_bytes(out, name);
+        put_id(out, group.last_id);
+        put_opt(out, group.entries_read);
+        put_varint(out, group.consumers.len() as u64);
+        for (cname, consumer) in &group.consumers {
+            put_bytes(out, cname);
+            put_varint(out, consumer.seen_ms);
+        }
+        put_varint(out, group.pel.len() as u64);
+        for (id, p) in &group.pel {
+            put_id(out, *id);
+            put_bytes(out, &p.consumer);
+            put_varint(out, p.delivery_ms);
+            put_varint(out, p.delivery_count);
+        }
+    }
+}
+
+/// Encodes the whole stream at (`db`, `key`) as one or more records of about
+/// [`CHUNK_BYTES`] each, handing each to `emit`: a `Replaced` record with the stream's
+/// metadata, its consumers and its first entries, then `Entries` and `Pending` records.
+pub fn encode_stream(
+    db: usize,
+    key: &[u8],
+    value: &StreamValue,
+    expire_at: Option<u64>,
+    chunk_bytes: usize,
+    mut emit: impl FnMut(&[u8]),
+) {
+    let pending: usize = value.groups.values().map(|g| g.pel.len()).sum();
+    let mut out = Vec::new();
+    if value.entries.len() + pending <= 64 {
+        encode_replaced(&mut out, db, key, value, expire_at);
+        if out.len() <= chunk_bytes {
+            emit(&out);
+            return;
+        }
+        out.clear();
+    }
+    // The head: metadata, groups and consumers, no entries and no pending entries.
+    out.extend_from_slice(&[VERSION, 2, db as u8]);
+    put_bytes(&mut out, key);
+    put_opt(&mut out, expire_at);
+    put_varint(&mut out, 0);
+    put_id(&mut out, value.last_id);
+    put_varint(&mut out, value.entries_added);
+    put_id(&mut out, value.max_deleted_id);
+    put_varint(&mut out, value.groups.len() as u64);
+    for (name, group) in &value.groups {
+        put_bytes(&mut out, name);
+        put_id(&mut out, group.last_id);
+        put_opt(&mut out, group.entries_read);
+        put_varint(&mut out, group.consumers.len() as u64);
+        for (cname, consumer) in &group.consumers {
+            put_bytes(&mut out, cname);
+            put_varint(&mut out, consumer.seen_ms);
+        }
+        put_varint(&mut out, 0);
+    }
+    emit(&out);
+    // Chunks: a header, a count patched in at the end, the items.
+    let header = |out: &mut Vec<u8>, tag: u8, group: Option<&[u8]>| {
+        out.clear();
+        out.extend_from_slice(&[VERSION, tag, db as u8]);
+        put_bytes(out, key);
+        if let Some(group) = group {
+            put_bytes(out, group);
+        }
+    };
+    /// Emits the chunk (header in `out`, `n` items in `items`) if it has any, and resets.
+    fn flush(out: &mut Vec<u8>, items: &mut Vec<u8>, n: &mut u64, emit: &mut dyn FnMut(&[u8])) {
+        if *n > 0 {
+            put_varint(out, *n);
+            out.extend_from_slice(items);
+            emit(out);
+        }
+        items.clear();
+        *n = 0;
+    }
+    let mut items = Vec::new();
+    let mut n = 0u64;
+    for (id, fields) in &value.entries {
+        put_id(&mut items, *id);
+        put_fields(&mut items, fields);
+        n += 1;
+        if items.len() >= chunk_bytes {
+            header(&mut out, 9, None);
+            flush(&mut out, &mut items, &mut n, &mut emit);
+        }
+    }
+    header(&mut out, 9, None);
+    flush(&mut out, &mut items, &mut n, &mut emit);
+    for (name, group) in &value.groups {
+        for (id, p) in &group.pel {
+            put_id(&mut items, *id);
+            put_bytes(&mut items, &p.consumer);
+            put_varint(&mut items, p.delivery_ms);
+            put_varint(&mut items, p.delivery_count);
+            n += 1;
+            if items.len() >= chunk_bytes {
+                header(&mut out, 10, Some(name));
+                flush(&mut out, &mut items, &mut n, &mut emit);
+            }
+        }
+        header(&mut out, 10, Some(name));
+        flush(&mut out, &mut items, &mut n, &mut emit);
+    }
+}
+
+/// Appends the encoding of a key-level record (no stream body) to `out`.
+pub fn encode_simple(out: &mut Vec<u8>, record: &JournalRecord) {
+    match record {
+        JournalRecord::Effects { db, key, effects } => {
+            encode_effects(out, *db as usize, key, effects)
+        }
+        JournalRecord::Replaced {
+            db,
+            key,
+            expire_at,
+            value,
+        } => encode_replaced(out, *db as usize, key, value, *expire_at),
+        JournalRecord::Deleted { db, key } => {
+            out.extend_from_slice(&[VERSION, 3, *db]);
+            put_bytes(out, key);
+        }
+        JournalRecord::Expire { db, key, expire_at } => {
+            out.extend_from_slice(&[VERSION, 4, *db]);
+            put_bytes(out, key);
+            put_opt(out, *expire_at);
+        }
+        JournalRecord::FlushedAll => out.extend_from_slice(&[VERSION, 5]),
+        JournalRecord::Swapped { a, b } => out.extend_from_slice(&[VERSION, 6, *a, *b]),
+        JournalRecord::SnapshotBegin => out.extend_from_slice(&[VERSION, 7]),
+        JournalRecord::SnapshotEnd => out.extend_from_slice(&[VERSION, 8]),
+        JournalRecord::Entries { db, key, entries } => {
+            out.extend_from_slice(&[VERSION, 9, *db]);
+            put_bytes(out, key);
+            put_varint(out, entries.len() as u64);
+            for (id, fields) in entries {
+                put_id(out, *id);
+                put_fields(out, fields);
+            }
+        }
+        JournalRecord::Pending {
+            db,
+            key,
+            group,
+            pending,
+        } => {
+            out.extend_from_slice(&[VERSION, 10, *db]);
+            put_bytes(out, key);
+            put_bytes(out, group);
+            put_varint(out, pending.len() as u64);
+            for (id, consumer, ms, count) in pending {
+                put_id(out, *id);
+                put_bytes(out, consumer);
+                put_varint(out, *ms);
+                put_varint(out, *count);
+            }
+        }
+    }
+}
+
+/// The encoding of `record`.
+pub fn encode(record: &JournalRecord) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_simple(&mut out, record);
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoding
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    /// The record being decoded, so byte strings are zero-copy slices of it.
+    whole: &'a Bytes,
+}
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        let (&b, rest) = self.buf.split_first().ok_or(DecodeError("truncated"))?;
+        self.buf = rest;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            let part = u64::from(b & 0x7f);
+            if shift == 63 && part > 1 {
+                return Err(DecodeError("varint overflows u64"));
+            }
+            v |= part << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError("varint too long"))
+    }
+
+    fn len(&mut self) -> Result<usize, DecodeError> {
+        let n = self.varint()?;
+        // Every element takes at least one byte: a count above the bytes left is damage,
+        // and refusing it keeps a damaged count from allocating.
+        if n > self.buf.len() as u64 {
+            return Err(DecodeError("count exceeds the record"));
+        }
+        Ok(n as usize)
+    }
+
+    fn bytes(&mut self) -> Result<Bytes, DecodeError> {
+        let n = self.len()?;
+        let start = self.whole.len() - self.buf.len();
+        self.buf = &self.buf[n..];
+        Ok(self.whole.slice(start..start + n))
+    }
+
+    fn id(&mut self) -> Result<StreamId, DecodeError> {
+        Ok(StreamId::new(self.varint()?, self.varint()?))
+    }
+
+    fn opt(&mut self) -> Result<Option<u64>, DecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.varint()?)),
+            _ => Err(DecodeError("bad option tag")),
+        }
+    }
+
+    fn ids(&mut self) -> Result<Vec<StreamId>, DecodeError> {
+        let n = self.len()?;
+        (0..n).map(|_| self.id()).collect()
+    }
+
+    fn fields(&mut self) -> Result<Box<[Bytes]>, DecodeError> {
+        let n = self.len()?;
+        (0..n).map(|_| self.bytes()).collect()
+    }
+
+    fn effect(&mut self) -> Result<StreamEffect, DecodeError> {
+        Ok(match self.u8()? {
+            1 => StreamEffect::Create,
+            2 => StreamEffect::Add {
+                id: self.id()?,
+                fields: self.fields()?,
+            },
+            3 => StreamEffect::Delete { ids: self.ids()? },
+            4 => StreamEffect::TrimThrough {
+                through: self.id()?,
+            },
+            5 => StreamEffect::SetId {
+                last_id: self.id()?,
+                entries_added: self.opt()?,
+                max_deleted_id: match self.u8()? {
+                    0 => None,
+                    1 => Some(self.id()?),
+                    _ => return Err(DecodeError("bad option tag")),
+                },
+            },
+            6 => StreamEffect::GroupCursor {
+                group: self.bytes()?,
+                last_id: self.id()?,
+                entries_read: self.opt()?,
+            },
+            7 => StreamEffect::GroupDestroy {
+                group: self.bytes()?,
+            },
+            8 => StreamEffect::ConsumerSeen {
+                group: self.bytes()?,
+                consumer: self.bytes()?,
+                seen_ms: self.varint()?,
+            },
+            9 => StreamEffect::ConsumerDelete {
+                group: self.bytes()?,
+                consumer: self.bytes()?,
+            },
+            10 => StreamEffect::Pending {
+                group: self.bytes()?,
+                id: self.id()?,
+                consumer: self.bytes()?,
+                delivery_ms: self.varint()?,
+                delivery_count: self.varint()?,
+            },
+            11 => StreamEffect::Ack {
+                group: self.bytes()?,
+                ids: self.ids()?,
+            },
+            _ => return Err(DecodeError("unknown effect tag")),
+        })
+    }
+
+    fn stream(&mut self) -> Result<StreamValue, DecodeError> {
+        let mut value = StreamValue::default();
+        let n = self.len()?;
+        for _ in 0..n {
+            let id = self.id()?;
+            let fields = self.fields()?;
+            value.entries.insert(id, fields);
+        }
+        value.last_id = self.id()?;
+        value.entries_added = self.varint()?;
+        value.max_deleted_id = self.id()?;
+        let groups = self.len()?;
+        for _ in 0..groups {
+            let name = self.bytes()?;
+            let mut group = ConsumerGroup {
+                last_id: self.id()?,
+                entries_read: self.opt()?,
+                ..ConsumerGroup::default()
+            };
+            let consumers = self.len()?;
+            for _ in 0..consumers {
+                let cname = self.bytes()?;
+                let seen_ms = self.varint()?;
+                group.consumers.insert(
+                    cname,
+                    Consumer {
+                        seen_ms,
+                        ..Consumer::default()
+                    },
+                );
+            }
+            let pending = self.len()?;
+            for _ in 0..pending {
+                let id = self.id()?;
+                let consumer = self.bytes()?;
+                let delivery_ms = self.varint()?;
+                let delivery_count = self.varint()?;
+                group
+                    .consumers
+                    .get_mut(&consumer)
+                    .ok_or(DecodeError("pending entry of an unknown consumer"))?
+                    .pel
+                    .insert(id);
+                group.pel.insert(
+                    id,
+                    PendingEntry {
+                        consumer,
+                        delivery_ms,
+                        delivery_count,
+                    },
+                );
+            }
+            value.groups.insert(name, group);
+        }
+        Ok(value)
+    }
+}
+
+/// Decodes one record. Byte strings in the result share `record`'s memory.
+///
+/// # Errors
+/// [`DecodeError`] for an unknown version or tag, a truncated record, or trailing bytes.
+pub fn decode(record: &Bytes) -> Result<JournalRecord, DecodeError> {
+    let mut r = Reader {
+        buf: record,
+        whole: record,
+    };
+    if r.u8()? != VERSION {
+        return Err(DecodeError("unknown format version"));
+    }
+    let out = match r.u8()? {
+        1 => {
+            let db = r.u8()?;
+            let key = r.bytes()?;
+            let n = r.len()?;
+            let effects = (0..n).map(|_| r.effect()).collect::<Result<_, _>>()?;
+            JournalRecord::Effects { db, key, effects }
+        }
+        2 => {
+            let db = r.u8()?;
+            let key = r.bytes()?;
+            let expire_at = r.opt()?;
+            let value = Box::new(r.stream()?);
+            JournalRecord::Replaced {
+                db,
+                key,
+                expire_at,
+                value,
+            }
+        }
+        3 => JournalRecord::Deleted {
+            db: r.u8()?,
+            key: r.bytes()?,
+        },
+        4 => JournalRecord::Expire {
+            db: r.u8()?,
+            key: r.bytes()?,
+            expire_at: r.opt()?,
+        },
+        5 => JournalRecord::FlushedAll,
+        6 => JournalRecord::Swapped {
+            a: r.u8()?,
+            b: r.u8()?,
+        },
+        7 => JournalRecord::SnapshotBegin,
+        8 => JournalRecord::SnapshotEnd,
+        9 => {
+            let db = r.u8()?;
+            let key = r.bytes()?;
+            let n = r.len()?;
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                let id = r.id()?;
+                entries.push((id, r.fields()?));
+            }
+            JournalRecord::Entries { db, key, entries }
+        }
+        10 => {
+            let db = r.u8()?;
+            let key = r.bytes()?;
+            let group = r.bytes()?;
+            let n = r.len()?;
+            let mut pending = Vec::with_capacity(n);
+            for _ in 0..n {
+                let id = r.id()?;
+                let consumer = r.bytes()?;
+                pending.push((id, consumer, r.varint()?, r.varint()?));
+            }
+            JournalRecord::Pending {
+                db,
+                key,
+                group,
+                pending,
+            }
+        }
+        _ => return Err(DecodeError("unknown record tag")),
+    };
+    if !r.buf.is_empty() {
+        return Err(DecodeError("trailing bytes"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
