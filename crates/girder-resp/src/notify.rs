@@ -39,7 +39,11 @@ pub const ZSET: u32 = 1 << 7;
 pub const EXPIRED: u32 = 1 << 8;
 /// `e`: a key was evicted (Girder never evicts).
 pub const EVICTED: u32 = 1 << 9;
-/// `t`: stream commands (Girder has none).
+/// `t`: stream commands: `xadd`, `xtrim` (XTRIM, and XADD when its MAXLEN/MINID removed
+/// entries), `xdel`, `xsetid`, `xgroup-create`, `xgroup-setid`, `xgroup-destroy`,
+/// `xgroup-createconsumer` (also when XREADGROUP, XCLAIM or XAUTOCLAIM create the
+/// consumer, including an XREADGROUP served later by an XADD) and
+/// `xgroup-delconsumer`; XACK and reads publish nothing.
 pub const STREAM: u32 = 1 << 10;
 /// `m`: key misses (accepted; Girder emits none, as Redis 7.0 never does for this flag
 /// outside modules).
@@ -188,15 +192,27 @@ thread_local! {
 
 /// Reports an event from inside a handler; a no-op unless notifications are on.
 pub fn note(ctx: &Ctx<'_>, class: u32, name: &'static str, key: &[u8]) {
-    if WATCHING.with(std::cell::Cell::get) {
+    note_db(ctx.client.db, class, name, key);
+}
+
+/// [`note`] for database `db`, for code that serves a command without its context (an
+/// XADD serving a blocked XREADGROUP).
+pub fn note_db(db: usize, class: u32, name: &'static str, key: &[u8]) {
+    if watching() {
         let event = Event {
             class,
             name,
-            db: ctx.client.db,
+            db,
             key: Bytes::copy_from_slice(key),
         };
         NOTED.with(|n| n.borrow_mut().push(event));
     }
+}
+
+/// Whether [`note`] records anything now: a handler calls it before it does extra work
+/// only an event needs (XADD measuring whether it trimmed).
+pub fn watching() -> bool {
+    WATCHING.with(std::cell::Cell::get)
 }
 
 /// What a key looked like before the command: absent, or present with or without TTL.
@@ -237,6 +253,18 @@ pub fn run(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Bytes]) -> Reply {
         && !ctx
             .db()
             .is_ok_and(|d| girder_kv::sets::sismember(&d, &args[2], &args[3]).unwrap_or(false));
+    // XGROUP DELCONSUMER announces only a consumer that existed; XCLAIM and XAUTOCLAIM
+    // announce one they create.
+    let consumer_was = consumer_arg(spec.name, args).is_some_and(|(key, group, consumer)| {
+        ctx.db().is_ok_and(|d| {
+            girder_kv::streams::groups::view(&d, key, |s| {
+                s.groups
+                    .get(group)
+                    .is_some_and(|g| g.consumers.contains_key(consumer))
+            })
+            .is_ok_and(|found| found == Some(true))
+        })
+    });
     WATCHING.with(|w| w.set(true));
     let reply = (spec.handler)(ctx, args);
     WATCHING.with(|w| w.set(false));
@@ -250,7 +278,15 @@ pub fn run(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Bytes]) -> Reply {
             .map_or(Before::Absent, |i| before[i])
     };
     let mut events = noted;
-    events.extend(command_events(spec.name, args, &reply, db, &was, moved_in));
+    events.extend(command_events(
+        spec.name,
+        args,
+        &reply,
+        db,
+        &was,
+        moved_in,
+        consumer_was,
+    ));
     let exists = |key: &[u8]| ctx.db().is_ok_and(|d| d.read(key, |e| e.is_some()));
     // Keys this command created or emptied, judged once each.
     let mut created: Vec<Bytes> = Vec::new();
@@ -329,9 +365,54 @@ pub fn run(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Bytes]) -> Reply {
     reply
 }
 
+/// The key, group and consumer of the commands whose events depend on whether the
+/// consumer existed before (XGROUP DELCONSUMER, XCLAIM, XAUTOCLAIM).
+fn consumer_arg<'a>(name: &str, args: &'a [Bytes]) -> Option<(&'a [u8], &'a [u8], &'a [u8])> {
+    match name {
+        "xclaim" | "xautoclaim" if args.len() > 3 => Some((&args[1], &args[2], &args[3])),
+        "xgroup" if args.len() == 5 && is(&args[1], "delconsumer") => {
+            Some((&args[2], &args[3], &args[4]))
+        }
+        _ => None,
+    }
+}
+
+/// The keys of XREAD and XREADGROUP: the first half of what follows STREAMS, found by
+/// skipping the options as the commands parse them (a group or consumer may be named
+/// `STREAMS`). None when the command is malformed: it fails before looking at a key.
+fn stream_read_keys(args: &[Bytes], group: bool) -> Vec<Bytes> {
+    let mut i = 1;
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        let opt = &args[i];
+        if (is(opt, "block") || is(opt, "count")) && more > 0 {
+            i += 2;
+        } else if group && is(opt, "group") && more >= 2 {
+            i += 3;
+        } else if group && is(opt, "noack") {
+            i += 1;
+        } else if is(opt, "streams") && more > 0 && more.is_multiple_of(2) {
+            let keys = &args[i + 1..i + 1 + more / 2];
+            let mut out: Vec<Bytes> = Vec::with_capacity(keys.len());
+            for key in keys {
+                if !out.contains(key) {
+                    out.push(key.clone());
+                }
+            }
+            return out;
+        } else {
+            break;
+        }
+    }
+    Vec::new()
+}
+
 /// The key arguments of a command, from its table row or, for the `numkeys` commands,
-/// from that argument (duplicates kept out).
+/// from that argument, or for XREAD and XREADGROUP from STREAMS (duplicates kept out).
 fn key_args(spec: &Spec, args: &[Bytes]) -> Vec<Bytes> {
+    if matches!(spec.name, "xread" | "xreadgroup") {
+        return stream_read_keys(args, spec.name == "xreadgroup");
+    }
     let numkeys_at = match spec.name {
         "lmpop" | "zmpop" => Some(1),
         "blmpop" | "bzmpop" => Some(2),
@@ -370,6 +451,11 @@ fn key_args(spec: &Spec, args: &[Bytes]) -> Vec<Bytes> {
     keys
 }
 
+/// An argument in lower case (a subcommand name).
+fn text_lower(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).to_ascii_lowercase()
+}
+
 /// Whether a reply says something was done: not null, not zero, not empty.
 fn done(reply: &Reply) -> bool {
     match reply {
@@ -381,8 +467,9 @@ fn done(reply: &Reply) -> bool {
 }
 
 /// The events Redis 7.0 publishes for a successful `name` with `args` and `reply`
-/// (`was` tells what a key looked like before), except those the handler noted itself
-/// and the implied `new` and `del`.
+/// (`was` tells what a key looked like before, `consumer_was` whether the consumer of
+/// [`consumer_arg`] existed), except those the handler noted itself and the implied
+/// `new` and `del`.
 fn command_events(
     name: &str,
     args: &[Bytes],
@@ -390,6 +477,7 @@ fn command_events(
     db: usize,
     was: &dyn Fn(&[u8]) -> Before,
     moved_in: bool,
+    consumer_was: bool,
 ) -> Vec<Event> {
     let ev = |class: u32, name: &'static str, key: &Bytes| Event {
         class,
@@ -582,6 +670,36 @@ fn command_events(
         "zremrangebylex" if done(reply) => out.push(ev(ZSET, "zremrangebylex", &args[1])),
         "zpopmin" if done(reply) => out.push(ev(ZSET, "zpopmin", &args[1])),
         "zpopmax" if done(reply) => out.push(ev(ZSET, "zpopmax", &args[1])),
+        // XADD and XREADGROUP note their events themselves: only XADD knows whether it
+        // trimmed, and a consumer is created wherever a group read is served (an XADD
+        // serving a blocked XREADGROUP announces it after its own events).
+        "xtrim" if done(reply) => out.push(ev(STREAM, "xtrim", &args[1])),
+        "xdel" if done(reply) => out.push(ev(STREAM, "xdel", &args[1])),
+        "xsetid" => out.push(ev(STREAM, "xsetid", &args[1])),
+        "xgroup" if args.len() > 2 => {
+            let event = match text_lower(&args[1]).as_str() {
+                "create" => Some("xgroup-create"),
+                "setid" => Some("xgroup-setid"),
+                "destroy" if done(reply) => Some("xgroup-destroy"),
+                "createconsumer" if done(reply) => Some("xgroup-createconsumer"),
+                "delconsumer" if consumer_was => Some("xgroup-delconsumer"),
+                _ => None,
+            };
+            if let Some(event) = event {
+                out.push(ev(STREAM, event, &args[2]));
+            }
+        }
+        "xclaim" | "xautoclaim" if !consumer_was => {
+            // The consumer is created with the first entry it claims.
+            let claimed = match (name, reply) {
+                ("xclaim", claimed) => done(claimed),
+                (_, Reply::Array(parts)) => parts.get(1).is_some_and(done),
+                _ => false,
+            };
+            if claimed {
+                out.push(ev(STREAM, "xgroup-createconsumer", &args[1]));
+            }
+        }
         _ => {}
     }
     out

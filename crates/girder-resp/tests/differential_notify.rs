@@ -414,3 +414,239 @@ fn active_expiry_publishes_expired() {
     assert_eq!(girder, redis);
     n.compare(&[]);
 }
+
+#[test]
+fn stream_entry_events() {
+    let Some(mut n) = setup("KEAn", None) else {
+        return;
+    };
+    n.run(&[
+        &["XADD", "s", "1-1", "a", "1"],
+        &["XADD", "s", "2-1", "a", "1"],
+        &["XADD", "s", "NOMKSTREAM", "3-1", "a", "1"],
+        &["XADD", "nos", "NOMKSTREAM", "3-1", "a", "1"],
+        &["XADD", "s", "0-0", "a", "1"],
+        &["XADD", "nos", "0-0", "a", "1"],
+        &["XADD", "s", "1-0", "a", "1"],
+        &["XADD", "s", "MAXLEN", "5", "4-1", "a", "1"],
+        &["XADD", "s", "MAXLEN", "2", "5-1", "a", "1"],
+        &["XADD", "s", "MAXLEN", "~", "1", "6-1", "a", "1"],
+        &["XADD", "s", "MINID", "6-0", "7-1", "a", "1"],
+        &["XADD", "s", "MINID", "=", "6-0", "8-1", "a", "1"],
+        &["XADD", "new", "MAXLEN", "0", "1-1", "a", "1"],
+        &["XADD", "new", "MAXLEN", "0", "2-1", "a", "1"],
+        &["SET", "str", "x"],
+        &["XADD", "str", "1-1", "a", "1"],
+        &["XTRIM", "s", "MAXLEN", "10"],
+        &["XTRIM", "s", "MAXLEN", "1"],
+        &["XTRIM", "nos", "MAXLEN", "1"],
+        &["XTRIM", "s", "MINID", "0-1"],
+        &["XDEL", "s", "1-1"],
+        &["XDEL", "nos", "1-1"],
+        &["XADD", "s", "9-1", "a", "1"],
+        &["XDEL", "s", "8-1", "9-9"],
+        &["XDEL", "s", "8-1"],
+        &["XSETID", "s", "100-1"],
+        &["XSETID", "s", "100-1"],
+        &["XSETID", "s", "1-1"],
+        &["XSETID", "nos", "1-1"],
+        &[
+            "XSETID",
+            "s",
+            "200-1",
+            "ENTRIESADDED",
+            "50",
+            "MAXDELETEDID",
+            "100-0",
+        ],
+        &["XLEN", "s"],
+        &["XRANGE", "s", "-", "+"],
+        &["XREAD", "STREAMS", "s", "new", "0", "0"],
+        &["DEL", "s"],
+        &["XADD", "s", "1-1", "a", "1"],
+        &["RENAME", "s", "s2"],
+        &["EXPIRE", "s2", "100"],
+    ]);
+    assert_eq!(n.seen, 62, "frames compared");
+    // Only the selected classes and channel: `t` on keyevent, then `g` and `n` on keyspace.
+    for flags in ["Et", "Kgn"] {
+        n.pair
+            .check(&args(&["CONFIG", "SET", "notify-keyspace-events", flags]));
+        n.run(&[
+            &["XADD", "t", "MAXLEN", "0", "1-1", "a", "1"],
+            &["XGROUP", "CREATE", "t2", "g", "$", "MKSTREAM"],
+            &["DEL", "t", "t2"],
+        ]);
+    }
+    assert_eq!(n.seen, 62 + 3 + 4, "frames compared");
+}
+
+#[test]
+fn stream_group_events() {
+    let Some(mut n) = setup("KEAn", None) else {
+        return;
+    };
+    n.run(&[
+        &["XADD", "s", "1-1", "a", "1"],
+        &["XADD", "s", "2-1", "a", "1"],
+        &["XADD", "s", "3-1", "a", "1"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XGROUP", "CREATE", "mk", "g", "$", "MKSTREAM"],
+        &["XGROUP", "CREATE", "mk2", "g", "1-x", "MKSTREAM"],
+        &["XGROUP", "CREATE", "nos", "g", "0"],
+        &["XGROUP", "HELP"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "c1"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "c1"],
+        &["XGROUP", "CREATECONSUMER", "s", "nog", "c1"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "nobody"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "c1"],
+        &["XGROUP", "DELCONSUMER", "s", "nog", "c1"],
+        &["XGROUP", "SETID", "s", "g", "0"],
+        &["XGROUP", "SETID", "s", "g", "$", "ENTRIESREAD", "3"],
+        &["XGROUP", "SETID", "s", "nog", "0"],
+        // `>` with nothing new creates no consumer; a history read does.
+        &["XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", ">"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c2",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "s",
+            "0",
+        ],
+        &["XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", "0"],
+        &["XREADGROUP", "GROUP", "nog", "c2", "STREAMS", "s", "0"],
+        &["XGROUP", "SETID", "s", "g", "0"],
+        &["XGROUP", "CREATE", "mk", "streams", "0"],
+        &["XADD", "mk", "1-1", "a", "1"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c3",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            "s",
+            ">",
+            ">",
+        ],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "streams",
+            "streams",
+            "NOACK",
+            "STREAMS",
+            "mk",
+            ">",
+        ],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c4",
+            "BLOCK",
+            "10",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+        &["XACK", "s", "g", "1-1"],
+        &["XACK", "s", "g", "1-1", "9-9"],
+        &["XACK", "s", "nog", "1-1"],
+        &["XCLAIM", "s", "g", "c5", "0", "1-1"],
+        &["XCLAIM", "s", "g", "c5", "99999999", "2-1"],
+        &["XCLAIM", "s", "g", "c6", "0", "2-1", "JUSTID"],
+        &["XCLAIM", "s", "g", "c6", "0", "3-1"],
+        &[
+            "XCLAIM", "s", "g", "c7", "0", "3-1", "FORCE", "LASTID", "3-1",
+        ],
+        &["XCLAIM", "s", "g", "c8", "0", "9-9"],
+        &["XAUTOCLAIM", "s", "g", "c9", "99999999", "0"],
+        &["XAUTOCLAIM", "s", "g", "c9", "0", "0", "COUNT", "1"],
+        &["XAUTOCLAIM", "s", "g", "c9", "0", "0", "JUSTID"],
+        &["XDEL", "s", "2-1", "3-1"],
+        &["XAUTOCLAIM", "s", "g", "c10", "0", "0"],
+        &["XCLAIM", "s", "g", "c10", "0", "1-1"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "c6"],
+        &["XGROUP", "DESTROY", "s", "nog"],
+        &["XGROUP", "DESTROY", "s", "g"],
+        &["XGROUP", "DESTROY", "nos", "g"],
+    ]);
+    assert_eq!(n.seen, 46, "frames compared");
+}
+
+#[test]
+fn stream_blocked_group_read_served_by_xadd() {
+    use common::client::{settle, Client};
+    let Some(mut n) = setup("KEA", None) else {
+        return;
+    };
+    n.run(&[
+        &["XADD", "s", "1-1", "a", "1"],
+        &["XGROUP", "CREATE", "s", "g", "$"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "known"],
+    ]);
+    // Per side: a consumer the served read creates, one that exists, a plain reader.
+    let mut readers = [common::girder_addr(), common::redis_addr()].map(|addr| {
+        let addr = addr.to_string();
+        let mut fresh = Client::connect(&addr, DB);
+        let mut known = Client::connect(&addr, DB);
+        let mut plain = Client::connect(&addr, DB);
+        let read = |consumer| {
+            [
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                consumer,
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "s",
+                ">",
+            ]
+        };
+        fresh.send(&read("fresh"));
+        settle();
+        known.send(&read("known"));
+        settle();
+        plain.send(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
+        settle();
+        [fresh, known, plain]
+    });
+    // `xadd`, `xtrim`, then the consumer the served read created; `known` keeps waiting
+    // (the first reader took the entry).
+    n.run(&[&["XADD", "s", "MAXLEN", "1", "2-1", "a", "1"]]);
+    let [g, r] = &mut readers;
+    for i in [0, 2] {
+        assert_eq!(g[i].receive(), r[i].receive(), "reader {i}");
+    }
+    n.run(&[&["XADD", "s", "3-1", "a", "1"]]);
+    assert_eq!(g[1].receive(), r[1].receive(), "reader known");
+    assert_eq!(n.seen, 6 + 6 + 2, "frames compared");
+}
+
+#[test]
+fn stream_reads_publish_lazy_expiry() {
+    let Some(mut n) = setup("KEA", None) else {
+        return;
+    };
+    // One key per round, as in `lazy_expiry_publishes_expired`.
+    n.run(&[
+        &["XADD", "e", "1-1", "a", "1"],
+        &["XGROUP", "CREATE", "e", "g", "0"],
+        &["PEXPIRE", "e", "1"],
+    ]);
+    std::thread::sleep(Duration::from_millis(20));
+    n.run(&[&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "e", ">"]]);
+    n.run(&[&["XADD", "e", "1-1", "a", "1"], &["PEXPIRE", "e", "1"]]);
+    std::thread::sleep(Duration::from_millis(20));
+    n.run(&[&["XREAD", "COUNT", "1", "STREAMS", "e", "0"]]);
+    assert_eq!(n.seen, 14, "frames compared");
+}

@@ -292,7 +292,7 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         let measure = options.trim.is_some() && notify::watching();
         let (added, trimmed) = {
             let db = ctx.db()?;
-            let before = if measure { kv::len(&db, &args[1]).ok() } else { None };
+            let before = measure.then(|| kv::len(&db, &args[1]).ok()).flatten();
             let added = kv::add(&db, &args[1], fields, &options).map_err(stream_error)?;
             let trimmed = before.is_some_and(|n| kv::len(&db, &args[1]).is_ok_and(|m| m <= n));
             (added, trimmed)
