@@ -80,8 +80,20 @@ struct Inner {
     failed: bool,
     shutdown: bool,
     flusher_idle: bool,
+    /// The flusher holds a small pending batch back for up to [`LINGER`] (not under
+    /// `Always`), to write it with what follows in one system call.
+    flusher_lingering: bool,
     waiters: usize,
 }
+
+/// How long the flusher holds back a small pending batch under `Interval` and `Never`
+/// before writing it: appends then cost one write per millisecond or per
+/// [`EAGER_BYTES`], not one write (and one thread wake-up) each. The price: a process
+/// crash (not only a power loss) may lose the last millisecond under those policies.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Pending bytes the flusher writes at once, without lingering.
+const EAGER_BYTES: usize = 64 * 1024;
 
 impl Inner {
     fn buffered(&self) -> usize {
@@ -144,6 +156,7 @@ impl Log {
                 failed: false,
                 shutdown: false,
                 flusher_idle: false,
+                flusher_lingering: false,
                 waiters: 0,
             }),
             work_cv: Condvar::new(),
@@ -228,9 +241,12 @@ impl Log {
         }
         inner.next_offset += payloads.len() as u64;
         sh.end.store(inner.next_offset, Ordering::Release);
-        let wake = inner.flusher_idle && !payloads.is_empty();
+        let wake = !payloads.is_empty()
+            && (inner.flusher_idle
+                || (inner.flusher_lingering && inner.pending.len() >= EAGER_BYTES));
         if wake {
             inner.flusher_idle = false;
+            inner.flusher_lingering = false;
         }
         drop(inner);
         if wake {
@@ -296,8 +312,9 @@ impl Log {
             if inner.fsynced_end >= target {
                 return Ok(());
             }
-            if inner.flusher_idle {
+            if inner.flusher_idle || inner.flusher_lingering {
                 inner.flusher_idle = false;
+                inner.flusher_lingering = false;
                 sh.work_cv.notify_one();
             }
             inner.waiters += 1;
@@ -547,6 +564,7 @@ impl Log {
             let mut inner = lock(&self.shared.inner);
             inner.shutdown = true;
             inner.flusher_idle = false;
+            inner.flusher_lingering = false;
         }
         self.shared.work_cv.notify_one();
         if handle.join().is_err() {
@@ -685,6 +703,8 @@ impl Shared {
         loop {
             let (batch, base, fsync_now) = {
                 let mut inner = lock(&self.inner);
+                // When this batch started lingering (a small batch under Interval/Never).
+                let mut linger_since: Option<Instant> = None;
                 loop {
                     if inner.failed {
                         return;
@@ -697,8 +717,23 @@ impl Shared {
                     };
                     let wanted =
                         inner.sync_target > inner.fsynced_end || (inner.shutdown && unsynced);
-                    if !inner.pending.is_empty() || due || wanted {
+                    let eager = matches!(self.config.fsync, FsyncPolicy::Always)
+                        || inner.pending.len() >= EAGER_BYTES
+                        || inner.shutdown
+                        || linger_since.is_some_and(|t| t.elapsed() >= LINGER);
+                    if (!inner.pending.is_empty() && eager) || due || wanted {
                         break;
+                    }
+                    if !inner.pending.is_empty() {
+                        let since = *linger_since.get_or_insert_with(Instant::now);
+                        inner.flusher_lingering = true;
+                        inner = self
+                            .work_cv
+                            .wait_timeout(inner, LINGER.saturating_sub(since.elapsed()))
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                        inner.flusher_lingering = false;
+                        continue;
                     }
                     if inner.shutdown {
                         return;

@@ -338,6 +338,24 @@ fn never_policy_is_durable_once_written() {
     assert_eq!(log.stats().fsyncs, 1);
 }
 
+/// Under `Never` (and `Interval`) small appends are held back at most [`LINGER`] and
+/// then written together: one write for many appends, and none left behind.
+#[test]
+fn small_appends_are_written_together_within_the_linger() {
+    let fs = SimFs::default();
+    let (log, _) = open(&fs, small_config(FsyncPolicy::Never)).expect("open");
+    let before = log.stats().writes;
+    let t0 = std::time::Instant::now();
+    let mut last = 0;
+    for _ in 0..200 {
+        last = log.append(0, b"small").expect("append");
+    }
+    block_on(log.wait_durable(last)).expect("written");
+    assert!(t0.elapsed() < Duration::from_millis(500));
+    let writes = log.stats().writes - before;
+    assert!(writes < 50, "{writes} writes for 200 small appends");
+}
+
 #[test]
 fn failed_fsync_stops_the_log() {
     let fs = SimFs::default();
