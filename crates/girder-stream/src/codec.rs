@@ -318,74 +318,131 @@ pub fn encode_stream(
         }
         out.clear();
     }
-    // The head: metadata, groups and consumers, no entries and no pending entries.
-    out.extend_from_slice(&[VERSION, 2, db as u8]);
-    put_bytes(&mut out, key);
-    put_opt(&mut out, expire_at);
-    put_varint(&mut out, 0);
-    put_id(&mut out, value.last_id);
-    put_varint(&mut out, value.entries_added);
-    put_id(&mut out, value.max_deleted_id);
-    put_varint(&mut out, value.groups.len() as u64);
-    for (name, group) in &value.groups {
-        put_bytes(&mut out, name);
-        put_id(&mut out, group.last_id);
-        put_opt(&mut out, group.entries_read);
-        put_varint(&mut out, group.consumers.len() as u64);
-        for (cname, consumer) in &group.consumers {
-            put_bytes(&mut out, cname);
-            put_varint(&mut out, consumer.seen_ms);
-        }
-        put_varint(&mut out, 0);
-    }
+    encode_head(&mut out, db, key, value, expire_at);
     emit(&out);
-    // Chunks: a header, a count patched in at the end, the items.
-    let header = |out: &mut Vec<u8>, tag: u8, group: Option<&[u8]>| {
-        out.clear();
-        out.extend_from_slice(&[VERSION, tag, db as u8]);
-        put_bytes(out, key);
-        if let Some(group) = group {
-            put_bytes(out, group);
-        }
-    };
-    /// Emits the chunk (header in `out`, `n` items in `items`) if it has any, and resets.
-    fn flush(out: &mut Vec<u8>, items: &mut Vec<u8>, n: &mut u64, emit: &mut dyn FnMut(&[u8])) {
-        if *n > 0 {
-            put_varint(out, *n);
-            out.extend_from_slice(items);
-            emit(out);
-        }
-        items.clear();
-        *n = 0;
+    let mut after = None;
+    while let Some(last) = encode_entries_chunk(&mut out, db, key, value, after, chunk_bytes) {
+        emit(&out);
+        after = Some(last);
     }
+    for name in value.groups.keys() {
+        let mut after = None;
+        while let Some(last) =
+            encode_pending_chunk(&mut out, db, key, value, name, after, chunk_bytes)
+        {
+            emit(&out);
+            after = Some(last);
+        }
+    }
+}
+
+/// Writes into `out` (cleared first) the head of a stream split into chunks: a
+/// `Replaced` record with the metadata, the groups and their consumers, and no entries
+/// and no pending entries (those follow as [`encode_entries_chunk`] and
+/// [`encode_pending_chunk`] records).
+pub fn encode_head(
+    out: &mut Vec<u8>,
+    db: usize,
+    key: &[u8],
+    value: &StreamValue,
+    expire_at: Option<u64>,
+) {
+    out.clear();
+    out.extend_from_slice(&[VERSION, 2, db as u8]);
+    put_bytes(out, key);
+    put_opt(out, expire_at);
+    put_varint(out, 0);
+    put_id(out, value.last_id);
+    put_varint(out, value.entries_added);
+    put_id(out, value.max_deleted_id);
+    put_varint(out, value.groups.len() as u64);
+    for (name, group) in &value.groups {
+        put_bytes(out, name);
+        put_id(out, group.last_id);
+        put_opt(out, group.entries_read);
+        put_varint(out, group.consumers.len() as u64);
+        for (cname, consumer) in &group.consumers {
+            put_bytes(out, cname);
+            put_varint(out, consumer.seen_ms);
+        }
+        put_varint(out, 0);
+    }
+}
+
+/// Writes into `out` (cleared first) an `Entries` record of the entries after `after`
+/// (from the first when `None`), about `chunk_bytes` of them (at least one); returns the
+/// last id written, or `None` (and `out` empty) when there are no more.
+pub fn encode_entries_chunk(
+    out: &mut Vec<u8>,
+    db: usize,
+    key: &[u8],
+    value: &StreamValue,
+    after: Option<StreamId>,
+    chunk_bytes: usize,
+) -> Option<StreamId> {
+    out.clear();
+    let range = match after {
+        None => value.entries.range(..),
+        Some(id) => value
+            .entries
+            .range((std::ops::Bound::Excluded(id), std::ops::Bound::Unbounded)),
+    };
     let mut items = Vec::new();
-    let mut n = 0u64;
-    for (id, fields) in &value.entries {
+    let (mut n, mut last) = (0u64, None);
+    for (id, fields) in range {
         put_id(&mut items, *id);
         put_fields(&mut items, fields);
         n += 1;
+        last = Some(*id);
         if items.len() >= chunk_bytes {
-            header(&mut out, 9, None);
-            flush(&mut out, &mut items, &mut n, &mut emit);
+            break;
         }
     }
-    header(&mut out, 9, None);
-    flush(&mut out, &mut items, &mut n, &mut emit);
-    for (name, group) in &value.groups {
-        for (id, p) in &group.pel {
-            put_id(&mut items, *id);
-            put_bytes(&mut items, &p.consumer);
-            put_varint(&mut items, p.delivery_ms);
-            put_varint(&mut items, p.delivery_count);
-            n += 1;
-            if items.len() >= chunk_bytes {
-                header(&mut out, 10, Some(name));
-                flush(&mut out, &mut items, &mut n, &mut emit);
-            }
+    last?;
+    out.extend_from_slice(&[VERSION, 9, db as u8]);
+    put_bytes(out, key);
+    put_varint(out, n);
+    out.extend_from_slice(&items);
+    last
+}
+
+/// As [`encode_entries_chunk`], for the pending entries of `group` (a `Pending`
+/// record); `None` also when the group does not exist.
+pub fn encode_pending_chunk(
+    out: &mut Vec<u8>,
+    db: usize,
+    key: &[u8],
+    value: &StreamValue,
+    group: &[u8],
+    after: Option<StreamId>,
+    chunk_bytes: usize,
+) -> Option<StreamId> {
+    out.clear();
+    let pel = &value.groups.get(group)?.pel;
+    let range = match after {
+        None => pel.range(..),
+        Some(id) => pel.range((std::ops::Bound::Excluded(id), std::ops::Bound::Unbounded)),
+    };
+    let mut items = Vec::new();
+    let (mut n, mut last) = (0u64, None);
+    for (id, p) in range {
+        put_id(&mut items, *id);
+        put_bytes(&mut items, &p.consumer);
+        put_varint(&mut items, p.delivery_ms);
+        put_varint(&mut items, p.delivery_count);
+        n += 1;
+        last = Some(*id);
+        if items.len() >= chunk_bytes {
+            break;
         }
-        header(&mut out, 10, Some(name));
-        flush(&mut out, &mut items, &mut n, &mut emit);
     }
+    last?;
+    out.extend_from_slice(&[VERSION, 10, db as u8]);
+    put_bytes(out, key);
+    put_bytes(out, group);
+    put_varint(out, n);
+    out.extend_from_slice(&items);
+    last
 }
 
 /// Appends the encoding of a key-level record (no stream body) to `out`.

@@ -128,6 +128,8 @@ pub struct StreamJournal {
     /// FLUSHALL and SWAPDB records appended: a snapshot that saw one is not used.
     exclusive_events: AtomicU64,
     compacting: std::sync::Mutex<()>,
+    /// Snapshot record size ([`codec::CHUNK_BYTES`]; tests make it small).
+    chunk_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for StreamJournal {
@@ -186,6 +188,7 @@ impl StreamJournal {
             snapshot_bytes: AtomicU64::new(0),
             exclusive_events: AtomicU64::new(0),
             compacting: std::sync::Mutex::new(()),
+            chunk_bytes: std::sync::atomic::AtomicUsize::new(codec::CHUNK_BYTES),
         });
         let mut report = journal.replay(keyspace)?;
         report.truncated_bytes = recovery.truncated_bytes;
@@ -292,15 +295,13 @@ impl StreamJournal {
             let Ok(db) = keyspace.db_at(index, now) else {
                 continue;
             };
-            restore::for_each_stream(&db, |key, value, expire_at| {
+            for key in restore::stream_keys(&db) {
                 report.streams += 1;
-                codec::encode_stream(index, key, value, expire_at, codec::CHUNK_BYTES, |record| {
-                    report.bytes += record.len() as u64;
-                    if let Err(e) = self.log.append(now, record) {
-                        failed.get_or_insert(e);
-                    }
-                });
-            });
+                self.snapshot_stream(&db, now, index, &key, &mut report, &mut failed);
+                if failed.is_some() {
+                    break;
+                }
+            }
         }
         if let Some(e) = failed {
             return Err(e.into());
@@ -321,6 +322,75 @@ impl StreamJournal {
             "stream journal compacted"
         );
         Ok(report)
+    }
+
+    /// Writes one stream into the snapshot, a chunk at a time, taking the key's lock for
+    /// each chunk only: writers to the stream wait for one chunk's encoding, never for
+    /// the whole stream's.
+    ///
+    /// Exact although the stream changes between chunks: the head carries the metadata
+    /// and groups as they were when it was taken, and every later change to the key is
+    /// journaled after it. A chunk records entries (or pending entries) that exist when
+    /// it is taken, in a range of ids no earlier chunk covered; replaying it inserts them
+    /// into a state that already holds every change made since the head, and that lacks
+    /// exactly the entries of not-yet-written ranges that existed at the head and still
+    /// do. Inserting an entry that is already there (added after the head) changes
+    /// nothing. If the key stops holding a stream, the rest is skipped: its deletion or
+    /// replacement is in the log.
+    fn snapshot_stream(
+        &self,
+        db: &girder_kv::DbRef<'_>,
+        now: u64,
+        index: usize,
+        key: &[u8],
+        report: &mut CompactReport,
+        failed: &mut Option<LogError>,
+    ) {
+        let mut out = Vec::new();
+        let chunk = self.chunk_bytes.load(Ordering::Relaxed);
+        let mut append = |out: &[u8], report: &mut CompactReport| {
+            report.bytes += out.len() as u64;
+            if let Err(e) = self.log.append(now, out) {
+                failed.get_or_insert(e);
+                return false;
+            }
+            true
+        };
+        // The head; and the group names, whose pending entries follow the entries.
+        let groups = restore::with_stream(db, key, |stream| {
+            let (value, expire_at) = stream?;
+            codec::encode_head(&mut out, index, key, value, expire_at);
+            append(&out, report).then(|| value.groups.keys().cloned().collect::<Vec<_>>())
+        });
+        let Some(groups) = groups else { return };
+        let mut after = None;
+        loop {
+            let step = restore::with_stream(db, key, |stream| {
+                let (value, _) = stream?;
+                let last = codec::encode_entries_chunk(&mut out, index, key, value, after, chunk)?;
+                append(&out, report).then_some(last)
+            });
+            match step {
+                Some(last) => after = Some(last),
+                None => break,
+            }
+        }
+        for group in groups {
+            let mut after = None;
+            loop {
+                let step = restore::with_stream(db, key, |stream| {
+                    let (value, _) = stream?;
+                    let last = codec::encode_pending_chunk(
+                        &mut out, index, key, value, &group, after, chunk,
+                    )?;
+                    append(&out, report).then_some(last)
+                });
+                match step {
+                    Some(last) => after = Some(last),
+                    None => break,
+                }
+            }
+        }
     }
 
     /// Writes and fsyncs everything journaled so far (shutdown).

@@ -498,3 +498,135 @@ fn a_stream_larger_than_a_record_survives_compaction_and_rename() {
     assert_eq!(stream.entries.len(), 30_000);
     assert_eq!(stream.groups[b"g".as_slice()].pel.len(), 20_000);
 }
+
+/// The chunked snapshot is exact while writers change the stream between its chunks:
+/// XADD, XDEL, XTRIM, group reads, acknowledgements, claims, a consumer deleted and a
+/// group created, all racing a compaction that writes the stream in small chunks.
+#[test]
+fn a_snapshot_taken_while_the_stream_changes_replays_exactly() {
+    for seed in 0..6u64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(T0));
+        let expected = {
+            let ks = Arc::new(keyspace(&clock));
+            let (journal, _) =
+                StreamJournal::open(&config(dir.path(), Fsync::Never), &ks).expect("open");
+            ks.set_journal(journal.clone()).expect("install");
+            journal.chunk_bytes.store(200, Ordering::Relaxed);
+            let db = ks.db(0).expect("db");
+            for i in 1..=2000u64 {
+                let options = entries::AddOptions {
+                    id: entries::IdRequest::Exact(StreamId::new(i, 0)),
+                    no_mkstream: false,
+                    trim: None,
+                };
+                entries::add(&db, b"s", &[b"f".as_slice(), b"v"], &options).expect("xadd");
+            }
+            groups::create(
+                &db,
+                b"s",
+                b"g",
+                groups::GroupStart::Id(StreamId::MIN),
+                false,
+                None,
+            )
+            .expect("group");
+            for consumer in [b"c1".as_slice(), b"c2"] {
+                let read = groups::ReadGroup {
+                    group: b"g",
+                    consumer,
+                    from: groups::ReadFrom::New,
+                    count: 600,
+                    noack: false,
+                };
+                groups::read_group(&db, b"s", &read).expect("read");
+            }
+            drop(db);
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let writer = {
+                let (ks, stop) = (Arc::clone(&ks), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut rng = fastrand::Rng::with_seed(seed);
+                    let mut next = 2001u64;
+                    let mut steps = 0;
+                    while !stop.load(Ordering::Relaxed) || steps < 200 {
+                        steps += 1;
+                        let db = ks.db(0).expect("db");
+                        let id = StreamId::new(rng.u64(1..next), 0);
+                        match rng.u8(0..8) {
+                            0 | 1 => {
+                                let options = entries::AddOptions {
+                                    id: entries::IdRequest::Exact(StreamId::new(next, 0)),
+                                    no_mkstream: false,
+                                    trim: None,
+                                };
+                                next += 1;
+                                let _ = entries::add(&db, b"s", &[b"f".as_slice(), b"w"], &options);
+                            }
+                            2 => {
+                                let _ = entries::delete(&db, b"s", &[id]);
+                            }
+                            3 => {
+                                let _ = groups::ack(&db, b"s", b"g", &[id]);
+                            }
+                            4 => {
+                                let read = groups::ReadGroup {
+                                    group: b"g",
+                                    consumer: b"c3",
+                                    from: groups::ReadFrom::New,
+                                    count: 3,
+                                    noack: false,
+                                };
+                                let _ = groups::read_group(&db, b"s", &read);
+                            }
+                            5 => {
+                                let claim = groups::Claim {
+                                    group: b"g",
+                                    consumer: b"c4",
+                                    min_idle: 0,
+                                    ids: vec![id],
+                                    delivery: groups::DeliveryTime::Now,
+                                    retry_count: None,
+                                    force: false,
+                                    justid: false,
+                                    last_id: None,
+                                };
+                                let _ = groups::claim(&db, b"s", &claim);
+                            }
+                            6 if steps == 50 => {
+                                let _ = groups::delete_consumer(&db, b"s", b"g", b"c2");
+                                let _ = groups::create(
+                                    &db,
+                                    b"s",
+                                    b"h",
+                                    groups::GroupStart::Id(StreamId::MIN),
+                                    false,
+                                    None,
+                                );
+                            }
+                            _ => {
+                                let trim = entries::Trim {
+                                    strategy: entries::TrimStrategy::MinId(StreamId::new(
+                                        rng.u64(1..40),
+                                        0,
+                                    )),
+                                    approx: false,
+                                    limit: 0,
+                                };
+                                let _ = entries::trim(&db, b"s", &trim);
+                            }
+                        }
+                    }
+                })
+            };
+            let report = journal.compact(&ks).expect("compact");
+            assert!(report.applied);
+            stop.store(true, Ordering::Relaxed);
+            writer.join().expect("writer");
+            journal.sync().expect("sync");
+            dump(&ks)
+        };
+        let (ks, _journal, _) = reopen(dir.path(), &clock);
+        assert_eq!(dump(&ks), expected, "seed {seed}");
+    }
+}

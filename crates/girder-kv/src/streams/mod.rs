@@ -305,6 +305,37 @@ pub mod restore {
         });
     }
 
+    /// The keys of the database's live streams (compaction visits them one by one).
+    pub fn stream_keys(db: &DbRef<'_>) -> Vec<Bytes> {
+        let mut keys = Vec::new();
+        db.for_each_shard(|_, view| {
+            for (key, entry) in view.live_entries() {
+                if matches!(entry.value, Value::Stream(_)) {
+                    keys.push(Bytes::copy_from_slice(key));
+                }
+            }
+            true
+        });
+        keys
+    }
+
+    /// Runs `f` on the stream at `key` and its deadline (`None`: the key holds no live
+    /// stream) under the key's shard lock: what `f` journals is ordered with the key's
+    /// changes.
+    pub fn with_stream<R>(
+        db: &DbRef<'_>,
+        key: &[u8],
+        f: impl FnOnce(Option<(&StreamValue, Option<u64>)>) -> R,
+    ) -> R {
+        db.read(key, |entry| match entry {
+            Some(e) => match &e.value {
+                Value::Stream(stream) => f(Some((stream, e.expire_at))),
+                _ => f(None),
+            },
+            None => f(None),
+        })
+    }
+
     /// Visits every live stream of the database, each under its shard's lock (a
     /// compaction snapshot records each one there, so later changes follow it in order).
     pub fn for_each_stream(db: &DbRef<'_>, mut f: impl FnMut(&[u8], &StreamValue, Option<u64>)) {
