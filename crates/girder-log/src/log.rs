@@ -336,6 +336,13 @@ impl Log {
         self.shared.end.load(Ordering::Acquire)
     }
 
+    /// Bytes appended and not yet written to the OS (the in-memory tail, plus the
+    /// batch being written). A bulk appender (a snapshot) can pace itself on it, so the
+    /// records of latency-sensitive appenders do not queue behind megabytes of its own.
+    pub fn buffered_bytes(&self) -> usize {
+        lock(&self.shared.inner).buffered()
+    }
+
     /// Counters since open.
     pub fn stats(&self) -> LogStats {
         let sh = &*self.shared;

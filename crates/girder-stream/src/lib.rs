@@ -348,6 +348,16 @@ impl StreamJournal {
     ) {
         let mut out = Vec::new();
         let chunk = self.chunk_bytes.load(Ordering::Relaxed);
+        // Paced, outside the key's lock: a chunk is appended only once the log's tail is
+        // down to about one chunk, so commands journaled meanwhile (and, under
+        // `always`, their replies) wait behind at most that much of the snapshot.
+        let pace = || {
+            let mut waited = 0;
+            while self.log.buffered_bytes() > 2 * chunk.max(64 << 10) && waited < 1000 {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                waited += 1;
+            }
+        };
         let mut append = |out: &[u8], report: &mut CompactReport| {
             report.bytes += out.len() as u64;
             if let Err(e) = self.log.append(now, out) {
@@ -365,6 +375,7 @@ impl StreamJournal {
         let Some(groups) = groups else { return };
         let mut after = None;
         loop {
+            pace();
             let step = restore::with_stream(db, key, |stream| {
                 let (value, _) = stream?;
                 let last = codec::encode_entries_chunk(&mut out, index, key, value, after, chunk)?;
@@ -378,6 +389,7 @@ impl StreamJournal {
         for group in groups {
             let mut after = None;
             loop {
+                pace();
                 let step = restore::with_stream(db, key, |stream| {
                     let (value, _) = stream?;
                     let last = codec::encode_pending_chunk(
