@@ -1,0 +1,13 @@
+//! `girder-bench`: Girder's load generator for side-by-side comparisons with peers.
+//!
+//! It speaks RESP2 itself over `tokio::net::TcpStream` ([`resp`], [`conn`]), so the same
+//! client, with the same pipelining and the same checks, drives Girder and Redis alike.
+//! Each benchmark checks the server's answers as it goes: error replies are counted and
+//! reported, never ignored, and a run whose results do not add up fails instead of
+//! printing a number.
+//!
+//! Benchmarks: [`streams`] (XADD, then XREADGROUP + XACK).
+
+pub mod conn;
+pub mod resp;
+pub mod streams;

@@ -1,0 +1,99 @@
+//! The `girder-bench` command line: see the crate docs of `girder_bench`.
+
+use clap::{Parser, Subcommand};
+use girder_bench::streams;
+use std::process::ExitCode;
+
+/// Girder's load generator: drives Girder or any Redis-compatible server over RESP2.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Tokio worker threads of the client (1 = a single-threaded client, like
+    /// redis-benchmark, leaving the other cores to the server).
+    #[arg(long, global = true, default_value_t = 1)]
+    threads: usize,
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// XADD throughput, then XREADGROUP + XACK throughput, on a fresh stream key.
+    ///
+    /// Prints one JSON line per phase, each followed by a human line starting with '#'.
+    /// Exits with status 1 if any reply was an error or an entry was lost, duplicated or
+    /// left pending.
+    Streams(StreamsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StreamsArgs {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:6379")]
+    addr: String,
+    /// Stream key [default: a fresh girder-bench:streams:<pid>-<micros>].
+    #[arg(long)]
+    key: Option<String>,
+    /// Entries to add, then to read.
+    #[arg(long, default_value_t = 100_000)]
+    entries: u64,
+    /// Payload bytes per entry.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Producer connections.
+    #[arg(long, default_value_t = 4)]
+    producers: usize,
+    /// XADDs per pipelined batch.
+    #[arg(long, default_value_t = 16)]
+    pipeline: usize,
+    /// Consumer connections.
+    #[arg(long, default_value_t = 2)]
+    consumers: usize,
+    /// XREADGROUP COUNT.
+    #[arg(long, default_value_t = 100)]
+    count: usize,
+    /// Keep the stream key instead of deleting it at the end.
+    #[arg(long)]
+    keep_key: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = if cli.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cli.threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("girder-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.bench {
+        Bench::Streams(a) => runtime.block_on(streams::run(&streams::Config {
+            addr: a.addr,
+            key: a.key,
+            entries: a.entries,
+            size: a.size,
+            producers: a.producers,
+            pipeline: a.pipeline,
+            consumers: a.consumers,
+            count: a.count,
+            keep_key: a.keep_key,
+        })),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("girder-bench: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
