@@ -285,6 +285,11 @@ impl Blocking {
         }
     }
 
+    /// Whether any client is blocked (one atomic load).
+    pub fn anyone_waiting(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0
+    }
+
     /// Forgets waiter `id`; false if it was served first.
     fn cancel(&self, id: u64) -> bool {
         let mut registry = self.registry.lock();
@@ -462,6 +467,13 @@ pub trait StreamRead: Send + 'static {
     /// with that key alone). Returns the reply that ends the wait, or `None` to keep
     /// waiting. `ready` is only ever a key that holds a stream.
     fn serve(&self, db: &DbRef<'_>, keys: &[Bytes], ready: Option<&Bytes>) -> Option<Reply>;
+
+    /// The reply that ends the wait when a key it waits on no longer holds a stream
+    /// (deleted, expired, or overwritten by another type); `None` keeps waiting (XREAD,
+    /// which Redis leaves blocked).
+    fn key_gone(&self) -> Option<Reply> {
+        None
+    }
 }
 
 impl Blocking {
@@ -513,9 +525,22 @@ impl Registry {
         let Ok(handle) = keyspace.db(db) else {
             return 0;
         };
-        // Only a stream serves stream readers: a key of another type leaves them waiting.
+        // Only a stream serves stream readers. A key that holds none any more ends the
+        // waits of the readers that say so (consumer groups), in order.
         if !matches!(streams::exists(&handle, key), Ok(true)) {
-            return 0;
+            let mut served = 0;
+            for id in readers {
+                let WaitOp::Stream(read) = &self.waiters[&id].op else {
+                    continue;
+                };
+                let Some(reply) = read.key_gone() else {
+                    continue;
+                };
+                let waiter = self.remove(id).expect("queued waiters are registered");
+                let _ = waiter.reply.send(reply);
+                served += 1;
+            }
+            return served;
         }
         let mut served = 0;
         for id in readers {

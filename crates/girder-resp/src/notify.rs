@@ -409,7 +409,7 @@ fn stream_read_keys(args: &[Bytes], group: bool) -> Vec<Bytes> {
 
 /// The key arguments of a command, from its table row or, for the `numkeys` commands,
 /// from that argument, or for XREAD and XREADGROUP from STREAMS (duplicates kept out).
-fn key_args(spec: &Spec, args: &[Bytes]) -> Vec<Bytes> {
+pub(crate) fn key_args(spec: &Spec, args: &[Bytes]) -> Vec<Bytes> {
     if matches!(spec.name, "xread" | "xreadgroup") {
         return stream_read_keys(args, spec.name == "xreadgroup");
     }

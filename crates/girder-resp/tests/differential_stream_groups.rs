@@ -1042,6 +1042,36 @@ fn blocking_script(addr: &str) -> Vec<String> {
     record("destroy", main.call(&["XGROUP", "DESTROY", "s", "g"]));
     record("unblocked", b.receive());
     record("ping", b.call(&["PING"]));
+    // The key deleted, or overwritten by another type, while a group reader waits on
+    // it: `-UNBLOCKED` (a plain XREAD keeps waiting and times out).
+    for (name, change) in [
+        ("del", vec!["DEL", "s"]),
+        ("set", vec!["SET", "s", "now a string"]),
+        ("rename over", vec!["RENAME", "t", "s"]),
+    ] {
+        record("recreate", main.call(&["DEL", "s", "t"]));
+        record(
+            "create",
+            main.call(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]),
+        );
+        record("string t", main.call(&["SET", "t", "x"]));
+        b.send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "b",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ]);
+        a.send(&["XREAD", "BLOCK", "300", "STREAMS", "s", "$"]);
+        settle();
+        record(name, main.call(&change));
+        record("group reader", b.receive());
+        record("plain reader", a.receive());
+    }
     log
 }
 

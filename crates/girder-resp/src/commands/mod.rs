@@ -171,7 +171,26 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
     if ctx.client.tx.queued.is_some() && !transactions::runs_inside_multi(spec.name) {
         return (Some(index), transactions::queue(ctx, args));
     }
-    (Some(index), crate::notify::run(ctx, spec, args))
+    let reply = crate::notify::run(ctx, spec, args);
+    announce_key_changes(ctx, spec, args);
+    (Some(index), reply)
+}
+
+/// While clients are blocked, tells the blocking registry of the keys a write command
+/// outside the list, sorted-set and stream families touched (DEL, SET, RENAME, ...):
+/// a consumer group blocked on a key that no longer holds a stream is answered
+/// `-UNBLOCKED`, as Redis does. The families that add elements announce their own
+/// pushes. Costs one atomic load when nobody is blocked.
+fn announce_key_changes(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Bytes]) {
+    if !ctx.shared.blocking.anyone_waiting()
+        || !spec.flags.contains(&"write")
+        || matches!(spec.group, "list" | "sortedset" | "stream")
+    {
+        return;
+    }
+    for key in crate::notify::key_args(spec, args) {
+        lists::announce_push(ctx, &key);
+    }
 }
 
 /// Whether `argc` arguments (name included) fit `arity`.

@@ -390,6 +390,10 @@ impl StreamRead for GroupRead {
         }
         (!found.is_empty()).then(|| self.shape(found))
     }
+
+    fn key_gone(&self) -> Option<Reply> {
+        Some(Reply::error("UNBLOCKED the stream key no longer exists"))
+    }
 }
 
 /// XREADGROUP GROUP group consumer [COUNT count] [BLOCK ms] [NOACK] STREAMS key [key ...]
