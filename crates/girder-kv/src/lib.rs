@@ -177,6 +177,10 @@ pub trait Journal: Send + Sync + 'static {
     /// before acknowledging it: a front end calls this after running a batch of commands
     /// and before writing their replies.
     fn take_pending(&self) -> Durability;
+    /// What a reply that shows journaled state (a stream read, a blocked reader served by
+    /// someone else's write) must wait for: everything journaled so far, so that no
+    /// client sees a change a crash could still take back.
+    fn barrier(&self) -> Durability;
 }
 
 /// [`Keyspace::set_journal`] on a keyspace that has one.
@@ -351,6 +355,15 @@ impl Keyspace {
     pub fn take_durability(&self) -> Durability {
         match self.journal.get() {
             Some(journal) => journal.take_pending(),
+            None => Durability::Nothing,
+        }
+    }
+
+    /// What a reply showing journaled state must wait for ([`Journal::barrier`]);
+    /// `Nothing` without a journal.
+    pub fn durability_barrier(&self) -> Durability {
+        match self.journal.get() {
+            Some(journal) => journal.barrier(),
             None => Durability::Nothing,
         }
     }

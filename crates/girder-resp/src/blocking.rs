@@ -285,6 +285,21 @@ impl Blocking {
         }
     }
 
+    /// The keys clients wait on, in database `db` (every database when `None`): FLUSHDB,
+    /// FLUSHALL and SWAPDB change keys without naming them, and announce these instead.
+    pub fn waiting_keys(&self, db: Option<usize>) -> Vec<(usize, Bytes)> {
+        if !self.anyone_waiting() {
+            return Vec::new();
+        }
+        let registry = self.registry.lock();
+        registry
+            .queues
+            .keys()
+            .filter(|(d, _)| db.is_none_or(|db| *d == db))
+            .cloned()
+            .collect()
+    }
+
     /// Whether any client is blocked (one atomic load).
     pub fn anyone_waiting(&self) -> bool {
         self.waiting.load(Ordering::SeqCst) > 0

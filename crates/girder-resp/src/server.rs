@@ -182,12 +182,15 @@ async fn serve_client(
         // command (its latency: the time since the previous command ended).
         let mut now_ms = server.keyspace.now_ms();
         let mut mark = Instant::now();
+        // Whether a reply of this batch shows journaled (stream) state.
+        let mut shows_journaled = false;
         loop {
             match parse_command(&mut input, &limits) {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => {
                     deliver_queued(client, &mut output);
                     let (index, mut reply) = execute(server, client, &args, now_ms);
+                    shows_journaled |= index.is_some_and(commands::reads_journaled);
                     let done = Instant::now();
                     match index {
                         Some(i) => stats.record(i, done - mark, matches!(reply, Reply::Error(_))),
@@ -195,7 +198,7 @@ async fn serve_client(
                     }
                     mark = done;
                     if let Some(wait) = client.blocked.take() {
-                        settle(server, client).await?;
+                        settle(server, client, &mut shows_journaled).await?;
                         // The replies before it go out now: the client may need them.
                         if !output.is_empty() {
                             stream.write_all(&output).await?;
@@ -207,20 +210,22 @@ async fn serve_client(
                             Some(outcome) => reply = outcome,
                             None => return Ok(()),
                         }
+                        // Served by another client's write, which may not be durable yet.
+                        shows_journaled = true;
                         // The commands after it run later than the batch started.
                         now_ms = server.keyspace.now_ms();
                         mark = Instant::now();
                     }
                     reply.encode(client.protocol, &mut output);
                     if client.closing {
-                        settle(server, client).await?;
+                        settle(server, client, &mut shows_journaled).await?;
                         stream.write_all(&output).await?;
                         return Ok(());
                     }
                     // A long pipeline's replies go out as they accumulate, so its output
                     // buffer stays near this size instead of growing with the pipeline.
                     if output.len() >= OUTPUT_FLUSH_BYTES {
-                        settle(server, client).await?;
+                        settle(server, client, &mut shows_journaled).await?;
                         if !write_or_killed(stream, &output, &kill, shutdown).await? {
                             return Ok(());
                         }
@@ -237,7 +242,7 @@ async fn serve_client(
             Ordering::Relaxed,
         );
         stats.maybe_flush(&server.shared.metrics, mark);
-        settle(server, client).await?;
+        settle(server, client, &mut shows_journaled).await?;
         if !output.is_empty() {
             if !write_or_killed(stream, &output, &kill, shutdown).await? {
                 return Ok(());
@@ -275,17 +280,40 @@ async fn serve_client(
 
 /// Waits until what this batch's commands journaled is durable under the configured
 /// policy, before any of their replies leave (and before the connection waits on
-/// anything, so a later batch on this thread is not charged for it). If the journal
-/// failed, the replies are not sent: the connection closes, and its client cannot take
-/// an unrecorded change for an acknowledged one.
-async fn settle(server: &Server, client: &ClientState) -> std::io::Result<()> {
-    let failure = match server.keyspace.take_durability() {
-        Durability::Nothing => return Ok(()),
-        Durability::Wait(wait) => match wait.await {
-            Ok(()) => return Ok(()),
-            Err(e) => e,
-        },
-        Durability::Failed(e) => e,
+/// anything, so a later batch on this thread is not charged for it); and, when a reply
+/// shows journaled state (`shows_journaled`: a stream read, a blocked reader served by
+/// someone else's XADD), until everything journaled so far is durable — so no client
+/// sees an entry that a crash could take back, as Redis's `appendfsync always` sends
+/// no reply before its fsync. If the journal failed, the replies are not sent: the
+/// connection closes, and its client cannot take an unrecorded change for an
+/// acknowledged one.
+async fn settle(
+    server: &Server,
+    client: &ClientState,
+    shows_journaled: &mut bool,
+) -> std::io::Result<()> {
+    let own = server.keyspace.take_durability();
+    let barrier = if std::mem::take(shows_journaled) {
+        server.keyspace.durability_barrier()
+    } else {
+        Durability::Nothing
+    };
+    let mut failure = None;
+    for durability in [own, barrier] {
+        match durability {
+            Durability::Nothing => {}
+            Durability::Wait(wait) => {
+                if let Err(e) = wait.await {
+                    failure.get_or_insert(e);
+                }
+            }
+            Durability::Failed(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    let Some(failure) = failure else {
+        return Ok(());
     };
     tracing::error!(
         service = "resp",
@@ -366,7 +394,7 @@ async fn protocol_error(
         .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(service = "resp", client = client.id, error = %e, "protocol error; closing");
     Reply::Error(format!("ERR {e}")).encode(client.protocol, output);
-    settle(server, client).await?;
+    settle(server, client, &mut true).await?;
     stream.write_all(output).await?;
     stream.shutdown().await
 }

@@ -1048,6 +1048,7 @@ fn blocking_script(addr: &str) -> Vec<String> {
         ("del", vec!["DEL", "s"]),
         ("set", vec!["SET", "s", "now a string"]),
         ("rename over", vec!["RENAME", "t", "s"]),
+        ("flushdb", vec!["FLUSHDB"]),
     ] {
         record("recreate", main.call(&["DEL", "s", "t"]));
         record(

@@ -532,6 +532,20 @@ impl girder_kv::Journal for StreamJournal {
         });
     }
 
+    fn barrier(&self) -> Durability {
+        if !self.wait {
+            return Durability::Nothing;
+        }
+        let end = self.log.end_offset();
+        if end == 0 || self.log.durable_offset() >= end {
+            return Durability::Nothing;
+        }
+        let wait = self.log.wait_durable(end - 1);
+        Durability::Wait(Box::pin(async move {
+            wait.await.map_err(|e| format!("stream journal: {e}"))
+        }))
+    }
+
     fn take_pending(&self) -> Durability {
         if let Some(e) = FAILED.with_borrow_mut(Option::take) {
             PENDING.with(|p| p.set(u64::MAX));

@@ -6,7 +6,9 @@
 //! - every entry delivered by XREADGROUP and not acknowledged is pending for the
 //!   consumer with a delivery count of at least what the clients saw;
 //! - every entry whose XACK returned 1 is no longer pending;
-//! - the group's last-delivered-id is at least the greatest id it delivered.
+//! - the group's last-delivered-id is at least the greatest id it delivered;
+//! - every entry a plain reader (XREAD BLOCK) was shown is present: no client sees an
+//!   entry before it is durable.
 //!
 //! Several rounds on one data directory, each checking the state left by all before it.
 //!
@@ -111,6 +113,8 @@ struct Model {
     ack_unknown: BTreeSet<String>,
     /// Greatest id delivered.
     max_delivered: Option<(u64, u64)>,
+    /// Ids a plain reader (XREAD, blocking or not) was shown.
+    seen: BTreeSet<String>,
     /// Next sequence number per producer (continues across rounds).
     next_seq: [u64; PRODUCERS],
 }
@@ -196,6 +200,12 @@ fn check(addr: SocketAddr, model: &Model, round: usize) {
             "round {round}: {id} delivered {times} times, pending shows {count}"
         );
     }
+    for id in &model.seen {
+        assert!(
+            by_id.contains_key(id),
+            "round {round}: entry {id} was shown to a reader, and is gone after kill -9"
+        );
+    }
     for id in &model.acked {
         assert!(
             !pending.contains_key(id),
@@ -259,6 +269,40 @@ fn produce(addr: SocketAddr, producer: usize, model: Arc<Mutex<Model>>, stop: Ar
             }
             Err(_) => return,
         }
+    }
+}
+
+/// A plain reader following the stream with XREAD BLOCK: it is shown entries as soon as
+/// they are added, served by the producers' XADDs.
+fn watch(addr: SocketAddr, model: Arc<Mutex<Model>>, stop: Arc<AtomicBool>) {
+    let Ok(client) = redis::Client::open(format!("redis://{addr}/0")) else {
+        return;
+    };
+    let Ok(mut c) = client.get_connection() else {
+        return;
+    };
+    let mut last = "$".to_owned();
+    while !stop.load(Ordering::Relaxed) {
+        type Reply = Option<Vec<(String, Entries)>>;
+        let reply: redis::RedisResult<Reply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(50)
+            .arg("BLOCK")
+            .arg(100)
+            .arg("STREAMS")
+            .arg(STREAM)
+            .arg(&last)
+            .query(&mut c);
+        let Ok(reply) = reply else { return };
+        let ids: Vec<String> = reply
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, entries)| entries.into_iter().map(|(id, _)| id))
+            .collect();
+        if let Some(id) = ids.last() {
+            last = id.clone();
+        }
+        model.lock().expect("model").seen.extend(ids);
     }
 }
 
@@ -358,6 +402,10 @@ fn acknowledged_stream_writes_survive_kill_9() {
         {
             let (m, s, addr) = (Arc::clone(&model), Arc::clone(&stop), node.resp);
             threads.push(std::thread::spawn(move || consume(addr, m, s)));
+        }
+        for _ in 0..2 {
+            let (m, s, addr) = (Arc::clone(&model), Arc::clone(&stop), node.resp);
+            threads.push(std::thread::spawn(move || watch(addr, m, s)));
         }
         let before = model.lock().expect("model").added.len();
         std::thread::sleep(Duration::from_millis(300 + rng.u64(0..900)));

@@ -846,6 +846,10 @@ mod tests {
         fn take_pending(&self) -> crate::Durability {
             crate::Durability::Nothing
         }
+
+        fn barrier(&self) -> crate::Durability {
+            crate::Durability::Nothing
+        }
     }
 
     #[derive(Debug, Clone)]

@@ -871,6 +871,10 @@ mod tests {
         fn take_pending(&self) -> crate::Durability {
             crate::Durability::Nothing
         }
+
+        fn barrier(&self) -> crate::Durability {
+            crate::Durability::Nothing
+        }
     }
 
     fn setup() -> (Arc<ManualClock>, Keyspace, Arc<Recorder>) {

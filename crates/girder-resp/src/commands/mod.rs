@@ -123,6 +123,14 @@ pub(super) const fn spec(
     }
 }
 
+/// Whether the command at `index` of [`table`] replies with journaled (stream) state:
+/// under `streams.fsync = always` such a reply waits until that state is durable.
+pub fn reads_journaled(index: usize) -> bool {
+    table()
+        .get(index)
+        .is_some_and(|spec| spec.group == "stream")
+}
+
 /// Looks a command up by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     lookup_indexed(name).map(|(_, spec)| spec)
@@ -186,6 +194,21 @@ fn announce_key_changes(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Bytes]) {
         || !spec.flags.contains(&"write")
         || matches!(spec.group, "list" | "sortedset" | "stream")
     {
+        return;
+    }
+    let whole = match spec.name {
+        "flushdb" => Some(Some(ctx.client.db)),
+        "flushall" | "swapdb" => Some(None),
+        _ => None,
+    };
+    if let Some(db) = whole {
+        for (db, key) in ctx.shared.blocking.waiting_keys(db) {
+            if ctx.client.tx.executing {
+                ctx.client.tx.pushed.push((db, key));
+            } else {
+                ctx.shared.blocking.pushed(ctx.keyspace, db, &key);
+            }
+        }
         return;
     }
     for key in crate::notify::key_args(spec, args) {
