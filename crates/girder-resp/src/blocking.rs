@@ -416,6 +416,7 @@ impl Wait {
         mut self,
         blocking: &Blocking,
         interrupted: impl Future<Output = ()>,
+        unblocked: impl Future<Output = Reply>,
     ) -> Option<Reply> {
         let deadline = self.deadline;
         let timeout = async move {
@@ -428,6 +429,8 @@ impl Wait {
             reply = &mut self.reply => return reply.ok(),
             () = timeout => Some(Reply::NullArray),
             () = interrupted => None,
+            // CLIENT UNBLOCK: a timeout's reply, or its error.
+            reply = unblocked => Some(reply),
         };
         if blocking.cancel(self.id) {
             return given_up;
@@ -652,7 +655,11 @@ mod tests {
     fn a_waiter_that_gave_up_takes_nothing() {
         let (blocking, keyspace) = (Blocking::default(), keyspace());
         let wait = wait_on(&blocking, &keyspace, "k", None);
-        let outcome = runtime().block_on(wait.finish(&blocking, std::future::ready(())));
+        let outcome = runtime().block_on(wait.finish(
+            &blocking,
+            std::future::ready(()),
+            std::future::pending(),
+        ));
         assert_eq!(outcome, None);
         push(&blocking, &keyspace, "k", &["a"]);
         assert_eq!(kv::len(&keyspace.db(0).unwrap(), b"k"), Ok(1));
@@ -667,7 +674,11 @@ mod tests {
         push(&blocking, &keyspace, "k", &["a"]);
         std::thread::sleep(Duration::from_millis(5));
         // Both the reply and the deadline are ready: whichever wins, the reply is kept.
-        let outcome = runtime().block_on(wait.finish(&blocking, std::future::pending()));
+        let outcome = runtime().block_on(wait.finish(
+            &blocking,
+            std::future::pending(),
+            std::future::pending(),
+        ));
         assert_eq!(outcome, Some(popped("k", "a")));
     }
 
@@ -711,7 +722,11 @@ mod tests {
     fn a_waiter_times_out_with_a_null_array() {
         let (blocking, keyspace) = (Blocking::default(), keyspace());
         let wait = wait_on(&blocking, &keyspace, "k", Some(Duration::from_millis(1)));
-        let outcome = runtime().block_on(wait.finish(&blocking, std::future::pending()));
+        let outcome = runtime().block_on(wait.finish(
+            &blocking,
+            std::future::pending(),
+            std::future::pending(),
+        ));
         assert_eq!(outcome, Some(Reply::NullArray));
         assert_eq!(blocking.waiting.load(Ordering::SeqCst), 0);
     }
@@ -792,7 +807,11 @@ mod tests {
             panic!("served at once");
         };
         assert_eq!(blocking.registry.lock().queues.len(), 2);
-        let outcome = runtime().block_on(wait.finish(&blocking, std::future::ready(())));
+        let outcome = runtime().block_on(wait.finish(
+            &blocking,
+            std::future::ready(()),
+            std::future::pending(),
+        ));
         assert_eq!(outcome, None);
         assert_eq!(blocking.waiting.load(Ordering::SeqCst), 0);
         let registry = blocking.registry.lock();
@@ -816,7 +835,11 @@ mod tests {
         else {
             panic!("served at once");
         };
-        let outcome = runtime().block_on(wait.finish(&blocking, std::future::pending()));
+        let outcome = runtime().block_on(wait.finish(
+            &blocking,
+            std::future::pending(),
+            std::future::pending(),
+        ));
         assert_eq!(outcome, Some(Reply::NullArray));
         assert!(blocking.registry.lock().waiters.is_empty());
     }

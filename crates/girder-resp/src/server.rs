@@ -206,7 +206,21 @@ async fn serve_client(
                         }
                         let limit = server.shared.config.query_buffer_limit;
                         let interrupted = interrupted(stream, &mut input, limit, &kill, shutdown);
-                        match wait.finish(&server.shared.blocking, interrupted).await {
+                        let handle = Arc::clone(&client.handle);
+                        // Registered before `blocked` is set, so CLIENT UNBLOCK cannot
+                        // slip between the two (`notify_waiters` wakes it once created).
+                        let notified = handle.unblocked.notified();
+                        handle.blocked.store(true, Ordering::SeqCst);
+                        let unblocked = async {
+                            notified.await;
+                            handle.unblock.lock().take().unwrap_or(Reply::NullArray)
+                        };
+                        let outcome = wait
+                            .finish(&server.shared.blocking, interrupted, unblocked)
+                            .await;
+                        handle.blocked.store(false, Ordering::SeqCst);
+                        handle.unblock.lock().take();
+                        match outcome {
                             Some(outcome) => reply = outcome,
                             None => return Ok(()),
                         }

@@ -57,6 +57,12 @@ pub struct ClientHandle {
     pub meta: Mutex<ClientMeta>,
     /// Cancelled by CLIENT KILL.
     pub kill: CancellationToken,
+    /// Set while the client waits in a blocking command (CLIENT UNBLOCK acts on it).
+    pub blocked: std::sync::atomic::AtomicBool,
+    /// CLIENT UNBLOCK's request: the reply that ends the wait, and the signal.
+    pub unblock: Mutex<Option<crate::codec::Reply>>,
+    /// Wakes a blocked client for CLIENT UNBLOCK.
+    pub unblocked: tokio::sync::Notify,
 }
 
 /// Descriptive fields of a client.
@@ -179,6 +185,9 @@ impl Shared {
             db: AtomicUsize::new(0),
             meta: Mutex::new(ClientMeta::default()),
             kill: CancellationToken::new(),
+            blocked: std::sync::atomic::AtomicBool::new(false),
+            unblock: Mutex::new(None),
+            unblocked: tokio::sync::Notify::new(),
         });
         self.clients.lock().insert(id, Arc::clone(&handle));
         ClientState {

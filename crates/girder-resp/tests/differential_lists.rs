@@ -640,6 +640,46 @@ fn blocking_script(addr: &str) -> Vec<String> {
     record("push killed", main.call(&["RPUSH", "killed", "x"]));
     record("kept", main.call(&["LRANGE", "killed", "0", "-1"]));
 
+    // CLIENT UNBLOCK: as a timeout (the default and TIMEOUT), or with an error (ERROR),
+    // for a blocked pop and a blocked XREADGROUP; 0 for a client that is not blocked,
+    // and the reason is checked.
+    let mut blocked = Client::connect(addr, REDIS_DB);
+    let id = String::from_utf8(blocked.call(&["CLIENT", "ID"])).unwrap();
+    let id = id.trim_start_matches(':').trim_end().to_owned();
+    record("not blocked", main.call(&["CLIENT", "UNBLOCK", &id]));
+    record(
+        "bad reason",
+        main.call(&["CLIENT", "UNBLOCK", &id, "LATER"]),
+    );
+    record("bad id", main.call(&["CLIENT", "UNBLOCK", "x"]));
+    for mode in [None, Some("TIMEOUT"), Some("ERROR")] {
+        blocked.send(&["BLPOP", "never", "0"]);
+        settle();
+        let mut cmd = vec!["CLIENT", "UNBLOCK", id.as_str()];
+        cmd.extend(mode);
+        record("unblock", main.call(&cmd));
+        record("unblocked pop", blocked.receive());
+    }
+    record(
+        "group",
+        main.call(&["XGROUP", "CREATE", "ustream", "g", "$", "MKSTREAM"]),
+    );
+    blocked.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "ustream",
+        ">",
+    ]);
+    settle();
+    record("unblock", main.call(&["CLIENT", "UNBLOCK", &id, "ERROR"]));
+    record("unblocked group read", blocked.receive());
+    record("still serves", blocked.call(&["PING"]));
+
     // Commands pipelined after a blocked one wait for it, then run in order.
     a.send(&["BLPOP", "p", "0"]);
     a.send(&["LLEN", "p"]);

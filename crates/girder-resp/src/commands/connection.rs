@@ -243,6 +243,7 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Reply::Verbatim(line.into())
         }
         "kill" if args.len() >= 3 => kill(ctx, &args[2..]),
+        "unblock" if (3..=4).contains(&args.len()) => unblock(ctx, &args[2..]),
         "no-evict" | "no-touch" if args.len() == 3 => {
             if is(&args[2], "ON") || is(&args[2], "OFF") {
                 Reply::OK
@@ -260,6 +261,8 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 "LIST",
                 "INFO",
                 "KILL <ip:port> | KILL ID <id> | KILL ADDR <ip:port>",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                "    Unblock the specified blocked client.",
                 "NO-EVICT (ON|OFF)",
                 "NO-TOUCH (ON|OFF)",
             ]
@@ -268,12 +271,43 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             .collect(),
         ),
         "id" | "getname" | "setname" | "setinfo" | "list" | "info" | "kill" | "no-evict"
-        | "no-touch" => arity_error(),
+        | "no-touch" | "unblock" => arity_error(),
         _ => Reply::error(format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
             String::from_utf8_lossy(&args[1])
         )),
     }
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends the wait of a client blocked in BLPOP, XREAD,
+/// XREADGROUP, ... as if it timed out, or with an error; 1 if it was blocked.
+fn unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let Some(id) = std::str::from_utf8(&args[0])
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+    else {
+        return Reply::error("ERR value is not an integer or out of range");
+    };
+    let reply = match args.get(1) {
+        None => Reply::NullArray,
+        Some(mode) if is(mode, "TIMEOUT") => Reply::NullArray,
+        Some(mode) if is(mode, "ERROR") => {
+            Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        }
+        Some(_) => return Reply::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let target = u64::try_from(id)
+        .ok()
+        .and_then(|id| ctx.shared.clients.lock().get(&id).cloned());
+    let Some(target) = target else {
+        return Reply::Integer(0);
+    };
+    if !target.blocked.load(Ordering::SeqCst) {
+        return Reply::Integer(0);
+    }
+    *target.unblock.lock() = Some(reply);
+    target.unblocked.notify_waiters();
+    Reply::Integer(1)
 }
 
 fn client_line(c: &crate::state::ClientHandle) -> String {
