@@ -696,6 +696,18 @@ impl Slot<'_> {
         self.shard.live_mut(self.key, self.now)
     }
 
+    /// The live entry, if any, for changing it in place, without counting as a
+    /// modification for WATCH: the caller calls [`Slot::touch`] when it changes what
+    /// WATCH watches (streams: entries, not group state — as Redis counts it).
+    pub fn get_quiet(&mut self) -> Option<&mut Entry> {
+        self.shard.live_mut(self.key, self.now)
+    }
+
+    /// Counts a modification of the key for WATCH.
+    pub fn touch(&mut self) {
+        self.shard.touch(self.key);
+    }
+
     /// Stores `value` with `expire_at`, replacing any entry. The key is copied.
     pub fn put(&mut self, value: Value, expire_at: Option<u64>) {
         let Some((journal, db)) = self.journal else {

@@ -1086,3 +1086,85 @@ fn blocking_xreadgroup_matches_redis() {
     let r = blocking_script(&redis);
     assert_eq!(g, r, "left: Girder, right: Redis");
 }
+
+/// WATCH sees what Redis counts as a modification of a stream: its entries (XADD, an
+/// XDEL or XTRIM that removed something), not group state (XGROUP, XREADGROUP, XACK,
+/// XCLAIM, XAUTOCLAIM) nor XSETID.
+fn watch_script(addr: &str) -> Vec<String> {
+    let mut log = Vec::new();
+    let mut a = Client::connect(addr, REDIS_DB);
+    let mut b = Client::connect(addr, REDIS_DB);
+    let base: &[&[&str]] = &[
+        &["XADD", "s", "1-0", "a", "1"],
+        &["XADD", "s", "2-0", "a", "2"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+    ];
+    let read: &[&str] = &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"];
+    let cases: &[(&str, bool, &[&str])] = &[
+        (
+            "xgroup create",
+            false,
+            &["XGROUP", "CREATE", "s", "g2", "0"],
+        ),
+        (
+            "createconsumer",
+            false,
+            &["XGROUP", "CREATECONSUMER", "s", "g", "c9"],
+        ),
+        (
+            "delconsumer",
+            true,
+            &["XGROUP", "DELCONSUMER", "s", "g", "c"],
+        ),
+        ("setid", false, &["XGROUP", "SETID", "s", "g", "1-0"]),
+        ("destroy", false, &["XGROUP", "DESTROY", "s", "g"]),
+        ("readgroup", false, read),
+        ("readgroup nothing", true, read),
+        (
+            "readgroup history",
+            true,
+            &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "0"],
+        ),
+        ("xack", true, &["XACK", "s", "g", "1-0"]),
+        ("xack none", true, &["XACK", "s", "g", "9-0"]),
+        ("xclaim", true, &["XCLAIM", "s", "g", "d", "0", "1-0"]),
+        ("xautoclaim", true, &["XAUTOCLAIM", "s", "g", "d", "0", "0"]),
+        ("xdel", false, &["XDEL", "s", "1-0"]),
+        ("xdel none", false, &["XDEL", "s", "9-0"]),
+        ("xtrim", false, &["XTRIM", "s", "MAXLEN", "1"]),
+        ("xtrim none", false, &["XTRIM", "s", "MAXLEN", "5"]),
+        ("xsetid", false, &["XSETID", "s", "5-0"]),
+        ("xadd", false, &["XADD", "s", "3-0", "a", "3"]),
+    ];
+    for (name, after_read, command) in cases {
+        a.call(&["DEL", "s"]);
+        for c in base {
+            a.call(c);
+        }
+        if *after_read {
+            a.call(read);
+        }
+        a.call(&["WATCH", "s"]);
+        b.call(command);
+        a.call(&["MULTI"]);
+        a.call(&["XLEN", "s"]);
+        log.push(format!(
+            "{name}: {}",
+            String::from_utf8_lossy(&a.call(&["EXEC"]))
+        ));
+    }
+    log
+}
+
+#[test]
+fn watch_counts_entry_changes_only() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    let girder = server_addr(&mut p.girder);
+    let redis = server_addr(&mut p.redis);
+    drop::<Raw>(p.girder);
+    assert_eq!(
+        watch_script(&girder),
+        watch_script(&redis),
+        "left: Girder, right: Redis"
+    );
+}

@@ -291,7 +291,7 @@ pub fn add<F: AsRef<[u8]>>(
     db.write(key, |slot| {
         let now = slot.now_ms();
         let mut effects = Vec::with_capacity(3);
-        let created = stream_mut(slot.get())?.is_none();
+        let created = stream_mut(slot.get_quiet())?.is_none();
         if created {
             if options.no_mkstream {
                 return Ok(None);
@@ -300,7 +300,7 @@ pub fn add<F: AsRef<[u8]>>(
             slot.put(Value::Stream(Box::default()), None);
             effects.push(StreamEffect::Create);
         }
-        let Some(stream) = stream_mut(slot.get())? else {
+        let Some(stream) = stream_mut(slot.get_quiet())? else {
             return Ok(None);
         };
         let id = next_id(stream.last_id, options.id, now)?;
@@ -317,6 +317,8 @@ pub fn add<F: AsRef<[u8]>>(
                 effects.push(effect);
             }
         }
+        // WATCH sees changes to entries (XADD, XDEL, XTRIM), not to groups: Redis's rule.
+        slot.touch();
         db.journal_stream(key, &effects);
         Ok(Some(id))
     })
@@ -412,7 +414,7 @@ pub fn read(
 /// WRONGTYPE when the key holds another type.
 pub fn delete(db: &DbRef<'_>, key: &[u8], ids: &[StreamId]) -> Result<usize, KvError> {
     db.write(key, |slot| {
-        let Some(stream) = stream_mut(slot.get())? else {
+        let Some(stream) = stream_mut(slot.get_quiet())? else {
             return Ok(0);
         };
         let mut removed: Vec<StreamId> = Vec::new();
@@ -427,6 +429,7 @@ pub fn delete(db: &DbRef<'_>, key: &[u8], ids: &[StreamId]) -> Result<usize, KvE
         let n = removed.len();
         if n > 0 {
             removed.sort_unstable();
+            slot.touch();
             db.journal_stream(key, &[StreamEffect::Delete { ids: removed }]);
         }
         Ok(n)
@@ -439,11 +442,12 @@ pub fn delete(db: &DbRef<'_>, key: &[u8], ids: &[StreamId]) -> Result<usize, KvE
 /// WRONGTYPE when the key holds another type.
 pub fn trim(db: &DbRef<'_>, key: &[u8], trim: &Trim) -> Result<usize, KvError> {
     db.write(key, |slot| {
-        let Some(stream) = stream_mut(slot.get())? else {
+        let Some(stream) = stream_mut(slot.get_quiet())? else {
             return Ok(0);
         };
         let (effect, n) = trim_stream(stream, trim);
         if let Some(effect) = effect {
+            slot.touch();
             db.journal_stream(key, &[effect]);
         }
         Ok(n)
@@ -462,7 +466,7 @@ pub fn set_id(db: &DbRef<'_>, key: &[u8], set: &SetId) -> Result<(), StreamError
     }
     let max_deleted_id = set.max_deleted_id.filter(|m| *m != StreamId::MIN);
     db.write(key, |slot| {
-        let stream = stream_mut(slot.get())?.ok_or(KvError::NoSuchKey)?;
+        let stream = stream_mut(slot.get_quiet())?.ok_or(KvError::NoSuchKey)?;
         if let Some((top, _)) = stream.entries.last_key_value() {
             if set.last_id < *top {
                 return Err(StreamError::SetIdBelowTop);

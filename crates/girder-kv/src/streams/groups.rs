@@ -283,14 +283,14 @@ pub fn create(
 ) -> Result<(), GroupError> {
     db.write(key, |slot| {
         let mut effects = Vec::with_capacity(2);
-        if stream_mut(slot.get())?.is_none() {
+        if stream_mut(slot.get_quiet())?.is_none() {
             if !mkstream {
                 return Err(GroupError::NoKey);
             }
             slot.put(Value::Stream(Box::default()), None);
             effects.push(StreamEffect::Create);
         }
-        let stream = stream_mut(slot.get())?.ok_or(GroupError::NoKey)?;
+        let stream = stream_mut(slot.get_quiet())?.ok_or(GroupError::NoKey)?;
         if stream.groups.contains_key(group) {
             return Err(GroupError::BusyGroup);
         }
@@ -324,7 +324,7 @@ pub fn set_id(
     entries_read: Option<u64>,
 ) -> Result<(), GroupError> {
     db.write(key, |slot| {
-        let stream = stream_mut(slot.get())?.ok_or(GroupError::NoKey)?;
+        let stream = stream_mut(slot.get_quiet())?.ok_or(GroupError::NoKey)?;
         let last_id = match start {
             GroupStart::Last => stream.last_id,
             GroupStart::Id(id) => id,
@@ -348,7 +348,7 @@ pub fn set_id(
 /// WRONGTYPE, [`GroupError::NoKey`].
 pub fn destroy(db: &DbRef<'_>, key: &[u8], group: &[u8]) -> Result<bool, GroupError> {
     db.write(key, |slot| {
-        let stream = stream_mut(slot.get())?.ok_or(GroupError::NoKey)?;
+        let stream = stream_mut(slot.get_quiet())?.ok_or(GroupError::NoKey)?;
         let Some((name, _)) = stream.groups.remove_entry(group) else {
             return Ok(false);
         };
@@ -369,7 +369,7 @@ pub fn create_consumer(
 ) -> Result<bool, GroupError> {
     db.write(key, |slot| {
         let now = slot.now_ms();
-        let stream = stream_mut(slot.get())?.ok_or(GroupError::NoKey)?;
+        let stream = stream_mut(slot.get_quiet())?.ok_or(GroupError::NoKey)?;
         let (name, g) = group_mut(stream, group).ok_or(GroupError::NoGroup)?;
         if g.consumers.contains_key(consumer) {
             return Ok(false);
@@ -398,7 +398,7 @@ pub fn delete_consumer(
     consumer: &[u8],
 ) -> Result<usize, GroupError> {
     db.write(key, |slot| {
-        let stream = stream_mut(slot.get())?.ok_or(GroupError::NoKey)?;
+        let stream = stream_mut(slot.get_quiet())?.ok_or(GroupError::NoKey)?;
         let (name, g) = group_mut(stream, group).ok_or(GroupError::NoGroup)?;
         let Some((consumer, c)) = g.consumers.remove_entry(consumer) else {
             return Ok(0);
@@ -528,7 +528,7 @@ pub fn read_group(
 ) -> Result<Option<Vec<GroupEntry>>, GroupError> {
     db.write(key, |slot| {
         let now = slot.now_ms();
-        let stream = stream_mut(slot.get())?.ok_or(GroupError::NoKey)?;
+        let stream = stream_mut(slot.get_quiet())?.ok_or(GroupError::NoKey)?;
         let (group, mut g) = match stream.groups.remove_entry(read.group) {
             Some(found) => found,
             None => return Err(GroupError::NoGroup),
@@ -625,7 +625,7 @@ pub fn ack(
     ids: &[StreamId],
 ) -> Result<usize, GroupError> {
     db.write(key, |slot| {
-        let Some(stream) = stream_mut(slot.get())? else {
+        let Some(stream) = stream_mut(slot.get_quiet())? else {
             return Ok(0);
         };
         let Some((name, g)) = group_mut(stream, group) else {
@@ -658,7 +658,7 @@ pub fn ack(
 pub fn claim(db: &DbRef<'_>, key: &[u8], claim: &Claim<'_>) -> Result<Vec<GroupEntry>, GroupError> {
     db.write(key, |slot| {
         let now = slot.now_ms();
-        let stream = stream_mut(slot.get())?.ok_or(GroupError::NoKey)?;
+        let stream = stream_mut(slot.get_quiet())?.ok_or(GroupError::NoKey)?;
         let (group, mut g) = stream
             .groups
             .remove_entry(claim.group)
@@ -746,7 +746,7 @@ pub fn auto_claim(
 ) -> Result<AutoClaimed, GroupError> {
     db.write(key, |slot| {
         let now = slot.now_ms();
-        let stream = stream_mut(slot.get())?.ok_or(GroupError::NoKey)?;
+        let stream = stream_mut(slot.get_quiet())?.ok_or(GroupError::NoKey)?;
         let (group, mut g) = stream
             .groups
             .remove_entry(claim.group)
