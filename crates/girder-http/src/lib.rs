@@ -23,6 +23,7 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod server;
+pub mod whole;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;

@@ -42,8 +42,10 @@ use serde::{Deserialize, Serialize};
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page; between 1 and the endpoint's maximum.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page; absent for the first page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 

@@ -47,6 +47,8 @@ pub enum ProblemType {
     NotReady,
     /// The wall clock moved backwards further than IDs can tolerate; retry later.
     ClockRegression,
+    /// The request conflicts with the resource's state (it already exists, say).
+    Conflict,
     /// Any other client error.
     ClientError,
     /// A bug or an unexpected failure on the server side.
@@ -68,6 +70,7 @@ impl ProblemType {
             Self::RateLimited => "rate-limited",
             Self::NotReady => "not-ready",
             Self::ClockRegression => "clock-regression",
+            Self::Conflict => "conflict",
             Self::ClientError => "client-error",
             Self::Internal => "internal",
         }

@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod topics;
 
 use bytes::Bytes;
 use codec::JournalRecord;

@@ -15,6 +15,7 @@ use girder_runtime::{
     supervise, BuildInfo, CancellationToken, Metrics, Readiness, Service, ServiceContext,
     ShutdownPolicy, ShutdownReport,
 };
+use girder_stream::topics::{Topics, TopicsConfig};
 use girder_stream::{Fsync, JournalConfig, StreamJournal};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -103,6 +104,14 @@ impl NodeBuilder {
             readiness: ctx.readiness.clone(),
             metrics: ctx.metrics.clone(),
         });
+        let topics = open_topics(&config)?;
+        app = app.mount(
+            girder_http::routes::topics::router(girder_http::routes::topics::TopicsState::new(
+                Arc::clone(&topics),
+                &ctx.metrics,
+            )),
+            girder_http::routes::topics::openapi(),
+        );
         for (router, doc) in self.mounts {
             app = app.mount(router, doc);
         }
@@ -153,6 +162,7 @@ impl NodeBuilder {
                     keyspace: Arc::clone(&keyspace),
                 }),
                 Box::new(ExpiryService { keyspace }),
+                Box::new(TopicsService { topics }),
                 Box::new(HttpService::new(
                     listener,
                     router,
@@ -266,6 +276,62 @@ impl Service for StreamJournalService {
             }
             let journal = Arc::clone(&self.journal);
             tokio::task::spawn_blocking(move || journal.sync()).await??;
+            Ok(())
+        })
+    }
+}
+
+/// Opens every topic under `<data_dir>/topics`.
+fn open_topics(config: &Config) -> anyhow::Result<Arc<Topics>> {
+    let dir = girder_stream::topics::topics_dir(&config.data_dir);
+    let started = std::time::Instant::now();
+    let (topics, report) = Topics::open(TopicsConfig::new(&dir)).with_context(|| {
+        format!(
+            "cannot open the topics in {}; `girder log check <partition dir>` shows damage in a partition",
+            dir.display()
+        )
+    })?;
+    tracing::info!(
+        dir = %dir.display(),
+        topics = report.topics,
+        removed = report.removed.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "topics opened"
+    );
+    Ok(Arc::new(topics))
+}
+
+/// Applies topics' retention every second, and fsyncs every partition at shutdown.
+struct TopicsService {
+    topics: Arc<Topics>,
+}
+
+impl Service for TopicsService {
+    fn name(&self) -> &'static str {
+        "topics"
+    }
+
+    fn run(
+        self: Box<Self>,
+        ctx: girder_runtime::ServiceContext,
+    ) -> girder_runtime::BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = ctx.shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        let topics = Arc::clone(&self.topics);
+                        // Blocking: it deletes files.
+                        if let Err(e) = tokio::task::spawn_blocking(move || topics.enforce_retention()).await? {
+                            tracing::error!(error = %e, "topic retention failed");
+                        }
+                    }
+                }
+            }
+            let topics = Arc::clone(&self.topics);
+            tokio::task::spawn_blocking(move || topics.sync()).await??;
             Ok(())
         })
     }

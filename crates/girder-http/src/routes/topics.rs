@@ -1,0 +1,807 @@
+//! `/v1/topics`: partitioned topics over `girder_stream::topics` — create, list, get and
+//! delete topics, produce (one message or a batch, optionally deduplicated by id), fetch a
+//! partition by offset, and commit and read consumer groups' offsets (Kafka's log mode).
+//!
+//! Values, keys, ids and headers are JSON strings. A produce is answered once its
+//! messages are durable under the topic's `fsync` policy. Engine calls that touch files
+//! (create, delete, fetch, commit) run on the blocking pool; produce only copies into
+//! memory and then awaits the group-committed fsync. Engine errors become problems in one
+//! place, [`topic_error`].
+
+use crate::pagination::PageLimits;
+use crate::problem::{ApiError, ApiJson, ApiPath, ApiQuery, Problem, ProblemType};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use girder_runtime::Metrics;
+use girder_stream::topics::{
+    Message, TopicError, TopicFsync, TopicSpec, Topics, DEFAULT_DEDUP_WINDOW_MS, MAX_NAME_LEN,
+};
+use prometheus_client::metrics::counter::Counter;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// Most messages in one produce request.
+pub const MAX_BATCH: usize = 1000;
+/// Most messages one fetch returns.
+pub const MAX_FETCH: u32 = 1000;
+/// Record bytes one fetch reads (at least one message is always returned).
+const FETCH_MAX_BYTES: usize = 1 << 20;
+
+/// State of the topic routes.
+#[derive(Debug, Clone)]
+pub struct TopicsState {
+    topics: Arc<Topics>,
+    produced: Counter,
+}
+
+impl TopicsState {
+    /// Wraps the engine and registers `girder_topics_messages_produced_total`.
+    pub fn new(topics: Arc<Topics>, metrics: &Metrics) -> Self {
+        let produced = Counter::default();
+        metrics.register(
+            "girder_topics_messages_produced",
+            "Messages appended to topics over HTTP (duplicates not counted)",
+            produced.clone(),
+        );
+        Self { topics, produced }
+    }
+}
+
+/// The routes, with their state applied.
+pub fn router(state: TopicsState) -> Router {
+    Router::new()
+        .route("/v1/topics", post(create_topic).get(list_topics))
+        .route("/v1/topics/{topic}", get(get_topic).delete(delete_topic))
+        .route("/v1/topics/{topic}/messages", post(produce))
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/messages",
+            get(fetch),
+        )
+        .route(
+            "/v1/topics/{topic}/groups/{group}/offsets",
+            post(commit_offset).get(group_offsets),
+        )
+        .with_state(state)
+}
+
+/// The OpenAPI description of these routes, for `HttpApp::mount`.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        create_topic,
+        list_topics,
+        get_topic,
+        delete_topic,
+        produce,
+        fetch,
+        commit_offset,
+        group_offsets
+    ),
+    components(schemas(
+        CreateTopic,
+        Fsync,
+        TopicInfo,
+        PartitionOffsets,
+        TopicList,
+        MessageIn,
+        ProduceBatch,
+        ProduceResult,
+        ProduceResults,
+        MessageOut,
+        FetchResponse,
+        CommitOffset,
+        CommittedOffset,
+        GroupOffsets,
+        GroupPartitionOffset
+    )),
+    tags((name = "topics", description = "Partitioned, durable topics (Kafka's log model)"))
+)]
+pub struct TopicsApi;
+
+/// The OpenAPI description of these routes (so callers need not depend on utoipa).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    TopicsApi::openapi()
+}
+
+/// When a topic's messages reach the disk, and so when a produce is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// fsynced before the answer (group-committed across producers). The default.
+    Always,
+    /// Answered at once; fsynced at most every second.
+    Interval,
+    /// Answered once written to the OS.
+    Never,
+}
+
+impl From<Fsync> for TopicFsync {
+    fn from(f: Fsync) -> Self {
+        match f {
+            Fsync::Always => Self::Always,
+            Fsync::Interval => Self::Interval,
+            Fsync::Never => Self::Never,
+        }
+    }
+}
+
+impl From<TopicFsync> for Fsync {
+    fn from(f: TopicFsync) -> Self {
+        match f {
+            TopicFsync::Always => Self::Always,
+            TopicFsync::Interval => Self::Interval,
+            TopicFsync::Never => Self::Never,
+        }
+    }
+}
+
+/// Body of `POST /v1/topics`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopic {
+    /// 1 to 200 characters of `A-Z a-z 0-9 . _ -`, not `.` or `..`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,200}$")]
+    pub name: String,
+    /// Number of partitions, 1 to 1024; fixed for the topic's life.
+    #[schema(minimum = 1, maximum = 1024)]
+    #[serde(deserialize_with = "crate::whole::u32")]
+    pub partitions: u32,
+    /// Delete a partition's old segments whose newest message is older than this.
+    #[serde(default, deserialize_with = "crate::whole::opt_u64")]
+    #[schema(maximum = 9223372036854775807_i64)]
+    pub retention_ms: Option<u64>,
+    /// Delete a partition's oldest segments while it holds more than this.
+    #[serde(default, deserialize_with = "crate::whole::opt_u64")]
+    #[schema(maximum = 9223372036854775807_i64)]
+    pub retention_bytes: Option<u64>,
+    /// Durability of produce; `always` by default.
+    pub fsync: Option<Fsync>,
+    /// Stored for queue mode (not served yet).
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "crate::whole::opt_u32")]
+    pub max_deliveries: Option<u32>,
+    /// How long message ids are remembered for deduplicated produce (default 120000;
+    /// 0 turns deduplication off).
+    #[serde(default, deserialize_with = "crate::whole::opt_u64")]
+    #[schema(maximum = 9223372036854775807_i64)]
+    pub dedup_window_ms: Option<u64>,
+}
+
+/// A topic's settings, and on `GET /v1/topics/{topic}` its partitions' offsets.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopicInfo {
+    /// Its name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Retention by age, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<u64>,
+    /// Retention by size, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_bytes: Option<u64>,
+    /// Durability of produce.
+    pub fsync: Fsync,
+    /// Deliveries before dead-lettering (queue mode, not served yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_deliveries: Option<u32>,
+    /// The deduplication window.
+    pub dedup_window_ms: u64,
+    /// Each partition's offsets (on `GET /v1/topics/{topic}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_offsets: Option<Vec<PartitionOffsets>>,
+}
+
+/// A partition's offsets.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PartitionOffsets {
+    /// The partition.
+    pub partition: u32,
+    /// First readable offset (retention moves it).
+    pub start_offset: u64,
+    /// Offsets below it are readable: the next offset a produce will get.
+    pub high_watermark: u64,
+}
+
+/// A page of topics.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopicList {
+    /// Topics in name order.
+    pub items: Vec<TopicInfo>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A message to produce. `{"messages": [...]}` produces a batch instead.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageIn {
+    /// Messages with equal keys go to one partition, in order; without a key,
+    /// partitions take turns.
+    pub key: Option<String>,
+    /// The payload.
+    pub value: String,
+    /// Free-form string headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// A producer-chosen id: a retry with the same id within the topic's dedup window
+    /// returns the original partition and offset and appends nothing.
+    pub id: Option<String>,
+}
+
+impl From<MessageIn> for Message {
+    fn from(m: MessageIn) -> Self {
+        Message {
+            key: m.key,
+            value: m.value,
+            headers: m.headers.unwrap_or_default(),
+            id: m.id,
+        }
+    }
+}
+
+/// A batch to produce.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceBatch {
+    /// 1 to 1000 messages.
+    pub messages: Vec<MessageIn>,
+}
+
+/// Where a produced message is.
+#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ProduceResult {
+    /// Its partition.
+    pub partition: u32,
+    /// Its offset in the partition.
+    pub offset: u64,
+    /// True when its id was already seen within the dedup window: nothing was appended
+    /// and `partition`/`offset` are the original's.
+    pub duplicate: bool,
+}
+
+/// Where each message of a batch is, in the batch's order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProduceResults {
+    /// One result per message.
+    pub results: Vec<ProduceResult>,
+}
+
+/// A message read from a partition.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessageOut {
+    /// Its offset.
+    pub offset: u64,
+    /// When it was produced, in ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Its key, if it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The payload.
+    pub value: String,
+    /// Its headers (absent when none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Its producer-chosen id, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// Query of the fetch route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FetchQuery {
+    /// First offset to read; the partition's start by default.
+    pub offset: Option<u64>,
+    /// Most messages to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+/// Messages of one partition.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FetchResponse {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// Messages in offset order; empty at the end of the partition.
+    pub messages: Vec<MessageOut>,
+    /// The offset to fetch next (and to commit once these are processed).
+    pub next_offset: u64,
+    /// First readable offset.
+    pub start_offset: u64,
+    /// Offsets below it are readable.
+    pub high_watermark: u64,
+}
+
+/// Body of a commit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitOffset {
+    /// The partition.
+    #[serde(deserialize_with = "crate::whole::u32")]
+    pub partition: u32,
+    /// The next offset the group will read (Kafka's convention): everything below it
+    /// is processed. At most the partition's high watermark.
+    #[serde(deserialize_with = "crate::whole::u64")]
+    #[schema(maximum = 9223372036854775807_i64)]
+    pub offset: u64,
+}
+
+/// A commit, as stored.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CommittedOffset {
+    /// The topic.
+    pub topic: String,
+    /// The group.
+    pub group: String,
+    /// The partition.
+    pub partition: u32,
+    /// The committed offset.
+    pub offset: u64,
+}
+
+/// A group's committed offsets on a topic.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GroupOffsets {
+    /// The topic.
+    pub topic: String,
+    /// The group.
+    pub group: String,
+    /// Per partition the group committed on.
+    pub offsets: Vec<GroupPartitionOffset>,
+}
+
+/// A group's position in one partition.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GroupPartitionOffset {
+    /// The partition.
+    pub partition: u32,
+    /// The committed offset.
+    pub offset: u64,
+    /// The partition's high watermark now.
+    pub high_watermark: u64,
+    /// Messages not yet consumed: `high_watermark - offset`.
+    pub lag: u64,
+}
+
+/// The one place engine errors become problems.
+fn topic_error(e: TopicError) -> ApiError {
+    match e {
+        TopicError::NoSuchTopic(_)
+        | TopicError::NoSuchPartition { .. }
+        | TopicError::NoSuchGroup { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, ProblemType::NotFound, e.to_string())
+        }
+        TopicError::TopicExists(_) | TopicError::TooManyGroups { .. } => {
+            ApiError::new(StatusCode::CONFLICT, ProblemType::Conflict, e.to_string())
+        }
+        TopicError::InvalidName(_) => ApiError::invalid_value("name", e.to_string()),
+        TopicError::InvalidSpec { field, reason } => ApiError::invalid_value(field, reason),
+        TopicError::MessageTooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ProblemType::PayloadTooLarge,
+            e.to_string(),
+        ),
+        TopicError::InvalidMessage(reason) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ProblemType::InvalidValue,
+            format!("invalid message: {reason}"),
+        ),
+        // No message has that offset (yet, or any more): a 404 naming the range, so a
+        // consumer can reset to `start` or wait at `end`.
+        TopicError::OffsetOutOfRange { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, ProblemType::NotFound, e.to_string())
+        }
+        TopicError::Log(_) | TopicError::Io { .. } | TopicError::Damaged { .. } => {
+            tracing::error!(error = %e, "topic storage failed");
+            ApiError::internal("the topic's storage failed; quote request_id when reporting it")
+        }
+    }
+}
+
+/// Runs blocking engine work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, TopicError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::internal("the operation was interrupted"))?
+        .map_err(topic_error)
+}
+
+fn topic_info(spec: &TopicSpec) -> TopicInfo {
+    TopicInfo {
+        name: spec.name.clone(),
+        partitions: spec.partitions,
+        retention_ms: spec.retention_ms,
+        retention_bytes: spec.retention_bytes,
+        fsync: spec.fsync.into(),
+        max_deliveries: spec.max_deliveries,
+        dedup_window_ms: spec.dedup_window_ms,
+        partition_offsets: None,
+    }
+}
+
+/// Create a topic.
+#[utoipa::path(
+    post,
+    path = "/v1/topics",
+    tag = "topics",
+    request_body = CreateTopic,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = TopicInfo),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A topic by that name exists", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or out of range", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_topic(
+    State(state): State<TopicsState>,
+    ApiJson(body): ApiJson<CreateTopic>,
+) -> Result<Response, ApiError> {
+    let spec = TopicSpec {
+        name: body.name,
+        partitions: body.partitions,
+        retention_ms: body.retention_ms,
+        retention_bytes: body.retention_bytes,
+        fsync: body.fsync.map_or(TopicFsync::Always, Into::into),
+        max_deliveries: body.max_deliveries,
+        dedup_window_ms: body.dedup_window_ms.unwrap_or(DEFAULT_DEDUP_WINDOW_MS),
+    };
+    let topics = Arc::clone(&state.topics);
+    let topic = blocking(move || topics.create(spec)).await?;
+    let location = HeaderValue::from_str(&format!("/v1/topics/{}", topic.name()))
+        .map_err(|_| ApiError::internal("topic name is not a header value"))?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(topic_info(topic.spec())),
+    )
+        .into_response())
+}
+
+/// List topics, in name order.
+#[utoipa::path(
+    get,
+    path = "/v1/topics",
+    tag = "topics",
+    params(TopicPage),
+    responses(
+        (status = 200, description = "A page of topics", body = TopicList),
+        (status = 400, description = "`cursor` is not one this endpoint returned", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`limit` is out of range", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_topics(
+    State(state): State<TopicsState>,
+    ApiQuery(params): ApiQuery<TopicPage>,
+) -> Result<Json<TopicList>, ApiError> {
+    let limits = PageLimits::default();
+    let limit = params.limit.unwrap_or(limits.default);
+    if limit == 0 || limit > limits.max {
+        return Err(ApiError::invalid_value(
+            "limit",
+            format!("must be between 1 and {} (got {limit})", limits.max),
+        ));
+    }
+    // Any string of the names' alphabet is a place to continue after (names sort
+    // lexicographically), including `.` and `..`, which no topic is called.
+    if let Some(cursor) = &params.cursor {
+        let alphabet = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        if cursor.is_empty() || cursor.len() > MAX_NAME_LEN || !cursor.bytes().all(alphabet) {
+            return Err(ApiError::invalid_parameter(
+                "cursor",
+                "is not a cursor this endpoint returned",
+            ));
+        }
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut topics = state.topics.list(params.cursor.as_deref(), limit + 1);
+    let more = topics.len() > limit;
+    topics.truncate(limit);
+    let next_cursor = more
+        .then(|| topics.last().map(|t| t.name().to_owned()))
+        .flatten();
+    Ok(Json(TopicList {
+        items: topics.iter().map(|t| topic_info(t.spec())).collect(),
+        next_cursor,
+    }))
+}
+
+/// Query of `GET /v1/topics`. Topic names are unique and ordered, so the cursor is simply
+/// the last name of the previous page: any name is a valid place to continue after.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TopicPage {
+    /// Topics per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    #[param(pattern = "^[A-Za-z0-9._-]{1,200}$")]
+    pub cursor: Option<String>,
+}
+
+fn not_found(topic: &str) -> ApiError {
+    topic_error(TopicError::NoSuchTopic(topic.to_owned()))
+}
+
+/// A topic's settings and partitions.
+#[utoipa::path(
+    get,
+    path = "/v1/topics/{topic}",
+    tag = "topics",
+    params(("topic" = String, Path, description = "The topic's name")),
+    responses(
+        (status = 200, description = "The topic", body = TopicInfo),
+        (status = 404, description = "No such topic", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_topic(
+    State(state): State<TopicsState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<TopicInfo>, ApiError> {
+    let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
+    let mut info = topic_info(topic.spec());
+    info.partition_offsets = Some(
+        topic
+            .partitions()
+            .into_iter()
+            .map(|p| PartitionOffsets {
+                partition: p.partition,
+                start_offset: p.start_offset,
+                high_watermark: p.high_watermark,
+            })
+            .collect(),
+    );
+    Ok(Json(info))
+}
+
+/// Delete a topic with its messages and committed offsets.
+#[utoipa::path(
+    delete,
+    path = "/v1/topics/{topic}",
+    tag = "topics",
+    params(("topic" = String, Path, description = "The topic's name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such topic", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_topic(
+    State(state): State<TopicsState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let topics = Arc::clone(&state.topics);
+    blocking(move || topics.delete(&name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Produce one message, or a batch as `{"messages": [...]}`.
+///
+/// Answered once the messages are durable under the topic's `fsync` policy. One message
+/// gets `{partition, offset, duplicate}`; a batch gets `{"results": [...]}` in its order.
+#[utoipa::path(
+    post,
+    path = "/v1/topics/{topic}/messages",
+    tag = "topics",
+    params(("topic" = String, Path, description = "The topic's name")),
+    request_body(content = MessageIn, description = "One message, or `{\"messages\": [...]}` (ProduceBatch) for up to 1000"),
+    responses(
+        (status = 200, description = "One message's placement, or `{\"results\": [...]}` (ProduceResults) for a batch", body = ProduceResult),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A message is over 1 MiB, or the body over `http.body_limit`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed message, empty batch or more than 1000 messages", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The topic's storage failed; the messages may or may not be stored", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn produce(
+    State(state): State<TopicsState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
+    let batch = matches!(&body, Value::Object(o) if o.contains_key("messages"));
+    let messages: Vec<Message> = if batch {
+        let count = body["messages"].as_array().map_or(0, Vec::len);
+        if count > MAX_BATCH {
+            return Err(ApiError::invalid_value(
+                "messages",
+                format!("at most {MAX_BATCH} messages per request (got {count})"),
+            ));
+        }
+        let parsed: ProduceBatch = serde_json::from_value(body).map_err(invalid_body)?;
+        if parsed.messages.is_empty() {
+            return Err(ApiError::invalid_value("messages", "must not be empty"));
+        }
+        parsed.messages.into_iter().map(Message::from).collect()
+    } else {
+        let parsed: MessageIn = serde_json::from_value(body).map_err(invalid_body)?;
+        vec![parsed.into()]
+    };
+    for m in &messages {
+        topic.check_message(m).map_err(topic_error)?;
+    }
+    let results = topic.produce(&messages).await.map_err(topic_error)?;
+    let appended = results.iter().filter(|r| !r.duplicate).count();
+    state.produced.inc_by(appended as u64);
+    let mut results = results.into_iter().map(|r| ProduceResult {
+        partition: r.partition,
+        offset: r.offset,
+        duplicate: r.duplicate,
+    });
+    Ok(if batch {
+        Json(ProduceResults {
+            results: results.collect(),
+        })
+        .into_response()
+    } else {
+        match results.next() {
+            Some(one) => Json(one).into_response(),
+            None => return Err(ApiError::internal("produce returned no result")),
+        }
+    })
+}
+
+fn invalid_body(e: serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ProblemType::InvalidBody,
+        format!("invalid message: {e}"),
+    )
+}
+
+/// Read a partition from an offset (Kafka's fetch).
+///
+/// Returns messages below the high watermark only: those whose produce could have been
+/// acknowledged. An offset at the high watermark returns an empty page (poll again).
+#[utoipa::path(
+    get,
+    path = "/v1/topics/{topic}/partitions/{partition}/messages",
+    tag = "topics",
+    params(
+        ("topic" = String, Path, description = "The topic's name"),
+        ("partition" = u32, Path, description = "The partition"),
+        FetchQuery,
+    ),
+    responses(
+        (status = 200, description = "Messages from `offset` on", body = FetchResponse),
+        (status = 400, description = "A parameter is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic or partition, or no message at `offset` (the problem names the partition's range)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`limit` out of range", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn fetch(
+    State(state): State<TopicsState>,
+    ApiPath((name, partition)): ApiPath<(String, u32)>,
+    ApiQuery(query): ApiQuery<FetchQuery>,
+) -> Result<Json<FetchResponse>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_FETCH).contains(&limit) {
+        return Err(ApiError::invalid_value(
+            "limit",
+            format!("must be between 1 and {MAX_FETCH} (got {limit})"),
+        ));
+    }
+    let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
+    let fetched = blocking({
+        let topic = Arc::clone(&topic);
+        move || {
+            let offset = match query.offset {
+                Some(o) => o,
+                None => topic
+                    .partitions()
+                    .get(partition as usize)
+                    .map_or(0, |p| p.start_offset),
+            };
+            topic.fetch(partition, offset, limit as usize, FETCH_MAX_BYTES)
+        }
+    })
+    .await?;
+    Ok(Json(FetchResponse {
+        topic: name,
+        partition,
+        messages: fetched
+            .messages
+            .into_iter()
+            .map(|m| MessageOut {
+                offset: m.offset,
+                timestamp_ms: m.timestamp_ms,
+                key: m.message.key,
+                value: m.message.value,
+                headers: m.message.headers,
+                id: m.message.id,
+            })
+            .collect(),
+        next_offset: fetched.next_offset,
+        start_offset: fetched.start_offset,
+        high_watermark: fetched.high_watermark,
+    }))
+}
+
+/// Commit a consumer group's offset in one partition, durably.
+#[utoipa::path(
+    post,
+    path = "/v1/topics/{topic}/groups/{group}/offsets",
+    tag = "topics",
+    params(
+        ("topic" = String, Path, description = "The topic's name"),
+        ("group" = String, Path, description = "The group: 1 to 200 of `A-Z a-z 0-9 . _ -`", pattern = "^[A-Za-z0-9._-]{1,200}$"),
+    ),
+    request_body = CommitOffset,
+    responses(
+        (status = 200, description = "Committed and fsynced", body = CommittedOffset),
+        (status = 404, description = "No such topic or partition, or no message at `offset` (the problem names the partition's range)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The topic has too many groups", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or out of range", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn commit_offset(
+    State(state): State<TopicsState>,
+    ApiPath((name, group)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<CommitOffset>,
+) -> Result<Json<CommittedOffset>, ApiError> {
+    let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
+    let g = group.clone();
+    blocking(move || topic.commit_offset(&g, body.partition, body.offset)).await?;
+    Ok(Json(CommittedOffset {
+        topic: name,
+        group,
+        partition: body.partition,
+        offset: body.offset,
+    }))
+}
+
+/// A consumer group's committed offsets and lag.
+#[utoipa::path(
+    get,
+    path = "/v1/topics/{topic}/groups/{group}/offsets",
+    tag = "topics",
+    params(
+        ("topic" = String, Path, description = "The topic's name"),
+        ("group" = String, Path, description = "The group: 1 to 200 of `A-Z a-z 0-9 . _ -`", pattern = "^[A-Za-z0-9._-]{1,200}$"),
+    ),
+    responses(
+        (status = 200, description = "The group's offsets", body = GroupOffsets),
+        (status = 404, description = "No such topic, or the group committed nothing on it", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn group_offsets(
+    State(state): State<TopicsState>,
+    ApiPath((name, group)): ApiPath<(String, String)>,
+) -> Result<Json<GroupOffsets>, ApiError> {
+    let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
+    let committed = topic.committed_offsets(&group).map_err(topic_error)?;
+    let partitions = topic.partitions();
+    let offsets = committed
+        .into_iter()
+        .map(|(partition, offset)| {
+            let hw = partitions
+                .get(partition as usize)
+                .map_or(offset, |p| p.high_watermark);
+            GroupPartitionOffset {
+                partition,
+                offset,
+                high_watermark: hw,
+                lag: hw.saturating_sub(offset),
+            }
+        })
+        .collect();
+    Ok(Json(GroupOffsets {
+        topic: name,
+        group,
+        offsets,
+    }))
+}
