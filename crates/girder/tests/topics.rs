@@ -308,7 +308,10 @@ async fn topics_over_http_survive_a_restart() {
     // No message at that offset: a 404 naming the partition's range.
     assert_eq!(status, 404, "{body}");
     assert_eq!(problem_type(&body), "urn:girder:problem:not-found");
-    assert!(body["detail"].as_str().unwrap().contains("out of range"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("out of range"),
+        "{body}"
+    );
     let (status, _) = call(
         &c,
         c.get(format!(
@@ -358,7 +361,10 @@ async fn topics_over_http_survive_a_restart() {
             .json(&json!({"partition": p0, "offset": 1_000_000})),
     )
     .await;
-    assert_eq!(status, 404, "a commit past the high watermark names no message");
+    assert_eq!(
+        status, 404,
+        "a commit past the high watermark names no message"
+    );
     let (status, _) = call(
         &c,
         c.post(format!("{base}/v1/topics/orders/groups/billing/offsets"))
