@@ -49,6 +49,9 @@ pub enum ProblemType {
     ClockRegression,
     /// The request conflicts with the resource's state (it already exists, say).
     Conflict,
+    /// A queue receipt names a delivery that is over (acked, nacked, redelivered, or
+    /// from before a restart): 410.
+    ReceiptExpired,
     /// Any other client error.
     ClientError,
     /// A bug or an unexpected failure on the server side.
@@ -71,6 +74,7 @@ impl ProblemType {
             Self::NotReady => "not-ready",
             Self::ClockRegression => "clock-regression",
             Self::Conflict => "conflict",
+            Self::ReceiptExpired => "receipt-expired",
             Self::ClientError => "client-error",
             Self::Internal => "internal",
         }

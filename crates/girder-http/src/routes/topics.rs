@@ -1,6 +1,8 @@
 //! `/v1/topics`: partitioned topics over `girder_stream::topics` — create, list, get and
 //! delete topics, produce (one message or a batch, optionally deduplicated by id), fetch a
-//! partition by offset, and commit and read consumer groups' offsets (Kafka's log mode).
+//! partition by offset, and commit and read consumer groups' offsets (Kafka's log mode);
+//! and queue mode: receive (long-poll) with a visibility timeout, ack, nack, extend (SQS
+//! FIFO message groups; semantics in `girder_stream::topics::queue`).
 //!
 //! Values, keys, ids and headers are JSON strings. A produce is answered once its
 //! messages are durable under the topic's `fsync` policy. Engine calls that touch files
@@ -16,8 +18,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use girder_runtime::Metrics;
+use girder_stream::topics::queue::{MAX_RECEIVE, MAX_VISIBILITY_MS};
 use girder_stream::topics::{
-    Message, TopicError, TopicFsync, TopicSpec, Topics, DEFAULT_DEDUP_WINDOW_MS, MAX_NAME_LEN,
+    Message, QueueError, ReceiveOptions, TopicError, TopicFsync, TopicSpec, Topics,
+    DEFAULT_DEDUP_WINDOW_MS, MAX_NAME_LEN,
 };
 use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
@@ -67,6 +71,10 @@ pub fn router(state: TopicsState) -> Router {
             "/v1/topics/{topic}/groups/{group}/offsets",
             post(commit_offset).get(group_offsets),
         )
+        .route("/v1/topics/{topic}/groups/{group}/receive", post(receive))
+        .route("/v1/topics/{topic}/groups/{group}/ack", post(ack))
+        .route("/v1/topics/{topic}/groups/{group}/nack", post(nack))
+        .route("/v1/topics/{topic}/groups/{group}/extend", post(extend))
         .with_state(state)
 }
 
@@ -81,7 +89,11 @@ pub fn router(state: TopicsState) -> Router {
         produce,
         fetch,
         commit_offset,
-        group_offsets
+        group_offsets,
+        receive,
+        ack,
+        nack,
+        extend
     ),
     components(schemas(
         CreateTopic,
@@ -98,7 +110,15 @@ pub fn router(state: TopicsState) -> Router {
         CommitOffset,
         CommittedOffset,
         GroupOffsets,
-        GroupPartitionOffset
+        GroupPartitionOffset,
+        ReceiveRequest,
+        ReceivedMessage,
+        ReceiveResponse,
+        AckRequest,
+        AckResult,
+        AckResponse,
+        NackRequest,
+        ExtendRequest
     )),
     tags((name = "topics", description = "Partitioned, durable topics (Kafka's log model)"))
 )]
@@ -804,4 +824,364 @@ pub async fn group_offsets(
         group,
         offsets,
     }))
+}
+
+/// Longest long-poll of a receive.
+pub const MAX_WAIT_MS: u64 = 20_000;
+/// Most receipts in one ack.
+pub const MAX_ACK: usize = 100;
+
+/// Body of a receive.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveRequest {
+    /// Most messages to return, 1 to 100 (default 10).
+    #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "crate::whole::opt_u32")]
+    pub max_messages: Option<u32>,
+    /// How long the messages stay hidden from other receives, 1 to 43200000 ms
+    /// (default 30000); unacked, they are delivered again after it.
+    #[schema(minimum = 1, maximum = 43200000)]
+    #[serde(default, deserialize_with = "crate::whole::opt_u64")]
+    pub visibility_timeout_ms: Option<u64>,
+    /// With nothing to receive, wait up to this long (0 to 20000 ms, default 0) for a
+    /// produce, then answer with what there is (maybe nothing).
+    #[schema(minimum = 0, maximum = 20000)]
+    #[serde(default, deserialize_with = "crate::whole::opt_u64")]
+    pub wait_ms: Option<u64>,
+}
+
+/// A delivered message.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReceivedMessage {
+    /// Names this delivery in ack, nack and extend; opaque.
+    pub receipt: String,
+    /// Its partition.
+    pub partition: u32,
+    /// Its offset in the partition.
+    pub offset: u64,
+    /// When it was produced, in ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Its key, if it had one: messages of one key are never in flight to two consumers
+    /// and arrive in offset order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The payload.
+    pub value: String,
+    /// Its headers (absent when none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Its producer-chosen id, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Deliveries since the server started, this one included (not kept across restarts).
+    pub delivery_count: u32,
+}
+
+/// Messages received.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReceiveResponse {
+    /// Lowest offset first within a partition, partitions taking turns; maybe empty.
+    pub messages: Vec<ReceivedMessage>,
+}
+
+/// Body of an ack.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// 1 to 100 receipts.
+    #[schema(min_items = 1, max_items = 100)]
+    pub receipts: Vec<String>,
+}
+
+/// What happened to one receipt of an ack.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AckResult {
+    /// The receipt.
+    pub receipt: String,
+    /// True when the message is acked (durably): it is never delivered to the group again.
+    pub acked: bool,
+    /// When not acked: the problem type (`urn:girder:problem:receipt-expired`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When not acked: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Per receipt, in the request's order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AckResponse {
+    /// One result per receipt.
+    pub results: Vec<AckResult>,
+}
+
+/// Body of a nack.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NackRequest {
+    /// The delivery to give back.
+    pub receipt: String,
+    /// Visible again after this long (0 to 43200000 ms, default 0: at once). Later
+    /// messages of its key keep waiting for it.
+    #[schema(minimum = 0, maximum = 43200000)]
+    #[serde(default, deserialize_with = "crate::whole::opt_u64")]
+    pub delay_ms: Option<u64>,
+}
+
+/// Body of an extend.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendRequest {
+    /// The delivery to keep.
+    pub receipt: String,
+    /// Hidden for this long from now, 1 to 43200000 ms.
+    #[schema(minimum = 1, maximum = 43200000)]
+    #[serde(deserialize_with = "crate::whole::u64")]
+    pub visibility_timeout_ms: u64,
+}
+
+/// The one place queue errors become problems (topic errors go on to [`topic_error`]).
+fn queue_error(e: QueueError) -> ApiError {
+    match e {
+        QueueError::BadReceipt(_) => ApiError::invalid_value("receipt", e.to_string()),
+        QueueError::ReceiptExpired => {
+            ApiError::new(StatusCode::GONE, ProblemType::ReceiptExpired, e.to_string())
+        }
+        QueueError::NoSuchGroup { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, ProblemType::NotFound, e.to_string())
+        }
+        QueueError::Topic(e) => topic_error(e),
+    }
+}
+
+/// Runs blocking queue work off the async workers.
+async fn blocking_queue<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, QueueError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::internal("the operation was interrupted"))?
+        .map_err(queue_error)
+}
+
+const GROUP_PARAM: &str = "The group: 1 to 200 of `A-Z a-z 0-9 . _ -`";
+
+/// Receive messages for a group (queue mode), long-polling up to `wait_ms`.
+///
+/// The group is created on first receive. Each message stays hidden from other receives
+/// for the visibility timeout; ack it before then, or it is delivered again with
+/// `delivery_count` one higher.
+#[utoipa::path(
+    post,
+    path = "/v1/topics/{topic}/groups/{group}/receive",
+    tag = "topics",
+    params(
+        ("topic" = String, Path, description = "The topic's name"),
+        ("group" = String, Path, description = GROUP_PARAM, pattern = "^[A-Za-z0-9._-]{1,200}$"),
+    ),
+    request_body = ReceiveRequest,
+    responses(
+        (status = 200, description = "Messages, maybe none", body = ReceiveResponse),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The topic has too many groups", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field or the group name is out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The topic's storage failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn receive(
+    State(state): State<TopicsState>,
+    ApiPath((name, group)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ReceiveRequest>,
+) -> Result<Json<ReceiveResponse>, ApiError> {
+    let max = body.max_messages.unwrap_or(10);
+    if !(1..=MAX_RECEIVE as u32).contains(&max) {
+        return Err(ApiError::invalid_value(
+            "max_messages",
+            format!("must be between 1 and {MAX_RECEIVE} (got {max})"),
+        ));
+    }
+    let visibility = body.visibility_timeout_ms.unwrap_or(30_000);
+    if !(1..=MAX_VISIBILITY_MS).contains(&visibility) {
+        return Err(ApiError::invalid_value(
+            "visibility_timeout_ms",
+            format!("must be between 1 and {MAX_VISIBILITY_MS} (got {visibility})"),
+        ));
+    }
+    let wait = body.wait_ms.unwrap_or(0);
+    if wait > MAX_WAIT_MS {
+        return Err(ApiError::invalid_value(
+            "wait_ms",
+            format!("must be between 0 and {MAX_WAIT_MS} (got {wait})"),
+        ));
+    }
+    let opts = ReceiveOptions {
+        max_messages: max as usize,
+        visibility_timeout_ms: visibility,
+    };
+    let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait);
+    let delivered = loop {
+        // Registered before looking, so a produce between the look and the wait wakes it.
+        let mut wake = std::pin::pin!(topic.queue_wake().notified());
+        wake.as_mut().enable();
+        let t = Arc::clone(&topic);
+        let g = group.clone();
+        let got = blocking_queue(move || t.receive(&g, opts)).await?;
+        if !got.is_empty() || tokio::time::Instant::now() >= deadline {
+            break got;
+        }
+        let _ = tokio::time::timeout_at(deadline, wake).await;
+    };
+    Ok(Json(ReceiveResponse {
+        messages: delivered
+            .into_iter()
+            .map(|d| ReceivedMessage {
+                receipt: d.receipt,
+                partition: d.partition,
+                offset: d.stored.offset,
+                timestamp_ms: d.stored.timestamp_ms,
+                key: d.stored.message.key,
+                value: d.stored.message.value,
+                headers: d.stored.message.headers,
+                id: d.stored.message.id,
+                delivery_count: d.delivery_count,
+            })
+            .collect(),
+    }))
+}
+
+/// Ack deliveries: each acked message is never delivered to the group again.
+///
+/// Answered once the acks are durable under the topic's `fsync` policy. A receipt that
+/// is no longer current (acked, nacked, redelivered, or from before a restart) is
+/// reported in its result as `receipt-expired`; the others are acked.
+#[utoipa::path(
+    post,
+    path = "/v1/topics/{topic}/groups/{group}/ack",
+    tag = "topics",
+    params(
+        ("topic" = String, Path, description = "The topic's name"),
+        ("group" = String, Path, description = GROUP_PARAM, pattern = "^[A-Za-z0-9._-]{1,200}$"),
+    ),
+    request_body = AckRequest,
+    responses(
+        (status = 200, description = "Per receipt, whether it was acked", body = AckResponse),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic or group", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No receipts, more than 100, or one that is not a receipt (then nothing is acked)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The group's storage failed; the acks may not survive a restart", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn ack(
+    State(state): State<TopicsState>,
+    ApiPath((name, group)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<AckRequest>,
+) -> Result<Json<AckResponse>, ApiError> {
+    let count = body.receipts.len();
+    if count == 0 || count > MAX_ACK {
+        return Err(ApiError::invalid_value(
+            "receipts",
+            format!("must hold 1 to {MAX_ACK} receipts (got {count})"),
+        ));
+    }
+    let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
+    let receipts = body.receipts;
+    let acked = blocking_queue({
+        let receipts = receipts.clone();
+        move || topic.ack(&group, &receipts)
+    })
+    .await?;
+    let results = acked.durable().await.map_err(queue_error)?;
+    Ok(Json(AckResponse {
+        results: receipts
+            .into_iter()
+            .zip(results)
+            .map(|(receipt, r)| match r {
+                Ok(()) => AckResult {
+                    receipt,
+                    acked: true,
+                    error: None,
+                    detail: None,
+                },
+                Err(e) => AckResult {
+                    receipt,
+                    acked: false,
+                    error: Some(match e {
+                        QueueError::ReceiptExpired => ProblemType::ReceiptExpired.uri(),
+                        _ => ProblemType::ClientError.uri(),
+                    }),
+                    detail: Some(e.to_string()),
+                },
+            })
+            .collect(),
+    }))
+}
+
+/// Give a delivery back: it is visible again after `delay_ms`.
+#[utoipa::path(
+    post,
+    path = "/v1/topics/{topic}/groups/{group}/nack",
+    tag = "topics",
+    params(
+        ("topic" = String, Path, description = "The topic's name"),
+        ("group" = String, Path, description = GROUP_PARAM, pattern = "^[A-Za-z0-9._-]{1,200}$"),
+    ),
+    request_body = NackRequest,
+    responses(
+        (status = 204, description = "Nacked"),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic or group", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The receipt is no longer current (acked, nacked, redelivered, or from before a restart)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a receipt, or a field out of range", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn nack(
+    State(state): State<TopicsState>,
+    ApiPath((name, group)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<NackRequest>,
+) -> Result<StatusCode, ApiError> {
+    let delay = body.delay_ms.unwrap_or(0);
+    if delay > MAX_VISIBILITY_MS {
+        return Err(ApiError::invalid_value(
+            "delay_ms",
+            format!("must be between 0 and {MAX_VISIBILITY_MS} (got {delay})"),
+        ));
+    }
+    let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
+    blocking_queue(move || topic.nack(&group, &body.receipt, delay)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Keep a delivery hidden for `visibility_timeout_ms` from now.
+#[utoipa::path(
+    post,
+    path = "/v1/topics/{topic}/groups/{group}/extend",
+    tag = "topics",
+    params(
+        ("topic" = String, Path, description = "The topic's name"),
+        ("group" = String, Path, description = GROUP_PARAM, pattern = "^[A-Za-z0-9._-]{1,200}$"),
+    ),
+    request_body = ExtendRequest,
+    responses(
+        (status = 204, description = "Extended; the receipt stays current"),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic or group", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The receipt is no longer current (acked, nacked, redelivered, or from before a restart)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a receipt, or a field out of range", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn extend(
+    State(state): State<TopicsState>,
+    ApiPath((name, group)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ExtendRequest>,
+) -> Result<StatusCode, ApiError> {
+    let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
+    blocking_queue(move || topic.extend(&group, &body.receipt, body.visibility_timeout_ms)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -27,10 +27,12 @@
 //!   removed at open. Deletion renames the directory out of the namespace (`~deleted-*`,
 //!   a name no topic can have) before removing it, so a crash never leaves half a topic.
 //!
-//! Not here yet: queue mode (receive/ack/visibility), dead letters, transactions.
+//! Queue mode (receive, ack, nack, extend; SQS FIFO message groups) is in [`queue`]
+//! (module docs there). Not here yet: dead letters, transactions.
 
 mod dedup;
 mod meta;
+pub mod queue;
 pub mod record;
 #[cfg(test)]
 mod tests;
@@ -38,6 +40,7 @@ mod tests;
 pub use meta::{
     validate_name, TopicFsync, TopicSpec, DEFAULT_DEDUP_WINDOW_MS, MAX_NAME_LEN, MAX_PARTITIONS,
 };
+pub use queue::{Acked, Delivery, QueueError, ReceiveOptions};
 pub use record::Message;
 
 use dedup::{Dedup, Placed};
@@ -279,6 +282,10 @@ pub struct Topic {
     /// disk in the order they are applied.
     offsets: Mutex<Offsets>,
     deleted: AtomicBool,
+    /// Queue-mode groups opened so far (see [`queue`]).
+    groups: Mutex<HashMap<String, Arc<queue::Queue>>>,
+    /// Fired when messages may have become receivable (see [`Topic::queue_wake`]).
+    wake: tokio::sync::Notify,
 }
 
 impl fmt::Debug for Topic {
@@ -327,6 +334,8 @@ impl Topic {
             round_robin: AtomicU64::new(0),
             offsets: Mutex::new(offsets),
             deleted: AtomicBool::new(false),
+            groups: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
         };
         topic.rebuild_dedup()?;
         Ok(topic)
@@ -452,6 +461,8 @@ impl Topic {
                 self.log(partition)?.wait_durable(offset).await?;
             }
         }
+        // Now visible to consumers (below the high watermark): wake long-polling receives.
+        self.wake.notify_waiters();
         Ok(results)
     }
 
@@ -835,6 +846,8 @@ impl Topics {
             .remove(name)
             .ok_or_else(|| TopicError::NoSuchTopic(name.to_owned()))?;
         topic.deleted.store(true, Ordering::Release);
+        // Long-polling receives look again, see the deletion and let go of the topic.
+        topic.wake.notify_waiters();
         let dir = topic.dir.clone();
         let deadline = std::time::Instant::now() + DELETE_WAIT;
         loop {
