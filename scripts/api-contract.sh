@@ -43,10 +43,13 @@ done
 
 echo "schemathesis $SCHEMATHESIS_VERSION against http://$addr/v1/openapi.json"
 status=0
+# One worker: with two, Hypothesis describes lambdas from two threads at once and
+# CPython 3.11's AST constructor can fail ("AST constructor recursion depth mismatch"),
+# an error of the tool, not of the API (seen once in CI on 2026-11-28).
 schemathesis run "http://$addr/v1/openapi.json" \
   --checks all \
   --max-examples "$MAX_EXAMPLES" \
-  --workers 2 \
+  --workers 1 \
   --suppress-health-check too_slow \
   --seed 1 \
   || status=$?
