@@ -406,6 +406,8 @@ fn path_error(rejection: &PathRejection) -> ApiError {
 
 /// `Json<T>` whose failures are problems: 415 without a JSON content type, 400 for
 /// malformed JSON, 422 for JSON of the wrong shape, 413 for a body over the limit.
+/// Every body is a JSON object: serde would take an array for a struct (its fields in
+/// order), which no route documents, so anything else is a 422.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -417,8 +419,26 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|r| {
+                    ApiError::new(
+                        r.status(),
+                        ProblemType::for_status(r.status()),
+                        r.body_text(),
+                    )
+                })?;
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
+            Ok(axum::Json(v)) if object => Ok(Self(v)),
+            Ok(_) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ProblemType::InvalidBody,
+                "the body must be a JSON object",
+            )),
             Err(rejection) => Err(json_error(&rejection)),
         }
     }

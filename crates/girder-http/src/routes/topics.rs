@@ -2,7 +2,8 @@
 //! delete topics, produce (one message or a batch, optionally deduplicated by id), fetch a
 //! partition by offset, and commit and read consumer groups' offsets (Kafka's log mode);
 //! and queue mode: receive (long-poll) with a visibility timeout, ack, nack, extend (SQS
-//! FIFO message groups; semantics in `girder_stream::topics::queue`).
+//! FIFO message groups; semantics in `girder_stream::topics::queue`); dead letters:
+//! redrive and the `girder_topic_dlq_depth` gauge (`girder_stream::topics::dlq`).
 //!
 //! Values, keys, ids and headers are JSON strings. A produce is answered once its
 //! messages are durable under the topic's `fsync` policy. Engine calls that touch files
@@ -21,9 +22,11 @@ use girder_runtime::Metrics;
 use girder_stream::topics::queue::{MAX_RECEIVE, MAX_VISIBILITY_MS};
 use girder_stream::topics::{
     Message, QueueError, ReceiveOptions, TopicError, TopicFsync, TopicSpec, Topics,
-    DEFAULT_DEDUP_WINDOW_MS, MAX_NAME_LEN,
+    DEFAULT_DEDUP_WINDOW_MS, MAX_NAME_LEN, MAX_REDRIVE,
 };
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::MetricType;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -45,7 +48,8 @@ pub struct TopicsState {
 }
 
 impl TopicsState {
-    /// Wraps the engine and registers `girder_topics_messages_produced_total`.
+    /// Wraps the engine and registers `girder_topics_messages_produced_total` and
+    /// `girder_topic_dlq_depth`.
     pub fn new(topics: Arc<Topics>, metrics: &Metrics) -> Self {
         let produced = Counter::default();
         metrics.register(
@@ -53,7 +57,39 @@ impl TopicsState {
             "Messages appended to topics over HTTP (duplicates not counted)",
             produced.clone(),
         );
+        metrics.register(
+            "girder_topic_dlq_depth",
+            "Dead letters of a topic not yet redriven",
+            DlqDepth {
+                topics: Arc::clone(&topics),
+            },
+        );
         Self { topics, produced }
+    }
+}
+
+/// `girder_topic_dlq_depth{topic}`, read from the engine at each scrape. One series per
+/// topic with a dead-letter topic: the label set is bounded by the topics operators
+/// create (and a topic's series goes when it is deleted).
+#[derive(Debug)]
+struct DlqDepth {
+    topics: Arc<Topics>,
+}
+
+impl EncodeMetric for DlqDepth {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for topic in self.topics.list(None, usize::MAX) {
+            if let Some(depth) = topic.dlq_depth() {
+                let labels = [("topic", topic.name())];
+                let depth = i64::try_from(depth).unwrap_or(i64::MAX);
+                encoder.encode_family(&labels)?.encode_gauge(&depth)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
     }
 }
 
@@ -75,6 +111,7 @@ pub fn router(state: TopicsState) -> Router {
         .route("/v1/topics/{topic}/groups/{group}/ack", post(ack))
         .route("/v1/topics/{topic}/groups/{group}/nack", post(nack))
         .route("/v1/topics/{topic}/groups/{group}/extend", post(extend))
+        .route("/v1/topics/{topic}/dlq/redrive", post(redrive))
         .with_state(state)
 }
 
@@ -93,7 +130,8 @@ pub fn router(state: TopicsState) -> Router {
         receive,
         ack,
         nack,
-        extend
+        extend,
+        redrive
     ),
     components(schemas(
         CreateTopic,
@@ -118,7 +156,9 @@ pub fn router(state: TopicsState) -> Router {
         AckResult,
         AckResponse,
         NackRequest,
-        ExtendRequest
+        ExtendRequest,
+        RedriveRequest,
+        RedriveResponse
     )),
     tags((name = "topics", description = "Partitioned, durable topics (Kafka's log model)"))
 )]
@@ -397,10 +437,13 @@ fn topic_error(e: TopicError) -> ApiError {
     match e {
         TopicError::NoSuchTopic(_)
         | TopicError::NoSuchPartition { .. }
-        | TopicError::NoSuchGroup { .. } => {
+        | TopicError::NoSuchGroup { .. }
+        | TopicError::NoDeadLetterTopic(_) => {
             ApiError::new(StatusCode::NOT_FOUND, ProblemType::NotFound, e.to_string())
         }
-        TopicError::TopicExists(_) | TopicError::TooManyGroups { .. } => {
+        TopicError::TopicExists(_)
+        | TopicError::TooManyGroups { .. }
+        | TopicError::DeadLetterTopicInUse { .. } => {
             ApiError::new(StatusCode::CONFLICT, ProblemType::Conflict, e.to_string())
         }
         TopicError::InvalidName(_) => ApiError::invalid_value("name", e.to_string()),
@@ -585,7 +628,7 @@ pub async fn get_topic(
     Ok(Json(info))
 }
 
-/// Delete a topic with its messages and committed offsets.
+/// Delete a topic with its messages and committed offsets (and its dead-letter topic).
 #[utoipa::path(
     delete,
     path = "/v1/topics/{topic}",
@@ -594,6 +637,7 @@ pub async fn get_topic(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such topic", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It is the dead-letter topic of a topic that exists: delete that one", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_topic(
@@ -927,6 +971,10 @@ pub struct NackRequest {
     #[schema(minimum = 0, maximum = 43200000)]
     #[serde(default, deserialize_with = "crate::whole::opt_u64")]
     pub delay_ms: Option<u64>,
+    /// Why the consumer gave it back. If the message is dead-lettered before its next
+    /// delivery, this (cut to 1024 bytes) is its `x-dlq-last-error` header.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Body of an extend.
@@ -1153,7 +1201,10 @@ pub async fn nack(
         ));
     }
     let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
-    blocking_queue(move || topic.nack(&group, &body.receipt, delay)).await?;
+    blocking_queue(move || {
+        topic.nack_with_error(&group, &body.receipt, delay, body.error.as_deref())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1184,4 +1235,62 @@ pub async fn extend(
     let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
     blocking_queue(move || topic.extend(&group, &body.receipt, body.visibility_timeout_ms)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of a redrive.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveRequest {
+    /// Most dead letters to move back, 1 to 10000 (default 1000).
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "crate::whole::opt_u32")]
+    pub max_messages: Option<u32>,
+}
+
+/// What a redrive moved.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RedriveResponse {
+    /// Dead letters re-produced to the topic.
+    pub redriven: u64,
+}
+
+/// Move dead letters back to their topic.
+///
+/// Oldest first, each dead letter of `<topic>.dlq` not redriven before is re-produced
+/// to the topic (same key, so the same partition, at a new offset; the `x-dlq-*`
+/// headers removed) and marked redriven. Answered once the re-produced messages are
+/// durable under the topic's `fsync` policy. At-least-once: a crash mid-redrive may
+/// redrive some messages twice.
+#[utoipa::path(
+    post,
+    path = "/v1/topics/{topic}/dlq/redrive",
+    tag = "topics",
+    params(("topic" = String, Path, description = "The topic's name")),
+    request_body = RedriveRequest,
+    responses(
+        (status = 200, description = "How many dead letters were moved back (maybe 0)", body = RedriveResponse),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic, or it has no dead-letter topic (no `max_deliveries`)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`max_messages` out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Storage failed; the messages moved so far may be redriven again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn redrive(
+    State(state): State<TopicsState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<RedriveRequest>,
+) -> Result<Json<RedriveResponse>, ApiError> {
+    let max = body.max_messages.unwrap_or(1000);
+    if !(1..=MAX_REDRIVE as u32).contains(&max) {
+        return Err(ApiError::invalid_value(
+            "max_messages",
+            format!("must be between 1 and {MAX_REDRIVE} (got {max})"),
+        ));
+    }
+    let topic = state.topics.get(&name).ok_or_else(|| not_found(&name))?;
+    let redriven = blocking(move || topic.redrive(max as usize)).await?;
+    Ok(Json(RedriveResponse {
+        redriven: redriven as u64,
+    }))
 }

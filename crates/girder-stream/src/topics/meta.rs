@@ -46,7 +46,7 @@ pub struct TopicSpec {
     /// When produced messages are durable.
     #[serde(default)]
     pub fsync: TopicFsync,
-    /// Stored for queue mode (not implemented yet): deliveries before dead-lettering.
+    /// Queue-mode deliveries before a message is dead-lettered (see `topics::dlq`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_deliveries: Option<u32>,
     /// How long a message id is remembered for deduplicated produce; 0 disables it.

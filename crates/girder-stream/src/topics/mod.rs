@@ -28,7 +28,11 @@
 //!   a name no topic can have) before removing it, so a crash never leaves half a topic.
 //!
 //! Queue mode (receive, ack, nack, extend; SQS FIFO message groups) is in [`queue`]
-//! (module docs there). Not here yet: dead letters, transactions.
+//! (module docs there); dead letters and redrive in [`dlq`]. Not here yet: transactions.
+//!
+//! - **A topic with `max_deliveries` has a dead-letter topic** `<name>.dlq`, created
+//!   with it (and at open if a crash came between the two creations); deleting the
+//!   topic deletes it, deleting the dead-letter topic alone is refused.
 
 mod dedup;
 mod meta;
@@ -40,6 +44,7 @@ mod tests;
 pub use meta::{
     validate_name, TopicFsync, TopicSpec, DEFAULT_DEDUP_WINDOW_MS, MAX_NAME_LEN, MAX_PARTITIONS,
 };
+pub use queue::dlq::{self, DLQ_SUFFIX, MAX_REDRIVE, REDRIVE_GROUP};
 pub use queue::{Acked, Delivery, QueueError, ReceiveOptions};
 pub use record::Message;
 
@@ -50,7 +55,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 /// Largest message (key + value + id + header names and values), in bytes.
@@ -165,6 +170,19 @@ pub enum TopicError {
         size: usize,
         /// The limit.
         max: usize,
+    },
+    /// The topic has no dead-letter topic.
+    #[error("topic '{0}' has no dead-letter topic (it was created without max_deliveries)")]
+    NoDeadLetterTopic(String),
+    /// The topic is another topic's dead-letter topic.
+    #[error(
+        "topic '{dlq}' is the dead-letter topic of '{topic}': delete '{topic}' to delete both"
+    )]
+    DeadLetterTopicInUse {
+        /// The dead-letter topic.
+        dlq: String,
+        /// The topic it serves.
+        topic: String,
     },
     /// A message that is malformed in some other way.
     #[error("invalid message: {0}")]
@@ -286,6 +304,10 @@ pub struct Topic {
     groups: Mutex<HashMap<String, Arc<queue::Queue>>>,
     /// Fired when messages may have become receivable (see [`Topic::queue_wake`]).
     wake: tokio::sync::Notify,
+    /// The dead-letter topic, linked by [`Topics`] when `max_deliveries` is set.
+    dlq: OnceLock<Arc<Topic>>,
+    /// Serializes redrives, so a dead letter is redriven once (see [`dlq`]).
+    redrive: Mutex<()>,
 }
 
 impl fmt::Debug for Topic {
@@ -336,6 +358,8 @@ impl Topic {
             deleted: AtomicBool::new(false),
             groups: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
+            dlq: OnceLock::new(),
+            redrive: Mutex::new(()),
         };
         topic.rebuild_dedup()?;
         Ok(topic)
@@ -468,12 +492,21 @@ impl Topic {
 
     /// The synchronous half of `produce`: place, deduplicate, append.
     fn append(&self, messages: &[Message]) -> Result<Vec<Produced>, TopicError> {
+        self.append_as(messages, Origin::Producer)
+    }
+
+    /// Place, deduplicate (producers only), append.
+    fn append_as(&self, messages: &[Message], origin: Origin) -> Result<Vec<Produced>, TopicError> {
         self.check_live()?;
-        for m in messages {
-            self.check_message(m)?;
+        if origin == Origin::Producer {
+            for m in messages {
+                self.check_message(m)?;
+            }
         }
         let now = self.clock.now_ms();
-        let dedup_on = self.spec.dedup_window_ms > 0 && messages.iter().any(|m| m.id.is_some());
+        let dedup_on = origin == Origin::Producer
+            && self.spec.dedup_window_ms > 0
+            && messages.iter().any(|m| m.id.is_some());
         // Held from the check to the insert, so one id is appended once however many
         // producers retry it at the same time. Appends are memory copies.
         let mut dedup = dedup_on.then(|| lock(&self.dedup));
@@ -680,6 +713,14 @@ impl Topic {
     }
 }
 
+/// Who appends: a producer (limits checked, ids deduplicated) or the topics themselves
+/// moving a message that was checked when first produced (dead-lettering, redrive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Producer,
+    Internal,
+}
+
 /// Sorts `(timestamp, partition, offset, id)` oldest first and keeps the newest `keep`.
 fn newest(seen: &mut Vec<(u64, u32, u64, String)>, keep: usize) {
     seen.sort_unstable_by_key(|(ts, p, o, _)| (*ts, *p, *o));
@@ -755,16 +796,40 @@ impl Topics {
             let topic = Topic::open(path, spec, &config)?;
             topics.insert(name, Arc::new(topic));
         }
-        report.topics = topics.len();
-        Ok((
-            Self {
-                config,
-                topics: RwLock::new(topics),
-                admin: Mutex::new(()),
-                trash_seq: AtomicU64::new(0),
-            },
-            report,
-        ))
+        let this = Self {
+            config,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            trash_seq: AtomicU64::new(0),
+        };
+        for topic in this.list(None, usize::MAX) {
+            if topic.spec.max_deliveries.is_some() {
+                // Creates it when a crash came between the topic's creation and its own.
+                this.link_dlq(&topic)?;
+            }
+        }
+        report.topics = this.list(None, usize::MAX).len();
+        Ok((this, report))
+    }
+
+    /// Links `topic` to its dead-letter topic, creating that when missing. Called with
+    /// the admin lock held (or before anyone else can see `self`).
+    fn link_dlq(&self, topic: &Topic) -> Result<(), TopicError> {
+        let spec = dlq::dlq_spec(&topic.spec);
+        let dlq = match self.get(&spec.name) {
+            Some(d) => d,
+            None => {
+                if let Err(e) = spec.validate() {
+                    // Only a topic stored before the name rule for dead letters existed.
+                    tracing::warn!(topic = %topic.spec.name, error = %e, "no dead-letter topic: messages are not dead-lettered");
+                    return Ok(());
+                }
+                self.create_locked(spec)?
+            }
+        };
+        // Set once per topic object; a second link names the same topic.
+        let _ = topic.dlq.set(dlq);
+        Ok(())
     }
 
     /// The root directory.
@@ -780,6 +845,37 @@ impl Topics {
     pub fn create(&self, spec: TopicSpec) -> Result<Arc<Topic>, TopicError> {
         spec.validate()?;
         let _admin = lock(&self.admin);
+        if self.get(&spec.name).is_some() {
+            return Err(TopicError::TopicExists(spec.name));
+        }
+        if spec.max_deliveries.is_none() {
+            return self.create_locked(spec);
+        }
+        let dlq_name = dlq::dlq_name(&spec.name);
+        validate_name(&dlq_name).map_err(|_| TopicError::InvalidSpec {
+            field: "name",
+            reason: format!(
+                "a topic with max_deliveries needs a name of at most {} characters (its dead-letter topic adds '{DLQ_SUFFIX}')",
+                MAX_NAME_LEN - DLQ_SUFFIX.len()
+            ),
+        })?;
+        if self.get(&dlq_name).is_some() {
+            return Err(TopicError::TopicExists(dlq_name));
+        }
+        let topic = self.create_locked(spec)?;
+        if let Err(e) = self.link_dlq(&topic) {
+            let name = topic.spec.name.clone();
+            drop(topic);
+            if let Err(undo) = self.delete_locked(&name) {
+                tracing::warn!(topic = %name, error = %undo, "topic without its dead-letter topic left behind; linked at next start");
+            }
+            return Err(e);
+        }
+        Ok(topic)
+    }
+
+    /// [`Topics::create`] with the admin lock held and the spec validated.
+    fn create_locked(&self, spec: TopicSpec) -> Result<Arc<Topic>, TopicError> {
         if self.get(&spec.name).is_some() {
             return Err(TopicError::TopicExists(spec.name));
         }
@@ -839,6 +935,30 @@ impl Topics {
     /// stays).
     pub fn delete(&self, name: &str) -> Result<(), TopicError> {
         let _admin = lock(&self.admin);
+        if let Some(parent) = name.strip_suffix(DLQ_SUFFIX).and_then(|p| self.get(p)) {
+            if parent.spec.max_deliveries.is_some() {
+                return Err(TopicError::DeadLetterTopicInUse {
+                    dlq: name.to_owned(),
+                    topic: parent.spec.name.clone(),
+                });
+            }
+        }
+        let has_dlq = self
+            .get(name)
+            .is_some_and(|t| t.spec.max_deliveries.is_some());
+        self.delete_locked(name)?;
+        if has_dlq {
+            // The topic (and its link) is gone; its dead-letter topic goes with it.
+            match self.delete_locked(&dlq::dlq_name(name)) {
+                Ok(()) | Err(TopicError::NoSuchTopic(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Topics::delete`] of one topic, with the admin lock held.
+    fn delete_locked(&self, name: &str) -> Result<(), TopicError> {
         let mut topic = self
             .topics
             .write()

@@ -28,6 +28,9 @@
 //!   message is neither acked nor nacked. A delivery whose visibility ran out but that
 //!   nobody has received again may still be acked or extended (nobody else holds it, as
 //!   in SQS); once redelivered, the old receipt is expired.
+//! - **Dead letters.** With `max_deliveries = N`, a message due for its (N+1)-th
+//!   delivery to a group is moved to the topic's dead-letter topic and acked in the
+//!   group instead ([`dlq`]).
 //!
 //! # Bounds
 //! At most [`MAX_IN_FLIGHT`] messages per group are tracked (in flight, delayed, or read
@@ -73,6 +76,9 @@ const VERSION: u8 = 1;
 const KIND_ACKS: u8 = 1;
 const KIND_SNAPSHOT: u8 = 2;
 const GROUPS_DIR: &str = "groups";
+
+#[path = "dlq.rs"]
+pub mod dlq;
 
 /// Queue-mode failures. The messages are what clients see.
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +225,9 @@ struct Entry {
     key: Option<String>,
     deliveries: u32,
     slot: Slot,
+    /// The error the latest nack gave; cleared by each delivery (so a visibility
+    /// timeout leaves none). Carried into the dead-letter topic.
+    last_error: Option<String>,
 }
 
 impl Entry {
@@ -297,6 +306,8 @@ struct State {
 
 /// One (topic, group) queue.
 pub(crate) struct Queue {
+    /// The group's name.
+    group: String,
     log: Log,
     epoch: u64,
     state: Mutex<State>,
@@ -351,7 +362,12 @@ impl Queue {
         }
         let seq = EPOCH_SEQ.fetch_add(1, Ordering::Relaxed);
         let epoch = (topic.clock.now_ms() << 12) ^ (seq & 0xfff);
+        let group = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Ok(Self {
+            group,
             log,
             epoch,
             state: Mutex::new(State {
@@ -561,7 +577,9 @@ impl Topic {
     }
 
     /// Up to `want` deliveries from partition `p`: visible window entries that head
-    /// their key, lowest offset first, then new messages from the log.
+    /// their key, lowest offset first, then new messages from the log. A message due
+    /// for dead-lettering is moved instead (see [`dlq`]), which may free its key's next
+    /// message: then a few more rounds look again.
     fn deliver_from(
         &self,
         q: &Queue,
@@ -570,6 +588,30 @@ impl Topic {
         want: usize,
         now: u64,
         deadline: u64,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let mut out = Vec::new();
+        for _ in 0..dlq::MAX_ROUNDS {
+            let mut dead = 0;
+            let more = self.deliver_round(q, st, p, want - out.len(), now, deadline, &mut dead)?;
+            out.extend(more);
+            if dead == 0 || out.len() >= want {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One round of [`Topic::deliver_from`]; counts dead-lettered messages in `dead`.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_round(
+        &self,
+        q: &Queue,
+        st: &mut State,
+        p: usize,
+        want: usize,
+        now: u64,
+        deadline: u64,
+        dead: &mut usize,
     ) -> Result<Vec<Delivery>, QueueError> {
         let log = &self.logs[p];
         let dropped = st.parts[p].trim_to(log.start_offset());
@@ -614,6 +656,7 @@ impl Topic {
                         key,
                         deliveries: 0,
                         slot: Slot::Ready,
+                        last_error: None,
                     },
                 );
                 st.pending += 1;
@@ -643,11 +686,20 @@ impl Topic {
                     Err(e) => return Err(e.into()),
                 },
             };
+            let Some(entry) = st.parts[p].pending.get(&offset) else {
+                continue;
+            };
+            if self.dead_letter_due(entry.deliveries) {
+                self.dead_letter(q, st, p, stored)?;
+                *dead += 1;
+                continue;
+            }
             let Some(entry) = st.parts[p].pending.get_mut(&offset) else {
                 continue;
             };
             entry.deliveries = entry.deliveries.saturating_add(1);
             entry.slot = Slot::InFlight { deadline };
+            entry.last_error = None;
             out.push(Delivery {
                 receipt: Receipt {
                     epoch: q.epoch,
@@ -769,9 +821,26 @@ impl Topic {
     /// # Errors
     /// An unknown group, a receipt that does not parse or is not current.
     pub fn nack(&self, group: &str, receipt: &str, delay_ms: u64) -> Result<(), QueueError> {
+        self.nack_with_error(group, receipt, delay_ms, None)
+    }
+
+    /// [`Topic::nack`], recording why the consumer gave the message back: if it is
+    /// dead-lettered before its next delivery, `error` (cut to
+    /// [`dlq::MAX_ERROR_BYTES`]) goes with it as `x-dlq-last-error`.
+    ///
+    /// # Errors
+    /// As [`Topic::nack`].
+    pub fn nack_with_error(
+        &self,
+        group: &str,
+        receipt: &str,
+        delay_ms: u64,
+        error: Option<&str>,
+    ) -> Result<(), QueueError> {
         let q = self.queue(group, false)?;
         let mut st = lock(&q.state);
         let (_, entry) = self.current(&q, &mut st, receipt)?;
+        entry.last_error = error.map(dlq::truncate_error);
         entry.slot = if delay_ms == 0 {
             Slot::Ready
         } else {
