@@ -2,89 +2,12 @@
 //! cursors, produce (single, batch, deduplicated), fetch, commit offsets, every error
 //! problem, then a restart on the same data directory that must give everything back.
 
-use girder::config::Config;
-use girder::node::Node;
+mod common;
+
+use common::{call, problem_type, start, TempDir};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "girder-topics-test-{}-{name}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Running {
-    base: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<girder_runtime::ShutdownReport>>,
-}
-
-async fn start(data: &Path) -> Running {
-    let mut config = Config::default();
-    config.http.addr = "127.0.0.1:0".parse().unwrap();
-    config.resp.addr = "127.0.0.1:0".parse().unwrap();
-    // Above the 1 MiB message limit, so the topic's own limit answers.
-    config.http.body_limit = 4 << 20;
-    config.data_dir = data.to_owned();
-    let node = Node::builder(config).bind().await.unwrap();
-    let base = format!("http://{}", node.http_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(node.run(async {
-        let _ = stopped.await;
-    }));
-    Running { base, stop, task }
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let report = self.task.await.unwrap().unwrap();
-        assert!(report.aborted.is_empty(), "{report:?}");
-    }
-}
-
-async fn call(client: &Client, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let _ = client;
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let is_problem = resp
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v == "application/problem+json");
-    let text = resp.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-    };
-    if status.is_client_error() || status.is_server_error() {
-        assert!(is_problem, "{status} without problem+json: {body}");
-    }
-    (status, body)
-}
-
-fn problem_type(body: &Value) -> &str {
-    body["type"].as_str().unwrap_or("")
-}
 
 /// Every message of every partition, as (partition, offset, key, value, id).
 async fn read_all(
@@ -97,12 +20,9 @@ async fn read_all(
     for p in 0..partitions {
         let mut offset = 0;
         loop {
-            let (status, page) = call(
-                client,
-                client.get(format!(
-                    "{base}/v1/topics/{topic}/partitions/{p}/messages?offset={offset}&limit=3"
-                )),
-            )
+            let (status, page) = call(client.get(format!(
+                "{base}/v1/topics/{topic}/partitions/{p}/messages?offset={offset}&limit=3"
+            )))
             .await;
             assert_eq!(status, 200, "{page}");
             let messages = page["messages"].as_array().unwrap();
@@ -127,14 +47,13 @@ async fn read_all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_over_http_survive_a_restart() {
-    let dir = TempDir::new("restart");
+    let dir = TempDir::new("topics", "restart");
     let node = start(&dir.0).await;
     let base = node.base.clone();
     let c = Client::new();
 
     // Create, and the errors of creating.
     let (status, body) = call(
-        &c,
         c.post(format!("{base}/v1/topics"))
             .json(&json!({"name": "orders", "partitions": 4, "dedup_window_ms": 600000})),
     )
@@ -143,7 +62,6 @@ async fn topics_over_http_survive_a_restart() {
     assert_eq!(body["partitions"], 4);
     assert_eq!(body["fsync"], "always");
     let (status, body) = call(
-        &c,
         c.post(format!("{base}/v1/topics"))
             .json(&json!({"name": "orders", "partitions": 1})),
     )
@@ -158,12 +76,11 @@ async fn topics_over_http_survive_a_restart() {
         (json!({"name": "a b", "partitions": 1}), "name"),
         (json!({"name": "..", "partitions": 1}), "name"),
     ] {
-        let (status, body) = call(&c, c.post(format!("{base}/v1/topics")).json(&bad)).await;
+        let (status, body) = call(c.post(format!("{base}/v1/topics")).json(&bad)).await;
         assert_eq!(status, 422, "{bad}: {body}");
         assert_eq!(body["invalid-params"][0]["name"], param, "{body}");
     }
     let (status, _) = call(
-        &c,
         c.post(format!("{base}/v1/topics"))
             .json(&json!({"name": "x"})),
     )
@@ -173,7 +90,6 @@ async fn topics_over_http_survive_a_restart() {
     // List with cursors.
     for name in ["a", "b", "c"] {
         let (status, _) = call(
-            &c,
             c.post(format!("{base}/v1/topics"))
                 .json(&json!({"name": name, "partitions": 1})),
         )
@@ -183,7 +99,7 @@ async fn topics_over_http_survive_a_restart() {
     let mut names = Vec::new();
     let mut url = format!("{base}/v1/topics?limit=2");
     loop {
-        let (status, page) = call(&c, c.get(&url)).await;
+        let (status, page) = call(c.get(&url)).await;
         assert_eq!(status, 200);
         names.extend(
             page["items"]
@@ -198,7 +114,7 @@ async fn topics_over_http_survive_a_restart() {
         }
     }
     assert_eq!(names, ["a", "b", "c", "orders"]);
-    let (status, body) = call(&c, c.get(format!("{base}/v1/topics?cursor=no%20pe"))).await;
+    let (status, body) = call(c.get(format!("{base}/v1/topics?cursor=no%20pe"))).await;
     assert_eq!(
         (status, problem_type(&body)),
         (
@@ -209,7 +125,6 @@ async fn topics_over_http_survive_a_restart() {
 
     // Produce one message, then a batch, then retries.
     let (status, one) = call(
-        &c,
         c.post(format!("{base}/v1/topics/orders/messages"))
             .json(&json!({"key": "k0", "value": "first", "headers": {"h": "v"}, "id": "m-first"})),
     )
@@ -220,7 +135,6 @@ async fn topics_over_http_survive_a_restart() {
         .map(|i| json!({"key": format!("k{}", i % 5), "value": format!("v{i}"), "id": format!("m{i}")}))
         .collect();
     let (status, results) = call(
-        &c,
         c.post(format!("{base}/v1/topics/orders/messages"))
             .json(&json!({ "messages": batch })),
     )
@@ -238,7 +152,6 @@ async fn topics_over_http_survive_a_restart() {
     }
     // A retried message: the original's place, nothing appended.
     let (status, again) = call(
-        &c,
         c.post(format!("{base}/v1/topics/orders/messages"))
             .json(&json!({"key": "k3", "value": "retry", "id": "m7"})),
     )
@@ -251,7 +164,6 @@ async fn topics_over_http_survive_a_restart() {
     // Limits and bad input.
     let big = "x".repeat((1 << 20) + 1);
     let (status, body) = call(
-        &c,
         c.post(format!("{base}/v1/topics/orders/messages"))
             .json(&json!({ "value": big })),
     )
@@ -272,7 +184,6 @@ async fn topics_over_http_survive_a_restart() {
         json!({ "value": "v", "vaule": "typo" }),
     ] {
         let (status, body) = call(
-            &c,
             c.post(format!("{base}/v1/topics/orders/messages"))
                 .json(&bad),
         )
@@ -280,7 +191,6 @@ async fn topics_over_http_survive_a_restart() {
         assert_eq!(status, 422, "{body}");
     }
     let (status, body) = call(
-        &c,
         c.post(format!("{base}/v1/topics/nope/messages"))
             .json(&json!({"value": "v"})),
     )
@@ -295,15 +205,12 @@ async fn topics_over_http_survive_a_restart() {
         "/v1/topics/orders/partitions/4/messages",
         "/v1/topics/orders/groups/nobody/offsets",
     ] {
-        let (status, body) = call(&c, c.get(format!("{base}{url}"))).await;
+        let (status, body) = call(c.get(format!("{base}{url}"))).await;
         assert_eq!(status, 404, "{url}: {body}");
     }
-    let (status, body) = call(
-        &c,
-        c.get(format!(
-            "{base}/v1/topics/orders/partitions/0/messages?offset=1000"
-        )),
-    )
+    let (status, body) = call(c.get(format!(
+        "{base}/v1/topics/orders/partitions/0/messages?offset=1000"
+    )))
     .await;
     // No message at that offset: a 404 naming the partition's range.
     assert_eq!(status, 404, "{body}");
@@ -312,20 +219,14 @@ async fn topics_over_http_survive_a_restart() {
         body["detail"].as_str().unwrap().contains("out of range"),
         "{body}"
     );
-    let (status, _) = call(
-        &c,
-        c.get(format!(
-            "{base}/v1/topics/orders/partitions/0/messages?limit=0"
-        )),
-    )
+    let (status, _) = call(c.get(format!(
+        "{base}/v1/topics/orders/partitions/0/messages?limit=0"
+    )))
     .await;
     assert_eq!(status, 422);
-    let (status, _) = call(
-        &c,
-        c.get(format!(
-            "{base}/v1/topics/orders/partitions/0/messages?offset=x"
-        )),
-    )
+    let (status, _) = call(c.get(format!(
+        "{base}/v1/topics/orders/partitions/0/messages?offset=x"
+    )))
     .await;
     assert_eq!(status, 400);
 
@@ -349,14 +250,12 @@ async fn topics_over_http_survive_a_restart() {
     // Commit offsets.
     let p0 = key_partition["k0"];
     let (status, body) = call(
-        &c,
         c.post(format!("{base}/v1/topics/orders/groups/billing/offsets"))
             .json(&json!({"partition": p0, "offset": 2})),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = call(
-        &c,
         c.post(format!("{base}/v1/topics/orders/groups/billing/offsets"))
             .json(&json!({"partition": p0, "offset": 1_000_000})),
     )
@@ -366,17 +265,13 @@ async fn topics_over_http_survive_a_restart() {
         "a commit past the high watermark names no message"
     );
     let (status, _) = call(
-        &c,
         c.post(format!("{base}/v1/topics/orders/groups/billing/offsets"))
             .json(&json!({"partition": 9, "offset": 0})),
     )
     .await;
     assert_eq!(status, 404);
-    let (status, offsets) = call(
-        &c,
-        c.get(format!("{base}/v1/topics/orders/groups/billing/offsets")),
-    )
-    .await;
+    let (status, offsets) =
+        call(c.get(format!("{base}/v1/topics/orders/groups/billing/offsets"))).await;
     assert_eq!(status, 200);
     let hw = before.iter().filter(|m| u64::from(m.0) == p0).count() as u64;
     assert_eq!(
@@ -385,7 +280,7 @@ async fn topics_over_http_survive_a_restart() {
     );
 
     // The OpenAPI document describes the routes.
-    let (_, doc) = call(&c, c.get(format!("{base}/v1/openapi.json"))).await;
+    let (_, doc) = call(c.get(format!("{base}/v1/openapi.json"))).await;
     for path in [
         "/v1/topics",
         "/v1/topics/{topic}",
@@ -397,9 +292,9 @@ async fn topics_over_http_survive_a_restart() {
     }
 
     // Delete one topic.
-    let (status, _) = call(&c, c.delete(format!("{base}/v1/topics/b"))).await;
+    let (status, _) = call(c.delete(format!("{base}/v1/topics/b"))).await;
     assert_eq!(status, 204);
-    let (status, _) = call(&c, c.delete(format!("{base}/v1/topics/b"))).await;
+    let (status, _) = call(c.delete(format!("{base}/v1/topics/b"))).await;
     assert_eq!(status, 404);
 
     // Restart on the same directory: everything comes back.
@@ -407,11 +302,11 @@ async fn topics_over_http_survive_a_restart() {
     let node = start(&dir.0).await;
     let base = node.base.clone();
     assert_eq!(read_all(&c, &base, "orders", 4).await, before);
-    let (status, info) = call(&c, c.get(format!("{base}/v1/topics/orders"))).await;
+    let (status, info) = call(c.get(format!("{base}/v1/topics/orders"))).await;
     assert_eq!(status, 200);
     assert_eq!(info["dedup_window_ms"], 600000);
     assert_eq!(info["partition_offsets"].as_array().unwrap().len(), 4);
-    let (_, list) = call(&c, c.get(format!("{base}/v1/topics"))).await;
+    let (_, list) = call(c.get(format!("{base}/v1/topics"))).await;
     let names: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
@@ -419,16 +314,12 @@ async fn topics_over_http_survive_a_restart() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["a", "c", "orders"]);
-    let (status, after) = call(
-        &c,
-        c.get(format!("{base}/v1/topics/orders/groups/billing/offsets")),
-    )
-    .await;
+    let (status, after) =
+        call(c.get(format!("{base}/v1/topics/orders/groups/billing/offsets"))).await;
     assert_eq!(status, 200);
     assert_eq!(after, offsets);
     // The dedup window was rebuilt from the log.
     let (_, again) = call(
-        &c,
         c.post(format!("{base}/v1/topics/orders/messages"))
             .json(&json!({"value": "retry", "id": "m-first"})),
     )
@@ -445,7 +336,6 @@ async fn topics_over_http_survive_a_restart() {
     );
     // New messages continue after the old ones.
     let (_, next) = call(
-        &c,
         c.post(format!("{base}/v1/topics/orders/messages"))
             .json(&json!({"key": "k0", "value": "after"})),
     )

@@ -3,82 +3,12 @@
 //! visibility timeout, and a restart where acked messages stay acked and unacked ones
 //! come back.
 
-use girder::config::Config;
-use girder::node::Node;
+mod common;
+
+use common::{call, start, TempDir};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "girder-queue-test-{}-{name}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Running {
-    base: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<girder_runtime::ShutdownReport>>,
-}
-
-async fn start(data: &Path) -> Running {
-    let mut config = Config::default();
-    config.http.addr = "127.0.0.1:0".parse().unwrap();
-    config.resp.addr = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = data.to_owned();
-    let node = Node::builder(config).bind().await.unwrap();
-    let base = format!("http://{}", node.http_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(node.run(async {
-        let _ = stopped.await;
-    }));
-    Running { base, stop, task }
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let report = self.task.await.unwrap().unwrap();
-        assert!(report.aborted.is_empty(), "{report:?}");
-    }
-}
-
-async fn call(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let is_problem = resp
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v == "application/problem+json");
-    let text = resp.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-    };
-    if status.is_client_error() || status.is_server_error() {
-        assert!(is_problem, "{status} without problem+json: {body}");
-    }
-    (status, body)
-}
 
 struct Queue {
     c: Client,
@@ -127,7 +57,7 @@ fn sorted(ms: &[(String, String, u64)]) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_mode_over_http_survives_a_restart() {
-    let dir = TempDir::new("restart");
+    let dir = TempDir::new("queue", "restart");
     let node = start(&dir.0).await;
     let base = node.base.clone();
     let c = Client::new();

@@ -1,0 +1,94 @@
+//! What the topic tests share: a node on port 0 with its own data directory, and an
+//! HTTP call that checks every error is problem+json.
+#![allow(dead_code)]
+
+use girder::config::Config;
+use girder::node::Node;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh directory named after the test binary (`prefix`) and the test (`name`).
+    pub fn new(prefix: &str, name: &str) -> Self {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "girder-{prefix}-test-{}-{name}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A node serving in this process.
+pub struct Running {
+    /// `http://addr` of its HTTP front end.
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<girder_runtime::ShutdownReport>>,
+}
+
+/// Starts a node on port 0 keeping its data in `data`.
+pub async fn start(data: &Path) -> Running {
+    let mut config = Config::default();
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.resp.addr = "127.0.0.1:0".parse().unwrap();
+    // Above the 1 MiB message limit, so the topic's own limit answers.
+    config.http.body_limit = 4 << 20;
+    config.data_dir = data.to_owned();
+    let node = Node::builder(config).bind().await.unwrap();
+    let base = format!("http://{}", node.http_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(node.run(async {
+        let _ = stopped.await;
+    }));
+    Running { base, stop, task }
+}
+
+impl Running {
+    /// Stops the node; it must stop cleanly.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let report = self.task.await.unwrap().unwrap();
+        assert!(report.aborted.is_empty(), "{report:?}");
+    }
+}
+
+/// Sends `req`; returns the status and the JSON body (`Null` when empty). Every 4xx/5xx
+/// must be `application/problem+json`.
+pub async fn call(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v == "application/problem+json");
+    let text = resp.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    if status.is_client_error() || status.is_server_error() {
+        assert!(is_problem, "{status} without problem+json: {body}");
+    }
+    (status, body)
+}
+
+/// A problem's `type`.
+pub fn problem_type(body: &Value) -> &str {
+    body["type"].as_str().unwrap_or("")
+}
