@@ -70,6 +70,14 @@ fn add(id: u64, field: &str) -> StreamEffect {
     }
 }
 
+/// A fresh keyspace with a journal in `dir` replayed and installed.
+fn journaled(dir: &Path, clock: &Arc<ManualClock>, fsync: Fsync) -> (Keyspace, Arc<StreamJournal>) {
+    let ks = keyspace(clock);
+    let (journal, _) = StreamJournal::open(&config(dir, fsync), &ks).expect("open");
+    ks.set_journal(journal.clone()).expect("install");
+    (ks, journal)
+}
+
 fn reopen(dir: &Path, clock: &Arc<ManualClock>) -> (Keyspace, Arc<StreamJournal>, RestoreReport) {
     let ks = keyspace(clock);
     let (journal, report) = StreamJournal::open(&config(dir, Fsync::Never), &ks).expect("open");
@@ -81,10 +89,7 @@ fn key_level_changes_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
     let expected = {
-        let ks = keyspace(&clock);
-        let (journal, _) =
-            StreamJournal::open(&config(dir.path(), Fsync::Never), &ks).expect("open");
-        ks.set_journal(journal.clone()).expect("install");
+        let (ks, journal) = journaled(dir.path(), &clock, Fsync::Never);
         op(
             &ks,
             0,
@@ -147,10 +152,7 @@ fn flushall_and_expired_streams_are_not_resurrected() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
     {
-        let ks = keyspace(&clock);
-        let (journal, _) =
-            StreamJournal::open(&config(dir.path(), Fsync::Never), &ks).expect("open");
-        ks.set_journal(journal.clone()).expect("install");
+        let (ks, journal) = journaled(dir.path(), &clock, Fsync::Never);
         op(&ks, 0, b"old", vec![StreamEffect::Create, add(1, "x")]);
         ks.exclusive().flush_all();
         op(&ks, 0, b"new", vec![StreamEffect::Create, add(1, "x")]);
@@ -178,10 +180,7 @@ fn compaction_keeps_the_state_and_drops_the_history() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
     let expected = {
-        let ks = keyspace(&clock);
-        let (journal, _) =
-            StreamJournal::open(&config(dir.path(), Fsync::Never), &ks).expect("open");
-        ks.set_journal(journal.clone()).expect("install");
+        let (ks, journal) = journaled(dir.path(), &clock, Fsync::Never);
         for i in 1..=3000u64 {
             op(
                 &ks,
@@ -225,10 +224,7 @@ fn a_swap_during_compaction_leaves_the_log_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
     let expected = {
-        let ks = keyspace(&clock);
-        let (journal, _) =
-            StreamJournal::open(&config(dir.path(), Fsync::Never), &ks).expect("open");
-        ks.set_journal(journal.clone()).expect("install");
+        let (ks, journal) = journaled(dir.path(), &clock, Fsync::Never);
         op(&ks, 0, b"a", vec![StreamEffect::Create, add(1, "x")]);
         ks.exclusive().swap_db(0, 9).expect("swap");
         journal.compact(&ks).expect("compact");
@@ -245,9 +241,7 @@ fn a_swap_during_compaction_leaves_the_log_whole() {
 fn always_makes_the_writer_wait_and_others_not() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
-    let ks = keyspace(&clock);
-    let (journal, _) = StreamJournal::open(&config(dir.path(), Fsync::Always), &ks).expect("open");
-    ks.set_journal(journal.clone()).expect("install");
+    let (ks, journal) = journaled(dir.path(), &clock, Fsync::Always);
     assert!(matches!(journal.take_pending(), Durability::Nothing));
     op(&ks, 0, b"a", vec![StreamEffect::Create, add(1, "x")]);
     let Durability::Wait(wait) = ks.take_durability() else {
@@ -315,9 +309,7 @@ proptest! {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::new(T0));
         let expected = {
-            let ks = keyspace(&clock);
-            let (journal, _) = StreamJournal::open(&config(dir.path(), Fsync::Never), &ks).expect("open");
-            ks.set_journal(journal.clone()).expect("install");
+            let (ks, journal) = journaled(dir.path(), &clock, Fsync::Never);
             for (i, (kind, db, key, n)) in steps.iter().copied().enumerate() {
                 let key = [b'k', b'0' + key];
                 let other = [b'k', b'0' + ((key[1] - b'0' + 1) % 4)];
@@ -409,10 +401,7 @@ fn replay_decides_expiry_as_the_command_did() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
     {
-        let ks = keyspace(&clock);
-        let (journal, _) =
-            StreamJournal::open(&config(dir.path(), Fsync::Never), &ks).expect("open");
-        ks.set_journal(journal.clone()).expect("install");
+        let (ks, journal) = journaled(dir.path(), &clock, Fsync::Never);
         op(&ks, 1, b"k", vec![StreamEffect::Create, add(28, "v")]);
         let dbr = ks.db(1).expect("db");
         assert!(keys::expire_at(
@@ -446,10 +435,7 @@ fn a_stream_larger_than_a_record_survives_compaction_and_rename() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
     let expected = {
-        let ks = keyspace(&clock);
-        let (journal, _) =
-            StreamJournal::open(&config(dir.path(), Fsync::Never), &ks).expect("open");
-        ks.set_journal(journal.clone()).expect("install");
+        let (ks, journal) = journaled(dir.path(), &clock, Fsync::Never);
         let db = ks.db(0).expect("db");
         let payload = vec![b'p'; 200];
         for i in 1..=30_000u64 {
