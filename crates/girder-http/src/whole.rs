@@ -60,6 +60,28 @@ pub fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error>
     Ok(Option::<W>::deserialize(d)?.map(|W(v)| v))
 }
 
+/// An optional signed integer within `i32` (`int32`).
+pub fn opt_i32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let v = if let Some(i) = n.as_i64() {
+        Some(i)
+    } else {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0)
+            .map(|f| f as i64)
+    };
+    match v.and_then(|v| i32::try_from(v).ok()) {
+        Some(v) => Ok(Some(v)),
+        None => Err(D::Error::custom(format!(
+            "invalid value: {n}, expected an integer between {} and {}",
+            i32::MIN,
+            i32::MAX
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(Debug, serde::Deserialize)]

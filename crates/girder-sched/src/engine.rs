@@ -199,8 +199,8 @@ impl Default for SchedMetrics {
 }
 
 impl SchedMetrics {
-    /// Registers every series with `registry`.
-    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+    /// Registers every series with the node's registry.
+    pub fn register(&self, registry: &girder_runtime::Metrics) {
         registry.register(
             "girder_sched_jobs_enqueued",
             "Jobs created (duplicates returned for an idempotency key not counted)",

@@ -40,3 +40,16 @@ pub use model::{
 };
 pub use store::sqlite::SqliteStore;
 pub use store::{ListFilter, Store, StoreError};
+
+/// Formats milliseconds since the epoch as RFC 3339 UTC (`2026-11-28T14:00:00.123Z`).
+pub fn format_ms(ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(ms.min(i64::MAX as u64) as i64)
+        .map_or_else(|_| "9999-12-31T23:59:59Z".into(), |t| t.to_string())
+}
+
+/// Parses an RFC 3339 timestamp with an offset (`2026-11-28T15:00:00+01:00`) into
+/// milliseconds since the epoch; `None` if it is not one or is before 1970.
+pub fn parse_time(text: &str) -> Option<u64> {
+    let t: jiff::Timestamp = text.parse().ok()?;
+    u64::try_from(t.as_millisecond()).ok()
+}

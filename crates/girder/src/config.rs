@@ -30,6 +30,8 @@ pub struct Config {
     pub resp: RespSection,
     /// Durable streams (the journal under the stream type).
     pub streams: StreamsConfig,
+    /// The job scheduler.
+    pub scheduler: SchedulerConfig,
     /// Logging.
     pub log: LogConfig,
     /// OpenTelemetry trace export.
@@ -244,6 +246,47 @@ impl Default for StreamsConfig {
     }
 }
 
+/// `[scheduler]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Where jobs are kept: empty for the embedded SQLite database
+    /// `<data_dir>/scheduler/jobs.db`.
+    pub store: String,
+    /// The lease a claim gets when it names none.
+    #[serde(with = "humantime_serde")]
+    pub default_lease: Duration,
+    /// Attempts a job gets when it names none.
+    pub default_max_attempts: u32,
+    /// How long an `idempotency_key` holds when the job gives no `unique_for_ms`.
+    #[serde(with = "humantime_serde")]
+    pub idempotency_window: Duration,
+    /// A schedule tick fired later than this counts as missed (its misfire policy
+    /// applies).
+    #[serde(with = "humantime_serde")]
+    pub misfire_threshold: Duration,
+    /// Finished jobs (succeeded, dead, cancelled) are deleted this long after they
+    /// finished.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Per-queue limits on running jobs: `{ emails = 10 }`.
+    pub concurrency: std::collections::BTreeMap<String, u32>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            store: String::new(),
+            default_lease: Duration::from_secs(30),
+            default_max_attempts: 20,
+            idempotency_window: Duration::from_secs(24 * 3600),
+            misfire_threshold: Duration::from_secs(60),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            concurrency: Default::default(),
+        }
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -306,6 +349,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             resp: RespSection::default(),
             streams: StreamsConfig::default(),
+            scheduler: SchedulerConfig::default(),
             log: LogConfig::default(),
             otlp: OtlpConfig::default(),
             shutdown: ShutdownConfig::default(),
@@ -638,6 +682,63 @@ impl Config {
                 humantime::format_duration(interval)
             )));
         }
+        let sched = &self.scheduler;
+        for (key, value, min, max) in [
+            (
+                "scheduler.default_lease",
+                sched.default_lease,
+                Duration::from_millis(1),
+                Duration::from_secs(86_400),
+            ),
+            (
+                "scheduler.idempotency_window",
+                sched.idempotency_window,
+                Duration::from_millis(1),
+                Duration::from_secs(366 * 86_400),
+            ),
+            (
+                "scheduler.misfire_threshold",
+                sched.misfire_threshold,
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            ),
+            (
+                "scheduler.retention",
+                sched.retention,
+                Duration::from_secs(1),
+                Duration::from_secs(3660 * 86_400),
+            ),
+        ] {
+            if value < min || value > max {
+                return Err(error(format!(
+                    "{key} must be between {} and {} (got {})",
+                    humantime::format_duration(min),
+                    humantime::format_duration(max),
+                    humantime::format_duration(value)
+                )));
+            }
+        }
+        if !(1..=girder_sched::engine::MAX_ATTEMPTS).contains(&sched.default_max_attempts) {
+            return Err(error(format!(
+                "scheduler.default_max_attempts must be between 1 and {} (got {})",
+                girder_sched::engine::MAX_ATTEMPTS,
+                sched.default_max_attempts
+            )));
+        }
+        if !sched.store.is_empty() {
+            return Err(error(format!(
+                "scheduler.store {:?} is not supported yet: leave it empty for the embedded \
+                 SQLite store (PostgreSQL is planned)",
+                sched.store
+            )));
+        }
+        for (queue, limit) in &sched.concurrency {
+            if *limit == 0 {
+                return Err(error(format!(
+                    "scheduler.concurrency.{queue} must be at least 1 (got 0)"
+                )));
+            }
+        }
         for (key, timeout) in [
             ("http.header_read_timeout", self.http.header_read_timeout),
             ("http.write_timeout", self.http.write_timeout),
@@ -718,6 +819,22 @@ impl Config {
     }
 
     /// The Snowflake generator settings this configuration describes.
+    pub fn sched_config(&self) -> girder_sched::SchedConfig {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let s = &self.scheduler;
+        girder_sched::SchedConfig {
+            default_lease_ms: ms(s.default_lease),
+            default_max_attempts: s.default_max_attempts,
+            idempotency_window_ms: ms(s.idempotency_window),
+            misfire_threshold_ms: ms(s.misfire_threshold),
+            retention_ms: ms(s.retention),
+            poll_interval_ms: 1_000,
+            concurrency: s.concurrency.clone().into_iter().collect(),
+            node_name: format!("girder-node-{}", self.node_id),
+        }
+    }
+
+    /// The engine settings of `[ids]`.
     pub fn id_config(&self) -> girder_id::Config {
         girder_id::Config {
             // Validated to be at most 1023.

@@ -112,6 +112,14 @@ impl NodeBuilder {
             )),
             girder_http::routes::topics::openapi(),
         );
+        let sched = open_scheduler(&config)?;
+        sched.metrics().register(&ctx.metrics);
+        app = app.mount(
+            girder_http::routes::jobs::router(girder_http::routes::jobs::JobsState::new(
+                Arc::clone(&sched),
+            )),
+            girder_http::routes::jobs::openapi(),
+        );
         for (router, doc) in self.mounts {
             app = app.mount(router, doc);
         }
@@ -163,6 +171,7 @@ impl NodeBuilder {
                 }),
                 Box::new(ExpiryService { keyspace }),
                 Box::new(TopicsService { topics }),
+                Box::new(SchedulerService { sched }),
                 Box::new(HttpService::new(
                     listener,
                     router,
@@ -299,6 +308,42 @@ fn open_topics(config: &Config) -> anyhow::Result<Arc<Topics>> {
         "topics opened"
     );
     Ok(Arc::new(topics))
+}
+
+/// Opens the scheduler's embedded store, `<data_dir>/scheduler/jobs.db`.
+fn open_scheduler(config: &Config) -> anyhow::Result<Arc<girder_sched::Scheduler>> {
+    let dir = config.data_dir.join("scheduler");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the scheduler directory {}", dir.display()))?;
+    let path = dir.join("jobs.db");
+    let store = girder_sched::SqliteStore::open(&path)
+        .with_context(|| format!("cannot open the scheduler store {}", path.display()))?;
+    Ok(girder_sched::Scheduler::new(
+        Arc::new(store),
+        config.sched_config(),
+        Arc::new(girder_sched::SystemClock),
+    ))
+}
+
+/// The scheduler's background duties: schedule ticks, lease reaping, pruning, gauges.
+struct SchedulerService {
+    sched: Arc<girder_sched::Scheduler>,
+}
+
+impl Service for SchedulerService {
+    fn name(&self) -> &'static str {
+        "scheduler"
+    }
+
+    fn run(
+        self: Box<Self>,
+        ctx: girder_runtime::ServiceContext,
+    ) -> girder_runtime::BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.sched.run(ctx.shutdown.clone()).await;
+            Ok(())
+        })
+    }
 }
 
 /// Applies topics' retention every second, and fsyncs every partition at shutdown.

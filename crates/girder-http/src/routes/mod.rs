@@ -3,4 +3,5 @@
 
 pub mod health;
 pub mod ids;
+pub mod jobs;
 pub mod topics;
