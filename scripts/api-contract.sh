@@ -50,9 +50,17 @@ status=0
 # an error of the tool, not of the API (seen once in CI on 2026-11-28).
 # A well-formed receipt may name a delivery that is over (acked, redelivered,
 # dead-lettered): 410 `receipt-expired` is a documented answer to valid input.
+# A schedule's `cron` and `time_zone` are validated by meaning, which JSON Schema cannot
+# say (`0 0 31 2 *` is well-formed and never runs; `Aa/Bb` is shaped like a zone name):
+# there, 422 naming the field is a documented answer to schema-valid input too.
 cat >"$work/schemathesis.toml" <<'TOML'
 [checks.positive_data_acceptance]
 expected-statuses = ["2XX", "3XX", "401", "403", "404", "409", "410", "429", "5XX"]
+
+[[operations]]
+include-path = "/v1/schedules"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "401", "403", "404", "409", "410", "422", "429", "5XX"]
 TOML
 schemathesis --config-file "$work/schemathesis.toml" run "http://$addr/v1/openapi.json" \
   --checks all \

@@ -6,8 +6,10 @@
 //! reported, never ignored, and a run whose results do not add up fails instead of
 //! printing a number.
 //!
-//! Benchmarks: [`streams`] (XADD, then XREADGROUP + XACK).
+//! Benchmarks: [`streams`] (XADD, then XREADGROUP + XACK); [`jobs`] (the scheduler over
+//! HTTP: enqueue → claim → complete throughput, and start lateness).
 
 pub mod conn;
+pub mod jobs;
 pub mod resp;
 pub mod streams;

@@ -1,7 +1,7 @@
 //! The `girder-bench` command line: see the crate docs of `girder_bench`.
 
 use clap::{Parser, Subcommand};
-use girder_bench::streams;
+use girder_bench::{jobs, streams};
 use std::process::ExitCode;
 
 /// Girder's load generator: drives Girder or any Redis-compatible server over RESP2.
@@ -24,6 +24,40 @@ enum Bench {
     /// Exits with status 1 if any reply was an error or an entry was lost, duplicated or
     /// left pending.
     Streams(StreamsArgs),
+    /// The scheduler over HTTP: enqueue → claim → complete throughput, then start
+    /// lateness of delayed jobs on the idle node.
+    ///
+    /// Prints one JSON line per phase. Exits with status 1 if any request failed or a
+    /// job was lost, claimed twice or left behind.
+    Jobs(JobsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct JobsArgs {
+    /// The node's HTTP base URL.
+    #[arg(long, default_value = "http://127.0.0.1:7380")]
+    base: String,
+    /// Jobs in the throughput phase.
+    #[arg(long, default_value_t = 20_000)]
+    jobs: u64,
+    /// Concurrent enqueuers.
+    #[arg(long, default_value_t = 4)]
+    producers: usize,
+    /// Concurrent workers.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Jobs per claim.
+    #[arg(long, default_value_t = 32)]
+    batch: u32,
+    /// Jobs per enqueue request (1: `POST /v1/jobs`; more: `POST /v1/jobs/batch`).
+    #[arg(long, default_value_t = 1)]
+    enqueue_batch: u64,
+    /// Complete each claim's jobs with one `POST /v1/jobs/complete`.
+    #[arg(long)]
+    complete_batch: bool,
+    /// Delayed jobs in the lateness phase (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    late_jobs: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,17 +111,31 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.bench {
-        Bench::Streams(a) => runtime.block_on(streams::run(&streams::Config {
-            addr: a.addr,
-            key: a.key,
-            entries: a.entries,
-            size: a.size,
-            producers: a.producers,
-            pipeline: a.pipeline,
-            consumers: a.consumers,
-            count: a.count,
-            keep_key: a.keep_key,
-        })),
+        Bench::Streams(a) => runtime
+            .block_on(streams::run(&streams::Config {
+                addr: a.addr,
+                key: a.key,
+                entries: a.entries,
+                size: a.size,
+                producers: a.producers,
+                pipeline: a.pipeline,
+                consumers: a.consumers,
+                count: a.count,
+                keep_key: a.keep_key,
+            }))
+            .map_err(|e| e.to_string()),
+        Bench::Jobs(a) => runtime
+            .block_on(jobs::run(&jobs::Config {
+                base: a.base,
+                jobs: a.jobs,
+                producers: a.producers,
+                workers: a.workers,
+                batch: a.batch,
+                enqueue_batch: a.enqueue_batch,
+                complete_batch: a.complete_batch,
+                late_jobs: a.late_jobs,
+            }))
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,7 +14,7 @@ use crate::model::{
     NewJob, NewSchedule, Refusal, Schedule,
 };
 use crate::schedule;
-use crate::store::{ClaimSpec, ListFilter, Outcome, Store, StoreError};
+use crate::store::{ClaimSpec, Finish, ListFilter, Outcome, Store, StoreError};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -37,8 +37,8 @@ pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
 pub const MAX_DELAY_MS: u64 = 10 * 366 * 24 * 3_600_000;
 /// Longest lease, timeout and long-poll wait.
 pub const MAX_LEASE_MS: u64 = 24 * 3_600_000;
-/// Longest claim wait.
-pub const MAX_WAIT_MS: u64 = 60_000;
+/// Longest claim wait (SQS's long-poll limit, as topics' receive).
+pub const MAX_WAIT_MS: u64 = 20_000;
 /// Most jobs per claim.
 pub const MAX_CLAIM: u32 = 1000;
 
@@ -271,6 +271,33 @@ fn valid_queue(queue: &str) -> Result<(), SchedError> {
     Ok(())
 }
 
+/// `^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$`, at most 2048 bytes: the
+/// pattern the OpenAPI document gives, checked exactly (a host that does not resolve or
+/// a port above 65535 fails the attempt, not the enqueue).
+pub fn valid_url(url: &str) -> bool {
+    let rest = match url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    {
+        Some(r) if url.len() <= 2048 => r,
+        _ => return false,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+        && path.bytes().all(|b| (b'!'..=b'~').contains(&b))
+}
+
 fn range<T: PartialOrd + std::fmt::Display + Copy>(
     field: &str,
     value: T,
@@ -361,9 +388,7 @@ impl Scheduler {
         let kind = match &req.url {
             None => JobKind::External,
             Some(url) => {
-                let ok = (url.starts_with("http://") || url.starts_with("https://"))
-                    && url.len() <= 2048
-                    && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
+                let ok = valid_url(url);
                 if !ok {
                     return Err(SchedError::Invalid(
                         "url: must be an absolute http:// or https:// URL with a host".into(),
@@ -435,20 +460,44 @@ impl Scheduler {
 
     /// Creates a job (or returns the live one holding its idempotency key).
     pub async fn enqueue(&self, req: EnqueueRequest) -> Result<Enqueued, SchedError> {
+        let mut one = self.enqueue_many(vec![req], false).await?;
+        one.pop().ok_or(SchedError::Unavailable(StoreError::Closed))
+    }
+
+    /// Creates jobs in one transaction, all or none. A bad field is reported as
+    /// `jobs[i].field` when `indexed`.
+    pub async fn enqueue_many(
+        &self,
+        reqs: Vec<EnqueueRequest>,
+        indexed: bool,
+    ) -> Result<Vec<Enqueued>, SchedError> {
         let now = self.now();
-        let job = self.new_job(now, &req)?;
-        let due_now = job.run_at_ms <= now;
-        let enqueued = self.store.enqueue(now, job).await?;
-        if !enqueued.duplicate {
+        let jobs = reqs
+            .iter()
+            .enumerate()
+            .map(|(i, req)| {
+                self.new_job(now, req).map_err(|e| match e {
+                    SchedError::Invalid(m) if indexed => {
+                        SchedError::Invalid(format!("jobs[{i}].{m}"))
+                    }
+                    e => e,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let enqueued = self.store.enqueue(now, jobs).await?;
+        let mut woken: Vec<&str> = Vec::new();
+        for e in enqueued.iter().filter(|e| !e.duplicate) {
             self.metrics
                 .enqueued
                 .get_or_create(&QueueLabel {
-                    queue: enqueued.job.queue.clone(),
+                    queue: e.job.queue.clone(),
                 })
                 .inc();
             // A future job also wakes claimers: they re-read the next due time.
-            let _ = due_now;
-            self.wake(&enqueued.job.queue);
+            if !woken.contains(&e.job.queue.as_str()) {
+                woken.push(&e.job.queue);
+                self.wake(&e.job.queue);
+            }
         }
         Ok(enqueued)
     }
@@ -600,14 +649,11 @@ impl Scheduler {
         token: u64,
         result: Option<serde_json::Value>,
     ) -> Result<Job, SchedError> {
-        let job = self
-            .store
-            .finish(self.now(), id, token, Outcome::Succeeded(result))
+        let outcome = Outcome::Succeeded(result);
+        self.finish_many(vec![Finish { id, token, outcome }])
             .await?
-            .map_err(|r| fenced(id, r))?;
-        self.metrics.finished(&job.queue, "succeeded");
-        self.wake(&job.queue); // a concurrency slot is free
-        Ok(job)
+            .pop()
+            .unwrap_or(Err(SchedError::Unavailable(StoreError::Closed)))
     }
 
     /// Commits failure for the attempt holding `token`; it retries after its backoff
@@ -627,22 +673,47 @@ impl Scheduler {
             }
             error.truncate(cut);
         }
-        let job = self
-            .store
-            .finish(self.now(), id, token, Outcome::Failed { error, retry })
+        let outcome = Outcome::Failed { error, retry };
+        self.finish_many(vec![Finish { id, token, outcome }])
             .await?
-            .map_err(|r| fenced(id, r))?;
-        self.metrics.finished(
-            &job.queue,
-            if job.state == JobState::Dead {
-                "dead"
-            } else {
-                "failed"
-            },
-        );
-        self.wake(&job.queue);
-        self.background.notify_one();
-        Ok(job)
+            .pop()
+            .unwrap_or(Err(SchedError::Unavailable(StoreError::Closed)))
+    }
+
+    /// Commits several outcomes in one transaction; each answer is the job, or why its
+    /// token was refused (the others still commit).
+    pub async fn finish_many(
+        &self,
+        items: Vec<Finish>,
+    ) -> Result<Vec<Result<Job, SchedError>>, SchedError> {
+        let ids: Vec<JobId> = items.iter().map(|f| f.id).collect();
+        let answers = self.store.finish(self.now(), items).await?;
+        let mut woken: Vec<String> = Vec::new();
+        let mut background = false;
+        let answers = answers
+            .into_iter()
+            .zip(ids)
+            .map(|(answer, id)| {
+                let job = answer.map_err(|r| fenced(id, r))?;
+                let outcome = match job.state {
+                    JobState::Succeeded => "succeeded",
+                    JobState::Dead => "dead",
+                    _ => "failed",
+                };
+                self.metrics.finished(&job.queue, outcome);
+                background |= outcome != "succeeded";
+                // A concurrency slot is free; a retry may be due.
+                if !woken.contains(&job.queue) {
+                    self.wake(&job.queue);
+                    woken.push(job.queue.clone());
+                }
+                Ok(job)
+            })
+            .collect();
+        if background {
+            self.background.notify_one();
+        }
+        Ok(answers)
     }
 
     fn template(&self, req: &EnqueueRequest) -> Result<JobTemplate, SchedError> {

@@ -708,7 +708,7 @@ async fn long_poll_claim_wakes_on_enqueue_and_on_due_time() {
     );
     let waiter = {
         let sched = sched.clone();
-        tokio::spawn(async move { sched.claim("q", 1, None, 30_000, "w").await })
+        tokio::spawn(async move { sched.claim("q", 1, None, 20_000, "w").await })
     };
     tokio::task::yield_now().await;
     let id = sched

@@ -42,6 +42,8 @@ impl JobsState {
 pub fn router(state: JobsState) -> Router {
     Router::new()
         .route("/v1/jobs", post(enqueue).get(list_jobs))
+        .route("/v1/jobs/batch", post(enqueue_batch))
+        .route("/v1/jobs/complete", post(complete_batch))
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/jobs/{id}/cancel", post(cancel))
         .route("/v1/jobs/{id}/retry", post(retry))
@@ -64,6 +66,8 @@ pub fn router(state: JobsState) -> Router {
 #[openapi(
     paths(
         enqueue,
+        enqueue_batch,
+        complete_batch,
         list_jobs,
         get_job,
         cancel,
@@ -81,6 +85,13 @@ pub fn router(state: JobsState) -> Router {
     ),
     components(schemas(
         NewJobBody,
+        BatchBody,
+        BatchResponse,
+        BatchItem,
+        CompleteBatchBody,
+        CompleteItem,
+        CompleteBatchResponse,
+        CompleteResult,
         BackoffBody,
         JobView,
         AttemptView,
@@ -153,7 +164,10 @@ pub struct NewJobBody {
     #[serde(default)]
     pub payload: Value,
     /// Makes a webhook job: the node POSTs the payload here.
-    #[schema(max_length = 2048)]
+    #[schema(
+        max_length = 2048,
+        pattern = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"
+    )]
     pub url: Option<String>,
     /// When it is due (RFC 3339 with offset). Not with `delay_ms`.
     pub run_at: Option<String>,
@@ -399,6 +413,199 @@ pub async fn enqueue(
         .into_response())
 }
 
+/// Most jobs in one batch request.
+pub const MAX_BATCH: usize = 1000;
+
+/// Body of `POST /v1/jobs/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    /// 1 to 1000 jobs, enqueued in one transaction: all or none.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub jobs: Vec<NewJobBody>,
+}
+
+/// One job of a batch answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItem {
+    /// The job.
+    pub job: JobView,
+    /// True if it is an existing job holding the idempotency key.
+    pub duplicate: bool,
+}
+
+/// Answer of `POST /v1/jobs/batch`, in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    /// One per requested job.
+    pub jobs: Vec<BatchItem>,
+}
+
+/// Enqueue up to 1000 jobs in one transaction (all or none).
+///
+/// A bad field is 422 naming it as `jobs[i].field`, and nothing is enqueued.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/batch",
+    tag = "jobs",
+    request_body = BatchBody,
+    responses(
+        (status = 200, description = "Enqueued (or existing, per idempotency key)", body = BatchResponse),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `http.body_limit`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A job's field is out of range; the problem names it", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing was committed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn enqueue_batch(
+    State(state): State<JobsState>,
+    ApiJson(body): ApiJson<BatchBody>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    if body.jobs.is_empty() || body.jobs.len() > MAX_BATCH {
+        return Err(ApiError::invalid_value(
+            "jobs",
+            format!("must hold 1 to {MAX_BATCH} jobs (got {})", body.jobs.len()),
+        ));
+    }
+    let reqs = body
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, j)| {
+            enqueue_request(j).map_err(|_| {
+                ApiError::invalid_value(
+                    &format!("jobs[{i}].run_at"),
+                    "must be an RFC 3339 timestamp with an offset, after 1970",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let enqueued = state
+        .sched
+        .enqueue_many(reqs, true)
+        .await
+        .map_err(sched_error)?;
+    Ok(Json(BatchResponse {
+        jobs: enqueued
+            .into_iter()
+            .map(|e| BatchItem {
+                duplicate: e.duplicate,
+                job: job_view(e.job),
+            })
+            .collect(),
+    }))
+}
+
+/// One completion of a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteItem {
+    /// The job.
+    #[schema(minimum = 0)]
+    pub id: i64,
+    /// The claim's token.
+    #[serde(deserialize_with = "crate::whole::u64")]
+    #[schema(maximum = 9223372036854775807_i64)]
+    pub fencing_token: u64,
+    /// Any JSON, kept with the job.
+    pub result: Option<Value>,
+}
+
+/// Body of `POST /v1/jobs/complete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBatchBody {
+    /// 1 to 1000 completions, committed in one transaction.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub jobs: Vec<CompleteItem>,
+}
+
+/// The outcome of one completion.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompleteResult {
+    /// The job.
+    pub id: i64,
+    /// 200 committed; 404 no such job; 409 the token is stale (see the per-job
+    /// `complete`).
+    pub status: u16,
+    /// Why, when not committed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Answer of `POST /v1/jobs/complete`, in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompleteBatchResponse {
+    /// One per completion.
+    pub results: Vec<CompleteResult>,
+}
+
+/// Commit success for up to 1000 claimed jobs in one transaction. Each is fenced by its
+/// own token: a stale one is refused (409 in its result) and the others commit.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/complete",
+    tag = "jobs",
+    request_body = CompleteBatchBody,
+    responses(
+        (status = 200, description = "Each completion's outcome", body = CompleteBatchResponse),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `http.body_limit`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing was committed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn complete_batch(
+    State(state): State<JobsState>,
+    ApiJson(body): ApiJson<CompleteBatchBody>,
+) -> Result<Json<CompleteBatchResponse>, ApiError> {
+    if body.jobs.is_empty() || body.jobs.len() > MAX_BATCH {
+        return Err(ApiError::invalid_value(
+            "jobs",
+            format!(
+                "must hold 1 to {MAX_BATCH} completions (got {})",
+                body.jobs.len()
+            ),
+        ));
+    }
+    let ids: Vec<i64> = body.jobs.iter().map(|j| j.id).collect();
+    let items = body
+        .jobs
+        .into_iter()
+        .map(|j| girder_sched::Finish {
+            id: j.id,
+            token: j.fencing_token,
+            outcome: girder_sched::Outcome::Succeeded(j.result),
+        })
+        .collect();
+    let answers = state.sched.finish_many(items).await.map_err(sched_error)?;
+    Ok(Json(CompleteBatchResponse {
+        results: answers
+            .into_iter()
+            .zip(ids)
+            .map(|(a, id)| match a {
+                Ok(_) => CompleteResult {
+                    id,
+                    status: 200,
+                    detail: None,
+                },
+                Err(e) => CompleteResult {
+                    id,
+                    status: match e {
+                        SchedError::NotFound(_) => 404,
+                        SchedError::Conflict(_) => 409,
+                        SchedError::Invalid(_) => 422,
+                        SchedError::Unavailable(_) => 500,
+                    },
+                    detail: Some(e.to_string()),
+                },
+            })
+            .collect(),
+    }))
+}
+
 /// Query of `GET /v1/jobs`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -584,12 +791,12 @@ pub struct ClaimBody {
     #[serde(default, deserialize_with = "crate::whole::opt_u64")]
     #[schema(minimum = 1, maximum = 86_400_000)]
     pub lease_ms: Option<u64>,
-    /// Long-poll: wait up to this long for a job, 0 to 60000 ms (default 0).
+    /// Long-poll: wait up to this long for a job, 0 to 20000 ms (default 0).
     #[serde(default, deserialize_with = "crate::whole::opt_u64")]
-    #[schema(maximum = 60_000)]
+    #[schema(maximum = 20_000)]
     pub wait_ms: Option<u64>,
     /// Recorded in the attempt history (default `anonymous`).
-    #[schema(max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub worker: Option<String>,
 }
 
@@ -861,7 +1068,10 @@ pub struct TemplateBody {
     pub payload: Value,
     /// Webhook target.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048)]
+    #[schema(
+        max_length = 2048,
+        pattern = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"
+    )]
     pub url: Option<String>,
     /// Priority.
     #[serde(default, deserialize_with = "crate::whole::opt_i32")]

@@ -103,10 +103,22 @@ pub enum Outcome {
     },
 }
 
+/// One outcome to commit.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    /// The job.
+    pub id: JobId,
+    /// The fencing token the worker holds.
+    pub token: u64,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
 /// The scheduler's storage. Implementations are cheap to share (`Arc`).
 pub trait Store: Send + Sync + 'static {
-    /// Inserts a job, or returns the live job holding its dedup key.
-    fn enqueue(&self, now_ms: u64, job: NewJob) -> StoreFuture<Enqueued>;
+    /// Inserts jobs in one transaction (all or none); each is new or the live job
+    /// holding its dedup key.
+    fn enqueue(&self, now_ms: u64, jobs: Vec<NewJob>) -> StoreFuture<Vec<Enqueued>>;
     /// One job with its attempt history.
     fn get(&self, now_ms: u64, id: JobId) -> StoreFuture<Option<Job>>;
     /// A page of jobs, by id.
@@ -125,14 +137,9 @@ pub trait Store: Send + Sync + 'static {
         token: u64,
         lease_ms: u64,
     ) -> StoreFuture<Result<u64, Refusal>>;
-    /// Commits the attempt holding `token`.
-    fn finish(
-        &self,
-        now_ms: u64,
-        id: JobId,
-        token: u64,
-        outcome: Outcome,
-    ) -> StoreFuture<Result<Job, Refusal>>;
+    /// Commits outcomes, each for the attempt holding its token, in one transaction;
+    /// each answer is the job after its outcome, or why its token was refused.
+    fn finish(&self, now_ms: u64, items: Vec<Finish>) -> StoreFuture<Vec<Result<Job, Refusal>>>;
     /// Ends every running attempt whose lease ended at or before `now_ms`.
     fn reap(&self, now_ms: u64) -> StoreFuture<Vec<Reaped>>;
     /// The earliest due time among pending jobs of `queue` (all queues: `None`) of the

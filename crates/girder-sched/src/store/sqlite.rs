@@ -9,8 +9,8 @@
 //! one fsync between them.
 
 use super::{
-    derive_state, kind_column, ClaimSpec, Counts, DueSchedules, ListFilter, NextEvents, Outcome,
-    Reaped, Store, StoreError, StoreFuture,
+    derive_state, kind_column, ClaimSpec, Counts, DueSchedules, Finish, ListFilter, NextEvents,
+    Outcome, Reaped, Store, StoreError, StoreFuture,
 };
 use crate::model::{
     Attempt, BackoffSpec, Claimed, Enqueued, Job, JobId, JobKind, JobState, JobTemplate, Misfire,
@@ -581,6 +581,34 @@ fn fence(
     Ok(Ok(job))
 }
 
+fn finish_one(
+    conn: &Connection,
+    now_ms: u64,
+    item: Finish,
+) -> Result<Result<Job, Refusal>, StoreError> {
+    let Finish { id, token, outcome } = item;
+    let job = match fence(conn, now_ms, id, token)? {
+        Ok(job) => job,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    match outcome {
+        Outcome::Succeeded(result) => {
+            close_attempt(conn, now_ms, id, job.attempt, "succeeded", None)?;
+            conn.prepare_cached(
+                "UPDATE jobs SET state = 'succeeded', lease_until = NULL, result = ?2, \
+                 updated_at = ?3, finished_at = ?3 WHERE id = ?1",
+            )
+            .map_err(db)?
+            .execute(params![id, result.map(|r| r.to_string()), now_ms as i64])
+            .map_err(db)?;
+        }
+        Outcome::Failed { error, retry } => {
+            end_attempt_with_retry(conn, now_ms, id, job.attempt, "failed", &error, retry)?;
+        }
+    }
+    Ok(Ok(must_load(conn, now_ms, id)?))
+}
+
 fn schedule_from_row(row: &Row<'_>) -> rusqlite::Result<Schedule> {
     let template: String = row.get(4)?;
     let misfire: String = row.get(5)?;
@@ -615,8 +643,12 @@ fn load_schedule(conn: &Connection, id: i64) -> Result<Option<Schedule>, StoreEr
 }
 
 impl Store for SqliteStore {
-    fn enqueue(&self, now_ms: u64, job: NewJob) -> StoreFuture<Enqueued> {
-        self.call(move |conn| insert_job(conn, now_ms, &job))
+    fn enqueue(&self, now_ms: u64, jobs: Vec<NewJob>) -> StoreFuture<Vec<Enqueued>> {
+        self.call(move |conn| {
+            jobs.iter()
+                .map(|job| insert_job(conn, now_ms, job))
+                .collect()
+        })
     }
 
     fn get(&self, now_ms: u64, id: JobId) -> StoreFuture<Option<Job>> {
@@ -742,34 +774,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn finish(
-        &self,
-        now_ms: u64,
-        id: JobId,
-        token: u64,
-        outcome: Outcome,
-    ) -> StoreFuture<Result<Job, Refusal>> {
+    fn finish(&self, now_ms: u64, items: Vec<Finish>) -> StoreFuture<Vec<Result<Job, Refusal>>> {
         self.call(move |conn| {
-            let job = match fence(conn, now_ms, id, token)? {
-                Ok(job) => job,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            match outcome {
-                Outcome::Succeeded(result) => {
-                    close_attempt(conn, now_ms, id, job.attempt, "succeeded", None)?;
-                    conn.prepare_cached(
-                        "UPDATE jobs SET state = 'succeeded', lease_until = NULL, result = ?2, \
-                         updated_at = ?3, finished_at = ?3 WHERE id = ?1",
-                    )
-                    .map_err(db)?
-                    .execute(params![id, result.map(|r| r.to_string()), now_ms as i64])
-                    .map_err(db)?;
-                }
-                Outcome::Failed { error, retry } => {
-                    end_attempt_with_retry(conn, now_ms, id, job.attempt, "failed", &error, retry)?;
-                }
-            }
-            Ok(Ok(must_load(conn, now_ms, id)?))
+            items
+                .into_iter()
+                .map(|item| finish_one(conn, now_ms, item))
+                .collect()
         })
     }
 

@@ -1,0 +1,519 @@
+//! The scheduler over HTTP: a real node on port 0 and reqwest. The worker protocol with
+//! fencing, long-poll claims, bad input, restarts; and kill -9 of the real binary while
+//! producers enqueue and workers complete: every acknowledged enqueue is present after
+//! restart, every acknowledged completion stays committed, and no job commits twice.
+
+mod common;
+
+use common::{call, start, TempDir};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+#[tokio::test]
+async fn worker_protocol_with_fencing() {
+    let dir = TempDir::new("jobs", "fencing");
+    let node = start(&dir.0).await;
+    let c = client();
+    let base = &node.base;
+    let (status, job) = call(c.post(format!("{base}/v1/jobs")).json(&json!({
+        "queue": "billing", "payload": {"invoice": 7}, "max_attempts": 3,
+        "backoff": {"base_ms": 1, "max_ms": 1}
+    })))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_i64().unwrap();
+    assert_eq!(job["state"], "available");
+
+    // Worker A claims with a short lease and stalls.
+    let (_, a) = call(
+        c.post(format!("{base}/v1/queues/billing/claim"))
+            .json(&json!({"max_jobs": 10, "lease_ms": 200, "worker": "a"})),
+    )
+    .await;
+    let a = &a["jobs"][0];
+    assert_eq!(a["id"], id);
+    assert_eq!(a["fencing_token"], 1);
+    assert_eq!(a["payload"], json!({"invoice": 7}));
+
+    // Worker B long-polls; it gets the job once A's lease ends (and the 1 ms backoff).
+    let started = Instant::now();
+    let (_, b) = call(
+        c.post(format!("{base}/v1/queues/billing/claim"))
+            .json(&json!({"wait_ms": 5000, "worker": "b"})),
+    )
+    .await;
+    let b = &b["jobs"][0];
+    assert_eq!(b["id"], id);
+    assert_eq!(b["fencing_token"], 2);
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // A wakes up and tries to commit: refused, as are its heartbeat and fail.
+    for (op, body) in [
+        ("complete", json!({"fencing_token": 1})),
+        ("heartbeat", json!({"fencing_token": 1})),
+        ("fail", json!({"fencing_token": 1, "error": "late"})),
+    ] {
+        let (status, problem) = call(c.post(format!("{base}/v1/jobs/{id}/{op}")).json(&body)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{op}: {problem}");
+        assert_eq!(problem["type"], "urn:girder:problem:conflict");
+    }
+    let (status, hb) = call(
+        c.post(format!("{base}/v1/jobs/{id}/heartbeat"))
+            .json(&json!({"fencing_token": 2, "lease_ms": 60000})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{hb}");
+    let (status, done) = call(
+        c.post(format!("{base}/v1/jobs/{id}/complete"))
+            .json(&json!({"fencing_token": 2, "result": {"paid": true}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["state"], "succeeded");
+    let attempts = done["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["outcome"], "lease_expired");
+    assert_eq!(attempts[0]["worker"], "a");
+    assert_eq!(attempts[1]["outcome"], "succeeded");
+    assert_eq!(attempts[1]["worker"], "b");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn idempotent_enqueue_list_cancel_retry_and_restart() {
+    let dir = TempDir::new("jobs", "lifecycle");
+    let node = start(&dir.0).await;
+    let c = client();
+    let base = node.base.clone();
+    let body = json!({"queue": "mail", "payload": 1, "idempotency_key": "order-1"});
+    let (s1, j1) = call(c.post(format!("{base}/v1/jobs")).json(&body)).await;
+    let (s2, j2) = call(c.post(format!("{base}/v1/jobs")).json(&body)).await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::OK));
+    assert_eq!(j1["id"], j2["id"]);
+    // A delayed job, and a dead one.
+    let (_, later) = call(
+        c.post(format!("{base}/v1/jobs"))
+            .json(&json!({"queue": "mail", "delay_ms": 3_600_000})),
+    )
+    .await;
+    assert_eq!(later["state"], "scheduled");
+    let (_, dead) = call(
+        c.post(format!("{base}/v1/jobs"))
+            .json(&json!({"queue": "dlq-test", "max_attempts": 1})),
+    )
+    .await;
+    let dead_id = dead["id"].as_i64().unwrap();
+    call(
+        c.post(format!("{base}/v1/queues/dlq-test/claim"))
+            .json(&json!({})),
+    )
+    .await;
+    let (_, failed) = call(
+        c.post(format!("{base}/v1/jobs/{dead_id}/fail"))
+            .json(&json!({"fencing_token": 1, "error": "smtp 550"})),
+    )
+    .await;
+    assert_eq!(failed["state"], "dead");
+    let (_, page) = call(c.get(format!("{base}/v1/jobs?state=dead"))).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    // Pages by cursor.
+    let (_, p1) = call(c.get(format!("{base}/v1/jobs?limit=2"))).await;
+    assert_eq!(p1["items"].as_array().unwrap().len(), 2);
+    let cursor = p1["next_cursor"].as_str().unwrap().to_owned();
+    let (_, p2) = call(c.get(format!("{base}/v1/jobs?limit=2&cursor={cursor}"))).await;
+    assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+    assert!(p2.get("next_cursor").is_none());
+    // Cancel the delayed one; retry the dead one.
+    let later_id = later["id"].as_i64().unwrap();
+    let (s, cancelled) = call(c.post(format!("{base}/v1/jobs/{later_id}/cancel"))).await;
+    assert_eq!(
+        (s, cancelled["state"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    let (s, _) = call(c.post(format!("{base}/v1/jobs/{later_id}/cancel"))).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, revived) = call(c.post(format!("{base}/v1/jobs/{dead_id}/retry"))).await;
+    assert_eq!(
+        (s, revived["state"].as_str()),
+        (StatusCode::OK, Some("available"))
+    );
+    node.stop().await;
+
+    // Everything is still there after a restart.
+    let node = start(&dir.0).await;
+    let base = node.base.clone();
+    let (_, j) = call(c.get(format!("{base}/v1/jobs/{}", j1["id"]))).await;
+    assert_eq!(j["state"], "available");
+    let (_, j) = call(c.get(format!("{base}/v1/jobs/{later_id}"))).await;
+    assert_eq!(j["state"], "cancelled");
+    let (s, again) = call(c.post(format!("{base}/v1/jobs")).json(&body)).await;
+    assert_eq!(s, StatusCode::OK, "the idempotency key survives a restart");
+    assert_eq!(again["id"], j1["id"]);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn batch_enqueue_and_batch_complete() {
+    let dir = TempDir::new("jobs", "batch");
+    let node = start(&dir.0).await;
+    let c = client();
+    let base = &node.base;
+    let jobs: Vec<Value> = (0..50)
+        .map(|i| json!({"queue": "bulk", "payload": i, "idempotency_key": format!("k{}", i % 40)}))
+        .collect();
+    let (status, out) = call(
+        c.post(format!("{base}/v1/jobs/batch"))
+            .json(&json!({"jobs": jobs})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let out = out["jobs"].as_array().unwrap();
+    assert_eq!(out.len(), 50);
+    assert_eq!(out.iter().filter(|j| j["duplicate"] == true).count(), 10);
+    // All or nothing: one bad job refuses the batch, naming it.
+    let (status, problem) = call(c.post(format!("{base}/v1/jobs/batch")).json(&json!({
+        "jobs": [{"queue": "bulk"}, {"queue": "bulk", "max_attempts": 0}]
+    })))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        problem.to_string().contains("jobs[1].max_attempts"),
+        "{problem}"
+    );
+    let (_, claimed) = call(
+        c.post(format!("{base}/v1/queues/bulk/claim"))
+            .json(&json!({"max_jobs": 100})),
+    )
+    .await;
+    let claimed = claimed["jobs"].as_array().unwrap().clone();
+    assert_eq!(claimed.len(), 40, "the batch of 2 enqueued nothing");
+    let mut items: Vec<Value> = claimed
+        .iter()
+        .map(|j| json!({"id": j["id"], "fencing_token": j["fencing_token"]}))
+        .collect();
+    // One stale token and one unknown job: refused alone, the rest commit.
+    items[0]["fencing_token"] = json!(7);
+    items.push(json!({"id": 987654, "fencing_token": 1}));
+    let (status, res) = call(
+        c.post(format!("{base}/v1/jobs/complete"))
+            .json(&json!({"jobs": items})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    let res = res["results"].as_array().unwrap();
+    assert_eq!(res[0]["status"], 409);
+    assert_eq!(res[40]["status"], 404);
+    assert_eq!(res.iter().filter(|r| r["status"] == 200).count(), 39);
+    let (_, page) = call(c.get(format!(
+        "{base}/v1/jobs?queue=bulk&state=succeeded&limit=1000"
+    )))
+    .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 39);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_problems() {
+    let dir = TempDir::new("jobs", "bad-input");
+    let node = start(&dir.0).await;
+    let c = client();
+    let base = &node.base;
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (c.post(format!("{base}/v1/jobs")).json(&json!({})), StatusCode::UNPROCESSABLE_ENTITY, "queue"),
+        (c.post(format!("{base}/v1/jobs")).json(&json!({"queue": "a b"})), StatusCode::UNPROCESSABLE_ENTITY, "queue"),
+        (c.post(format!("{base}/v1/jobs")).json(&json!({"queue": "q", "priority": 1.5})), StatusCode::UNPROCESSABLE_ENTITY, "priority"),
+        (c.post(format!("{base}/v1/jobs")).json(&json!({"queue": "q", "priority": -5000})), StatusCode::UNPROCESSABLE_ENTITY, "priority"),
+        (c.post(format!("{base}/v1/jobs")).json(&json!({"queue": "q", "run_at": "tomorrow"})), StatusCode::UNPROCESSABLE_ENTITY, "run_at"),
+        (c.post(format!("{base}/v1/jobs")).json(&json!({"queue": "q", "run_at": "2030-01-01T00:00:00Z", "delay_ms": 5})), StatusCode::UNPROCESSABLE_ENTITY, "run_at"),
+        (c.post(format!("{base}/v1/jobs")).json(&json!({"queue": "q", "backoff": {"base_ms": 10, "max_ms": 5}})), StatusCode::UNPROCESSABLE_ENTITY, "backoff.max_ms"),
+        (c.post(format!("{base}/v1/jobs")).json(&json!({"queue": "q", "surprise": 1})), StatusCode::UNPROCESSABLE_ENTITY, "surprise"),
+        (c.post(format!("{base}/v1/jobs")).json(&json!({"queue": "q", "url": "file:///etc/passwd"})), StatusCode::UNPROCESSABLE_ENTITY, "url"),
+        (c.post(format!("{base}/v1/queues/q/claim")).json(&json!({"max_jobs": 0})), StatusCode::UNPROCESSABLE_ENTITY, "max_jobs"),
+        (c.post(format!("{base}/v1/queues/q/claim")).json(&json!({"wait_ms": 20001})), StatusCode::UNPROCESSABLE_ENTITY, "wait_ms"),
+        (c.post(format!("{base}/v1/jobs/1/complete")).json(&json!({"fencing_token": -1})), StatusCode::UNPROCESSABLE_ENTITY, "fencing_token"),
+        (c.post(format!("{base}/v1/jobs/99999/complete")).json(&json!({"fencing_token": 1})), StatusCode::NOT_FOUND, "99999"),
+        (c.get(format!("{base}/v1/jobs/abc")), StatusCode::BAD_REQUEST, "id"),
+        (c.get(format!("{base}/v1/jobs?state=sleeping")), StatusCode::BAD_REQUEST, "state"),
+        (c.get(format!("{base}/v1/jobs?cursor=-3")), StatusCode::BAD_REQUEST, "cursor"),
+        (c.post(format!("{base}/v1/schedules")).json(&json!({"name": "x", "cron": "* * *", "job": {"queue": "q"}})), StatusCode::UNPROCESSABLE_ENTITY, "cron"),
+        (c.post(format!("{base}/v1/schedules")).json(&json!({"name": "x", "cron": "@daily", "time_zone": "Moon/Base", "job": {"queue": "q"}})), StatusCode::UNPROCESSABLE_ENTITY, "time_zone"),
+        (c.post(format!("{base}/v1/schedules")).json(&json!({"name": "x", "cron": "@daily", "job": {"queue": "q"}, "misfire": {"policy": "whenever"}})), StatusCode::UNPROCESSABLE_ENTITY, "misfire.policy"),
+    ];
+    for (req, want, needle) in cases {
+        let (status, problem) = call(req).await;
+        assert_eq!(status, want, "{problem}");
+        assert!(problem.to_string().contains(needle), "{needle}: {problem}");
+    }
+    // The node is fine afterwards.
+    let (status, _) = call(
+        c.post(format!("{base}/v1/jobs"))
+            .json(&json!({"queue": "q"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn schedule_ticks_make_jobs_on_time() {
+    let dir = TempDir::new("jobs", "schedule");
+    let node = start(&dir.0).await;
+    let c = client();
+    let base = &node.base;
+    let (status, s) = call(c.post(format!("{base}/v1/schedules")).json(&json!({
+        "name": "every-second", "cron": "* * * * * *", "time_zone": "America/New_York",
+        "job": {"queue": "ticks", "payload": {"k": 1}}
+    })))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{s}");
+    let id = s["id"].as_i64().unwrap();
+    // A worker long-polls the ticks: each arrives within a few ms of its second.
+    let mut lateness = Vec::new();
+    for _ in 0..3 {
+        let (_, got) = call(
+            c.post(format!("{base}/v1/queues/ticks/claim"))
+                .json(&json!({"wait_ms": 3000})),
+        )
+        .await;
+        let job = &got["jobs"][0];
+        let run_at = girder_sched::parse_time(job["run_at"].as_str().unwrap()).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        lateness.push(now.saturating_sub(run_at));
+        call(
+            c.post(format!("{base}/v1/jobs/{}/complete", job["id"]))
+                .json(&json!({"fencing_token": job["fencing_token"]})),
+        )
+        .await;
+    }
+    assert!(lateness.iter().all(|l| *l < 500), "{lateness:?}");
+    let (_, paused) = call(c.post(format!("{base}/v1/schedules/{id}/pause"))).await;
+    assert_eq!(paused["paused"], true);
+    let (s, _) = call(c.delete(format!("{base}/v1/schedules/{id}"))).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = call(c.get(format!("{base}/v1/schedules/{id}"))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    node.stop().await;
+}
+
+// ---- kill -9 of the real binary -------------------------------------------------
+
+struct Child9 {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Child9 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(data: &Path) -> Child9 {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_girder"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GIRDER_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--resp-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--log-format", "json"])
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn girder");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["fields"]["message"] == "listening" && v["fields"]["service"] == "http" {
+                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or("").to_owned());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("girder did not start listening");
+    Child9 {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+/// What the clients were told before the kill.
+#[derive(Default)]
+struct Acknowledged {
+    /// Enqueue acknowledged: job id → producer's sequence number.
+    enqueued: BTreeMap<i64, u64>,
+    /// Completion acknowledged (job id).
+    completed: BTreeSet<i64>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_jobs_and_commits_survive_kill_9() {
+    let dir = TempDir::new("jobs", "kill9");
+    let mut acked = Acknowledged::default();
+    let mut seq = 0u64;
+    for round in 0..4u64 {
+        let node = spawn(&dir.0);
+        let base = node.base.clone();
+        let c = client();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // 3 producers and 2 workers until the kill.
+        let mut producers = Vec::new();
+        for p in 0..3u64 {
+            let (c, base, stop) = (c.clone(), base.clone(), stop.clone());
+            let start = seq + p * 1_000_000;
+            producers.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut n = start;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = c
+                        .post(format!("{base}/v1/jobs"))
+                        .json(&json!({"queue": "work", "payload": {"seq": n},
+                                      "idempotency_key": format!("seq-{n}")}))
+                        .send()
+                        .await;
+                    let Ok(r) = r else { break };
+                    if r.status() != StatusCode::CREATED {
+                        break;
+                    }
+                    let Ok(v) = r.json::<Value>().await else {
+                        break;
+                    };
+                    mine.push((v["id"].as_i64().unwrap(), n));
+                    n += 1;
+                }
+                mine
+            }));
+        }
+        let mut workers = Vec::new();
+        for w in 0..2 {
+            let (c, base, stop) = (c.clone(), base.clone(), stop.clone());
+            workers.push(tokio::spawn(async move {
+                let mut done = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = c
+                        .post(format!("{base}/v1/queues/work/claim"))
+                        .json(&json!({"max_jobs": 8, "lease_ms": 2000, "wait_ms": 200,
+                                      "worker": format!("w{w}")}))
+                        .send()
+                        .await;
+                    let Ok(r) = r else { break };
+                    let Ok(v) = r.json::<Value>().await else {
+                        break;
+                    };
+                    for job in v["jobs"].as_array().cloned().unwrap_or_default() {
+                        let id = job["id"].as_i64().unwrap();
+                        let r = c
+                            .post(format!("{base}/v1/jobs/{id}/complete"))
+                            .json(&json!({"fencing_token": job["fencing_token"]}))
+                            .send()
+                            .await;
+                        match r {
+                            Ok(r) if r.status() == StatusCode::OK => done.push(id),
+                            Ok(r) if r.status() == StatusCode::CONFLICT => {}
+                            Ok(r) => panic!("complete answered {}", r.status()),
+                            Err(_) => return done,
+                        }
+                    }
+                }
+                done
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(400 + fastrand::u64(0..600))).await;
+        drop(node); // SIGKILL, mid-traffic
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for p in producers {
+            for (id, n) in p.await.unwrap() {
+                assert!(
+                    acked.enqueued.insert(id, n).is_none(),
+                    "job id {id} issued twice"
+                );
+            }
+        }
+        for w in workers {
+            for id in w.await.unwrap() {
+                assert!(
+                    acked.completed.insert(id),
+                    "round {round}: job {id} committed twice"
+                );
+            }
+        }
+        seq += 10_000_000;
+
+        // Restart and check everything acknowledged so far.
+        let node = spawn(&dir.0);
+        let base = node.base.clone();
+        let mut present = BTreeMap::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let url = match &cursor {
+                Some(c) => format!("{base}/v1/jobs?limit=1000&cursor={c}"),
+                None => format!("{base}/v1/jobs?limit=1000"),
+            };
+            let (_, page) = call(c.get(url)).await;
+            for job in page["items"].as_array().unwrap() {
+                present.insert(job["id"].as_i64().unwrap(), job.clone());
+            }
+            match page["next_cursor"].as_str() {
+                Some(n) => cursor = Some(n.to_owned()),
+                None => break,
+            }
+        }
+        for (id, n) in &acked.enqueued {
+            let job = present
+                .get(id)
+                .unwrap_or_else(|| panic!("round {round}: acknowledged job {id} (seq {n}) lost"));
+            assert_eq!(job["payload"]["seq"], *n);
+        }
+        for id in &acked.completed {
+            assert_eq!(
+                present[id]["state"], "succeeded",
+                "round {round}: acknowledged completion of {id} lost"
+            );
+        }
+        // No job was committed by two attempts: each succeeded job has exactly one
+        // succeeded attempt.
+        for id in &acked.completed {
+            let (_, job) = call(c.get(format!("{base}/v1/jobs/{id}"))).await;
+            let wins = job["attempts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["outcome"] == "succeeded")
+                .count();
+            assert_eq!(wins, 1, "{job}");
+        }
+        assert!(
+            !acked.enqueued.is_empty(),
+            "round {round}: nothing was enqueued"
+        );
+        drop(node);
+    }
+}
