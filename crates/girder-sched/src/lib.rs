@@ -24,12 +24,14 @@
 //! - [`model`]: jobs, attempts, schedules.
 //! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
 //! - [`engine`]: the [`Scheduler`]: validation, long-poll claims, background duties.
+//! - [`webhook`]: the built-in executor of `http` jobs, a circuit breaker per host.
 
 pub mod cron;
 pub mod engine;
 pub mod model;
 pub mod schedule;
 pub mod store;
+pub mod webhook;
 
 pub use engine::{
     Clock, EnqueueRequest, SchedConfig, SchedError, SchedMetrics, ScheduleRequest, Scheduler,

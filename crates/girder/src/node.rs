@@ -325,7 +325,8 @@ fn open_scheduler(config: &Config) -> anyhow::Result<Arc<girder_sched::Scheduler
     ))
 }
 
-/// The scheduler's background duties: schedule ticks, lease reaping, pruning, gauges.
+/// The scheduler's background duties (schedule ticks, lease reaping, pruning, gauges)
+/// and its webhook executor.
 struct SchedulerService {
     sched: Arc<girder_sched::Scheduler>,
 }
@@ -340,7 +341,12 @@ impl Service for SchedulerService {
         ctx: girder_runtime::ServiceContext,
     ) -> girder_runtime::BoxFuture<'static, anyhow::Result<()>> {
         Box::pin(async move {
-            self.sched.run(ctx.shutdown.clone()).await;
+            let executor = girder_sched::webhook::run(
+                Arc::clone(&self.sched),
+                girder_sched::webhook::WebhookConfig::default(),
+                ctx.shutdown.clone(),
+            );
+            tokio::join!(self.sched.run(ctx.shutdown.clone()), executor);
             Ok(())
         })
     }

@@ -222,6 +222,95 @@ async fn batch_enqueue_and_batch_complete() {
     node.stop().await;
 }
 
+/// A webhook target: the first attempt of each job answers 500, later ones 200; it
+/// records every request's headers.
+async fn webhook_target() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>,
+) {
+    use axum::routing::post;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>> = Default::default();
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::Json<Value>| {
+                let s = s.clone();
+                async move {
+                    let h = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    let attempt = h("girder-attempt");
+                    s.lock()
+                        .unwrap()
+                        .push((h("idempotency-key"), attempt.clone(), body.0));
+                    if attempt == "1" {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), seen)
+}
+
+#[tokio::test]
+async fn webhook_jobs_are_posted_with_a_stable_idempotency_key() {
+    let dir = TempDir::new("jobs", "webhook");
+    let node = start(&dir.0).await;
+    let (url, seen) = webhook_target().await;
+    let c = client();
+    let base = &node.base;
+    let (status, job) = call(c.post(format!("{base}/v1/jobs")).json(&json!({
+        "queue": "hooks", "url": url, "payload": {"order": 42},
+        "backoff": {"base_ms": 10, "max_ms": 10}
+    })))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(job["kind"], "http");
+    let id = job["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let job = loop {
+        let (_, job) = call(c.get(format!("{base}/v1/jobs/{id}"))).await;
+        if job["state"] == "succeeded" || Instant::now() > deadline {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"], json!({"status": 204}));
+    let attempts = job["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert!(
+        attempts[0]["error"].as_str().unwrap().contains("500"),
+        "{job}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    let key = format!("girder-job-{id}");
+    assert!(seen
+        .iter()
+        .all(|(k, _, body)| *k == key && *body == json!({"order": 42})));
+    assert_eq!((seen[0].1.as_str(), seen[1].1.as_str()), ("1", "2"));
+    // External workers never see http jobs.
+    let (_, got) = call(
+        c.post(format!("{base}/v1/queues/hooks/claim"))
+            .json(&json!({})),
+    )
+    .await;
+    assert!(got["jobs"].as_array().unwrap().is_empty());
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn bad_input_gets_clear_problems() {
     let dir = TempDir::new("jobs", "bad-input");
