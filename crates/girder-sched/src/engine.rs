@@ -14,7 +14,7 @@ use crate::model::{
     NewJob, NewSchedule, Refusal, Schedule,
 };
 use crate::schedule;
-use crate::store::{ClaimSpec, Finish, ListFilter, Outcome, Store, StoreError};
+use crate::store::{ClaimSpec, Finish, Finished, ListFilter, Outcome, Store, StoreError};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -650,10 +650,7 @@ impl Scheduler {
         result: Option<serde_json::Value>,
     ) -> Result<Job, SchedError> {
         let outcome = Outcome::Succeeded(result);
-        self.finish_many(vec![Finish { id, token, outcome }])
-            .await?
-            .pop()
-            .unwrap_or(Err(SchedError::Unavailable(StoreError::Closed)))
+        self.finish_one(id, token, outcome).await
     }
 
     /// Commits failure for the attempt holding `token`; it retries after its backoff
@@ -674,18 +671,32 @@ impl Scheduler {
             error.truncate(cut);
         }
         let outcome = Outcome::Failed { error, retry };
-        self.finish_many(vec![Finish { id, token, outcome }])
-            .await?
-            .pop()
-            .unwrap_or(Err(SchedError::Unavailable(StoreError::Closed)))
+        self.finish_one(id, token, outcome).await
     }
 
-    /// Commits several outcomes in one transaction; each answer is the job, or why its
-    /// token was refused (the others still commit).
+    async fn finish_one(&self, id: JobId, token: u64, outcome: Outcome) -> Result<Job, SchedError> {
+        let item = Finish {
+            id,
+            token,
+            outcome,
+            want_job: true,
+        };
+        let finished = self
+            .finish_many(vec![item])
+            .await?
+            .pop()
+            .unwrap_or(Err(SchedError::Unavailable(StoreError::Closed)))?;
+        finished
+            .job
+            .ok_or(SchedError::Unavailable(StoreError::Closed))
+    }
+
+    /// Commits several outcomes in one transaction; each answer is what happened to the
+    /// job, or why its token was refused (the others still commit).
     pub async fn finish_many(
         &self,
         items: Vec<Finish>,
-    ) -> Result<Vec<Result<Job, SchedError>>, SchedError> {
+    ) -> Result<Vec<Result<Finished, SchedError>>, SchedError> {
         let ids: Vec<JobId> = items.iter().map(|f| f.id).collect();
         let answers = self.store.finish(self.now(), items).await?;
         let mut woken: Vec<String> = Vec::new();
@@ -694,20 +705,20 @@ impl Scheduler {
             .into_iter()
             .zip(ids)
             .map(|(answer, id)| {
-                let job = answer.map_err(|r| fenced(id, r))?;
-                let outcome = match job.state {
+                let done = answer.map_err(|r| fenced(id, r))?;
+                let outcome = match done.state {
                     JobState::Succeeded => "succeeded",
                     JobState::Dead => "dead",
                     _ => "failed",
                 };
-                self.metrics.finished(&job.queue, outcome);
+                self.metrics.finished(&done.queue, outcome);
                 background |= outcome != "succeeded";
                 // A concurrency slot is free; a retry may be due.
-                if !woken.contains(&job.queue) {
-                    self.wake(&job.queue);
-                    woken.push(job.queue.clone());
+                if !woken.contains(&done.queue) {
+                    self.wake(&done.queue);
+                    woken.push(done.queue.clone());
                 }
-                Ok(job)
+                Ok(done)
             })
             .collect();
         if background {

@@ -41,7 +41,7 @@ pub use model::{
     Attempt, BackoffSpec, Claimed, Enqueued, Job, JobId, JobKind, JobState, Misfire, Schedule,
 };
 pub use store::sqlite::SqliteStore;
-pub use store::{Finish, ListFilter, Outcome, Store, StoreError};
+pub use store::{Finish, Finished, ListFilter, Outcome, Store, StoreError};
 
 /// Formats milliseconds since the epoch as RFC 3339 UTC (`2026-11-28T14:00:00.123Z`).
 pub fn format_ms(ms: u64) -> String {

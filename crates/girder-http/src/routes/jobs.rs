@@ -578,6 +578,7 @@ pub async fn complete_batch(
             id: j.id,
             token: j.fencing_token,
             outcome: girder_sched::Outcome::Succeeded(j.result),
+            want_job: false,
         })
         .collect();
     let answers = state.sched.finish_many(items).await.map_err(sched_error)?;

@@ -112,6 +112,22 @@ pub struct Finish {
     pub token: u64,
     /// What happened.
     pub outcome: Outcome,
+    /// Read the whole job (with its history) back for the answer.
+    pub want_job: bool,
+}
+
+/// A committed outcome.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The job.
+    pub id: JobId,
+    /// Its queue.
+    pub queue: String,
+    /// Its state now: succeeded, failed (retry due later), available (retry due now)
+    /// or dead.
+    pub state: JobState,
+    /// The whole job, if asked for.
+    pub job: Option<Job>,
 }
 
 /// The scheduler's storage. Implementations are cheap to share (`Arc`).
@@ -139,7 +155,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<Result<u64, Refusal>>;
     /// Commits outcomes, each for the attempt holding its token, in one transaction;
     /// each answer is the job after its outcome, or why its token was refused.
-    fn finish(&self, now_ms: u64, items: Vec<Finish>) -> StoreFuture<Vec<Result<Job, Refusal>>>;
+    fn finish(
+        &self,
+        now_ms: u64,
+        items: Vec<Finish>,
+    ) -> StoreFuture<Vec<Result<Finished, Refusal>>>;
     /// Ends every running attempt whose lease ended at or before `now_ms`.
     fn reap(&self, now_ms: u64) -> StoreFuture<Vec<Reaped>>;
     /// The earliest due time among pending jobs of `queue` (all queues: `None`) of the

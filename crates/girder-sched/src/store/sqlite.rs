@@ -9,8 +9,8 @@
 //! one fsync between them.
 
 use super::{
-    derive_state, kind_column, ClaimSpec, Counts, DueSchedules, Finish, ListFilter, NextEvents,
-    Outcome, Reaped, Store, StoreError, StoreFuture,
+    derive_state, kind_column, ClaimSpec, Counts, DueSchedules, Finish, Finished, ListFilter,
+    NextEvents, Outcome, Reaped, Store, StoreError, StoreFuture,
 };
 use crate::model::{
     Attempt, BackoffSpec, Claimed, Enqueued, Job, JobId, JobKind, JobState, JobTemplate, Misfire,
@@ -57,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
         finished_at INTEGER
     );
     CREATE INDEX jobs_claim ON jobs (queue, kind, priority DESC, run_at, id) WHERE state = 'pending';
+    CREATE INDEX jobs_claim_any ON jobs (kind, priority DESC, run_at, id) WHERE state = 'pending';
     CREATE INDEX jobs_due ON jobs (kind, run_at) WHERE state = 'pending';
     CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 'running';
     CREATE INDEX jobs_running ON jobs (queue) WHERE state = 'running';
@@ -112,7 +113,10 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = OFF;
-             PRAGMA busy_timeout = 5000;",
+             PRAGMA busy_timeout = 5000;
+             PRAGMA cache_size = -65536;
+             PRAGMA mmap_size = 268435456;
+             PRAGMA temp_store = MEMORY;",
         )
         .map_err(db)?;
         migrate(&conn)?;
@@ -358,9 +362,31 @@ fn insert_job(conn: &Connection, now_ms: u64, job: &NewJob) -> Result<Enqueued, 
         now_ms as i64,
     ])
     .map_err(db)?;
+    // The new row is exactly what was inserted: no need to read it back.
     let id = conn.last_insert_rowid();
     Ok(Enqueued {
-        job: must_load(conn, now_ms, id)?,
+        job: Job {
+            id,
+            queue: job.queue.clone(),
+            kind: job.kind.clone(),
+            payload: job.payload.clone(),
+            state: derive_state("pending", job.run_at_ms, 0, now_ms),
+            priority: job.priority,
+            run_at_ms: job.run_at_ms,
+            attempt: 0,
+            max_attempts: job.max_attempts,
+            backoff: job.backoff,
+            timeout_ms: job.timeout_ms,
+            lease_until_ms: None,
+            dedup_key: job.dedup.as_ref().map(|d| d.key.clone()),
+            schedule_id: job.schedule_id,
+            result: None,
+            last_error: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            finished_at_ms: None,
+            attempts: Vec::new(),
+        },
         duplicate: false,
     })
 }
@@ -481,13 +507,22 @@ fn claim_in(conn: &Connection, now_ms: u64, spec: &ClaimSpec) -> Result<Vec<Clai
     }
     let kind = if spec.http { "http" } else { "external" };
     let picked: Vec<(JobId, i64, Option<i64>)> = {
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT id, attempt, timeout_ms FROM jobs WHERE state = 'pending' \
-                 AND (?1 IS NULL OR queue = ?1) AND kind = ?2 AND run_at <= ?3 \
+        // Walk the claim index in claim order and stop at the limit: the cost is the
+        // jobs taken (plus any not-yet-due ones of higher priority), not the backlog.
+        // (Left to itself the planner picks the due-time index and sorts every due job.)
+        let mut stmt = match spec.queue {
+            Some(_) => conn.prepare_cached(
+                "SELECT id, attempt, timeout_ms FROM jobs INDEXED BY jobs_claim \
+                 WHERE state = 'pending' AND queue = ?1 AND kind = ?2 AND run_at <= ?3 \
                  ORDER BY priority DESC, run_at, id LIMIT ?4",
-            )
-            .map_err(db)?;
+            ),
+            None => conn.prepare_cached(
+                "SELECT id, attempt, timeout_ms FROM jobs INDEXED BY jobs_claim_any \
+                 WHERE state = 'pending' AND ?1 IS NULL AND kind = ?2 AND run_at <= ?3 \
+                 ORDER BY priority DESC, run_at, id LIMIT ?4",
+            ),
+        }
+        .map_err(db)?;
         let rows = stmt
             .query_map(params![spec.queue, kind, now_ms as i64, max], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -503,20 +538,24 @@ fn claim_in(conn: &Connection, now_ms: u64, spec: &ClaimSpec) -> Result<Vec<Clai
             lease = lease.min(t as u64);
         }
         let lease_until = now_ms.saturating_add(lease);
-        conn.prepare_cached(
-            "UPDATE jobs SET state = 'running', attempt = ?2, lease_until = ?3, started_at = ?4, \
-             updated_at = ?4 WHERE id = ?1",
-        )
-        .map_err(db)?
-        .execute(params![id, attempt, lease_until as i64, now_ms as i64])
-        .map_err(db)?;
+        let job = conn
+            .prepare_cached(
+                "UPDATE jobs SET state = 'running', attempt = ?2, lease_until = ?3, \
+                 started_at = ?4, updated_at = ?4 WHERE id = ?1 \
+                 RETURNING queue, payload, kind, url, max_attempts, run_at",
+            )
+            .map_err(db)?
+            .query_row(
+                params![id, attempt, lease_until as i64, now_ms as i64],
+                claimed_row,
+            )
+            .map_err(db)?;
         conn.prepare_cached(
             "INSERT INTO attempts (job_id, attempt, worker, started_at) VALUES (?1, ?2, ?3, ?4)",
         )
         .map_err(db)?
         .execute(params![id, attempt, spec.worker, now_ms as i64])
         .map_err(db)?;
-        let job = must_load_row(conn, id)?;
         claimed.push(Claimed {
             id,
             queue: job.0,
@@ -532,68 +571,100 @@ fn claim_in(conn: &Connection, now_ms: u64, spec: &ClaimSpec) -> Result<Vec<Clai
     Ok(claimed)
 }
 
-/// The fields a claim returns, without the attempt history.
-fn must_load_row(
-    conn: &Connection,
-    id: JobId,
-) -> Result<(String, serde_json::Value, JobKind, u32, u64), StoreError> {
-    conn.prepare_cached(
-        "SELECT queue, payload, kind, url, max_attempts, run_at FROM jobs WHERE id = ?1",
-    )
-    .map_err(db)?
-    .query_row([id], |r| {
-        let payload: String = r.get(1)?;
-        let kind: String = r.get(2)?;
-        let url: Option<String> = r.get(3)?;
-        Ok((
-            r.get(0)?,
-            serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-            if kind == "http" {
-                JobKind::Http {
-                    url: url.unwrap_or_default(),
-                }
-            } else {
-                JobKind::External
-            },
-            r.get::<_, i64>(4)? as u32,
-            r.get::<_, i64>(5)? as u64,
-        ))
-    })
-    .map_err(db)
+/// The fields a claim returns (its `RETURNING` row).
+type ClaimedRow = (String, serde_json::Value, JobKind, u32, u64);
+
+fn claimed_row(r: &Row<'_>) -> rusqlite::Result<ClaimedRow> {
+    let payload: String = r.get(1)?;
+    let kind: String = r.get(2)?;
+    let url: Option<String> = r.get(3)?;
+    Ok((
+        r.get(0)?,
+        serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        if kind == "http" {
+            JobKind::Http {
+                url: url.unwrap_or_default(),
+            }
+        } else {
+            JobKind::External
+        },
+        r.get::<_, i64>(4)? as u32,
+        r.get::<_, i64>(5)? as u64,
+    ))
 }
 
-/// The running attempt of `id` if `token` is its fencing token.
+/// What the fence check reads of a running job.
+struct Holder {
+    attempt: u32,
+    timeout_ms: Option<u64>,
+    lease_until_ms: Option<u64>,
+    started_at_ms: u64,
+}
+
+/// A stored job's fence-relevant columns.
+type FenceRow = (String, i64, i64, Option<i64>, Option<i64>, Option<i64>);
+
+/// The running attempt of `id` if `token` is its fencing token (one indexed read).
 fn fence(
     conn: &Connection,
     now_ms: u64,
     id: JobId,
     token: u64,
-) -> Result<Result<Job, Refusal>, StoreError> {
-    let Some(job) = load_job(conn, now_ms, id)? else {
+) -> Result<Result<Holder, Refusal>, StoreError> {
+    let row: Option<FenceRow> = conn
+        .prepare_cached(
+            "SELECT state, attempt, run_at, timeout_ms, lease_until, started_at FROM jobs \
+             WHERE id = ?1",
+        )
+        .map_err(db)?
+        .query_row([id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .optional()
+        .map_err(db)?;
+    let Some((state, attempt, run_at, timeout, lease, started)) = row else {
         return Ok(Err(Refusal::NotFound));
     };
-    if job.state != JobState::Running || u64::from(job.attempt) != token {
+    let attempt = attempt as u32;
+    if state != "running" || u64::from(attempt) != token {
         return Ok(Err(Refusal::Fenced {
-            state: job.state,
-            attempt: job.attempt,
+            state: derive_state(&state, run_at as u64, attempt, now_ms),
+            attempt,
         }));
     }
-    Ok(Ok(job))
+    Ok(Ok(Holder {
+        attempt,
+        timeout_ms: timeout.map(|v| v as u64),
+        lease_until_ms: lease.map(|v| v as u64),
+        started_at_ms: started.unwrap_or(0) as u64,
+    }))
 }
 
 fn finish_one(
     conn: &Connection,
     now_ms: u64,
     item: Finish,
-) -> Result<Result<Job, Refusal>, StoreError> {
-    let Finish { id, token, outcome } = item;
-    let job = match fence(conn, now_ms, id, token)? {
-        Ok(job) => job,
+) -> Result<Result<Finished, Refusal>, StoreError> {
+    let Finish {
+        id,
+        token,
+        outcome,
+        want_job,
+    } = item;
+    let holder = match fence(conn, now_ms, id, token)? {
+        Ok(h) => h,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    match outcome {
+    let state = match outcome {
         Outcome::Succeeded(result) => {
-            close_attempt(conn, now_ms, id, job.attempt, "succeeded", None)?;
+            close_attempt(conn, now_ms, id, holder.attempt, "succeeded", None)?;
             conn.prepare_cached(
                 "UPDATE jobs SET state = 'succeeded', lease_until = NULL, result = ?2, \
                  updated_at = ?3, finished_at = ?3 WHERE id = ?1",
@@ -601,12 +672,28 @@ fn finish_one(
             .map_err(db)?
             .execute(params![id, result.map(|r| r.to_string()), now_ms as i64])
             .map_err(db)?;
+            JobState::Succeeded
         }
         Outcome::Failed { error, retry } => {
-            end_attempt_with_retry(conn, now_ms, id, job.attempt, "failed", &error, retry)?;
+            end_attempt_with_retry(conn, now_ms, id, holder.attempt, "failed", &error, retry)?
         }
-    }
-    Ok(Ok(must_load(conn, now_ms, id)?))
+    };
+    let queue: String = conn
+        .prepare_cached("SELECT queue FROM jobs WHERE id = ?1")
+        .map_err(db)?
+        .query_row([id], |r| r.get(0))
+        .map_err(db)?;
+    let job = if want_job {
+        Some(must_load(conn, now_ms, id)?)
+    } else {
+        None
+    };
+    Ok(Ok(Finished {
+        id,
+        queue,
+        state,
+        job,
+    }))
 }
 
 fn schedule_from_row(row: &Row<'_>) -> rusqlite::Result<Schedule> {
@@ -751,21 +838,16 @@ impl Store for SqliteStore {
         lease_ms: u64,
     ) -> StoreFuture<Result<u64, Refusal>> {
         self.call(move |conn| {
-            let job = match fence(conn, now_ms, id, token)? {
-                Ok(job) => job,
+            let holder = match fence(conn, now_ms, id, token)? {
+                Ok(h) => h,
                 Err(refusal) => return Ok(Err(refusal)),
             };
-            let started: i64 = conn
-                .prepare_cached("SELECT started_at FROM jobs WHERE id = ?1")
-                .map_err(db)?
-                .query_row([id], |r| r.get(0))
-                .map_err(db)?;
             let mut until = now_ms.saturating_add(lease_ms);
-            if let Some(t) = job.timeout_ms {
-                until = until.min((started as u64).saturating_add(t));
+            if let Some(t) = holder.timeout_ms {
+                until = until.min(holder.started_at_ms.saturating_add(t));
             }
             // Never shortens a lease.
-            let until = until.max(job.lease_until_ms.unwrap_or(0));
+            let until = until.max(holder.lease_until_ms.unwrap_or(0));
             conn.prepare_cached("UPDATE jobs SET lease_until = ?2, updated_at = ?3 WHERE id = ?1")
                 .map_err(db)?
                 .execute(params![id, until as i64, now_ms as i64])
@@ -774,7 +856,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn finish(&self, now_ms: u64, items: Vec<Finish>) -> StoreFuture<Vec<Result<Job, Refusal>>> {
+    fn finish(
+        &self,
+        now_ms: u64,
+        items: Vec<Finish>,
+    ) -> StoreFuture<Vec<Result<Finished, Refusal>>> {
         self.call(move |conn| {
             items
                 .into_iter()
