@@ -267,3 +267,34 @@ fn notify_keyspace_events_is_checked_as_redis_parses_it() {
         "invalid configuration: resp.notify_keyspace_events must be made of the characters Ag$lshzxeKEtmdn (got \"KEQ\")"
     );
 }
+
+#[test]
+fn scheduler_settings_are_checked() {
+    let e = load_err("[scheduler]\ndefault_lease = \"0s\"", &[]);
+    assert!(
+        e.contains("scheduler.default_lease must be between 1ms and 1day (got 0s)"),
+        "{e}"
+    );
+    let e = load_err("[scheduler]\ndefault_max_attempts = 0", &[]);
+    assert!(
+        e.contains("scheduler.default_max_attempts must be between 1 and 1000 (got 0)"),
+        "{e}"
+    );
+    let e = load_err("[scheduler]\nmisfire_threshold = \"2h\"", &[]);
+    assert!(
+        e.contains("scheduler.misfire_threshold must be between"),
+        "{e}"
+    );
+    let e = load_err("[scheduler]\nstore = \"postgres://db/girder\"", &[]);
+    assert!(
+        e.contains("scheduler.store \"postgres://db/girder\" is not supported yet"),
+        "{e}"
+    );
+    let e = load_err("[scheduler.concurrency]\nemails = 0", &[]);
+    assert!(
+        e.contains("scheduler.concurrency.emails must be at least 1"),
+        "{e}"
+    );
+    let e = load_err("", &[("GIRDER_SCHEDULER__RETENTION", "0s")]);
+    assert!(e.contains("scheduler.retention must be between 1s"), "{e}");
+}
