@@ -79,6 +79,8 @@ pub struct SchedConfig {
     pub poll_interval_ms: u64,
     /// Per-queue limit on running jobs.
     pub concurrency: HashMap<String, u32>,
+    /// Per-queue limit on attempts started, on this node (GCRA, burst = limit).
+    pub rate_limits: HashMap<String, girder_limit::Quota>,
     /// The name recorded as the worker of the webhook executor's attempts.
     pub node_name: String,
 }
@@ -93,6 +95,7 @@ impl Default for SchedConfig {
             retention_ms: 7 * 24 * 3_600_000,
             poll_interval_ms: 1_000,
             concurrency: HashMap::new(),
+            rate_limits: HashMap::new(),
             node_name: "girder".into(),
         }
     }
@@ -246,6 +249,9 @@ pub struct Scheduler {
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     /// Woken when a schedule is created or resumed, or a lease may end sooner.
     background: Notify,
+    /// Rate-limited queues' limiters. The lock serializes claims on such a queue, so
+    /// "read what is left, claim at most that, spend what was claimed" cannot race.
+    limiters: HashMap<String, tokio::sync::Mutex<girder_limit::DirectLimiter>>,
     metrics: SchedMetrics,
 }
 
@@ -329,7 +335,21 @@ fn fenced(id: JobId, refusal: Refusal) -> SchedError {
 impl Scheduler {
     /// An engine over `store`.
     pub fn new(store: Arc<dyn Store>, config: SchedConfig, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let limiters = config
+            .rate_limits
+            .iter()
+            .filter_map(
+                |(queue, quota)| match girder_limit::DirectLimiter::new(*quota) {
+                    Ok(l) => Some((queue.clone(), tokio::sync::Mutex::new(l))),
+                    Err(e) => {
+                        tracing::error!(queue, error = %e, "invalid rate limit ignored");
+                        None
+                    }
+                },
+            )
+            .collect();
         Arc::new(Scheduler {
+            limiters,
             store,
             config,
             clock,
@@ -581,8 +601,34 @@ impl Scheduler {
             let notified = waker.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let limiter = match spec.queue.as_deref() {
+                Some(q) => match self.limiters.get(q) {
+                    Some(l) => Some(l.lock().await),
+                    None => None,
+                },
+                None => None,
+            };
+            let mut this_spec = spec.clone();
+            let mut rate_wait = None;
+            if let Some(l) = &limiter {
+                let left = l.check(0).remaining.min(u64::from(spec.max_jobs)) as u32;
+                if left == 0 {
+                    rate_wait = Some(l.check(1).retry_after);
+                }
+                this_spec.max_jobs = left;
+            }
             let now = self.now();
-            let claimed = self.store.claim(now, spec.clone()).await?;
+            let claimed = if rate_wait.is_some() {
+                Vec::new()
+            } else {
+                self.store.claim(now, this_spec).await?
+            };
+            if let Some(l) = &limiter {
+                if !claimed.is_empty() {
+                    l.check(claimed.len() as u64);
+                }
+            }
+            drop(limiter);
             if !claimed.is_empty() {
                 for job in &claimed {
                     self.metrics
@@ -612,7 +658,10 @@ impl Scheduler {
             for at in [due, lease].into_iter().flatten() {
                 sleep = sleep.min(Duration::from_millis(at.saturating_sub(now)));
             }
-            if sleep.is_zero() {
+            if let Some(wait) = rate_wait {
+                // Rate-limited: nothing may start before the limiter allows it.
+                sleep = wait.max(Duration::from_millis(1)).min(left);
+            } else if sleep.is_zero() {
                 // Due but not claimable (concurrency limit full): back off briefly.
                 sleep = Duration::from_millis(5).min(left);
             }

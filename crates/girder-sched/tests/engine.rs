@@ -727,3 +727,50 @@ async fn long_poll_claim_wakes_on_enqueue_and_on_due_time() {
     let none = sched.claim("q", 1, None, 2_000, "w").await.unwrap();
     assert!(none.is_empty());
 }
+
+#[tokio::test]
+async fn rate_limit_per_queue() {
+    // Real time for the limiter: 2 starts per second, burst 2.
+    let mut config = SchedConfig::default();
+    config
+        .rate_limits
+        .insert("limited".into(), girder_limit::Quota::per_second(2));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("s.db")).unwrap());
+    let sched = Scheduler::new(store, config, Arc::new(girder_sched::SystemClock));
+    for _ in 0..5 {
+        sched
+            .enqueue(EnqueueRequest {
+                queue: "limited".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        sched
+            .claim("limited", 10, None, 0, "w")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(sched
+        .claim("limited", 10, None, 0, "w")
+        .await
+        .unwrap()
+        .is_empty());
+    // The next start is allowed 500 ms later: a long-poll waits for it.
+    let started = std::time::Instant::now();
+    let next = sched.claim("limited", 10, None, 2_000, "w").await.unwrap();
+    assert_eq!(next.len(), 1);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(400),
+        "{waited:?}"
+    );
+    assert!(
+        waited < std::time::Duration::from_millis(1_500),
+        "{waited:?}"
+    );
+}

@@ -271,6 +271,20 @@ pub struct SchedulerConfig {
     pub retention: Duration,
     /// Per-queue limits on running jobs: `{ emails = 10 }`.
     pub concurrency: std::collections::BTreeMap<String, u32>,
+    /// Per-queue limits on attempts started per period, on each node:
+    /// `emails = { limit = 100, period = "1s" }`.
+    pub rate_limits: std::collections::BTreeMap<String, QueueRate>,
+}
+
+/// `scheduler.rate_limits.<queue>`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRate {
+    /// Attempts started per `period`.
+    pub limit: u64,
+    /// The period.
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -283,6 +297,7 @@ impl Default for SchedulerConfig {
             misfire_threshold: Duration::from_secs(60),
             retention: Duration::from_secs(7 * 24 * 3600),
             concurrency: Default::default(),
+            rate_limits: Default::default(),
         }
     }
 }
@@ -732,6 +747,18 @@ impl Config {
                 sched.store
             )));
         }
+        for (queue, rate) in &sched.rate_limits {
+            let period_ok = rate.period >= Duration::from_millis(1)
+                && rate.period <= Duration::from_secs(86_400);
+            if !(1..=1_000_000_000).contains(&rate.limit) || !period_ok {
+                return Err(error(format!(
+                    "scheduler.rate_limits.{queue} must have limit 1..=1000000000 and period \
+                     1ms..=1day (got {} per {})",
+                    rate.limit,
+                    humantime::format_duration(rate.period)
+                )));
+            }
+        }
         for (queue, limit) in &sched.concurrency {
             if *limit == 0 {
                 return Err(error(format!(
@@ -830,6 +857,11 @@ impl Config {
             retention_ms: ms(s.retention),
             poll_interval_ms: 1_000,
             concurrency: s.concurrency.clone().into_iter().collect(),
+            rate_limits: s
+                .rate_limits
+                .iter()
+                .map(|(q, r)| (q.clone(), girder_limit::Quota::new(r.limit, r.period)))
+                .collect(),
             node_name: format!("girder-node-{}", self.node_id),
         }
     }

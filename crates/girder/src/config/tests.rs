@@ -295,6 +295,14 @@ fn scheduler_settings_are_checked() {
         e.contains("scheduler.concurrency.emails must be at least 1"),
         "{e}"
     );
+    let e = load_err(
+        "[scheduler.rate_limits]\nemails = { limit = 0, period = \"1s\" }",
+        &[],
+    );
+    assert!(
+        e.contains("scheduler.rate_limits.emails must have limit"),
+        "{e}"
+    );
     let e = load_err("", &[("GIRDER_SCHEDULER__RETENTION", "0s")]);
     assert!(e.contains("scheduler.retention must be between 1s"), "{e}");
 }
