@@ -177,9 +177,15 @@ struct DepthLabel {
     state: String,
 }
 
+/// Most distinct queues that get their own metric labels; the rest are counted under
+/// `queue="other"`. Queue names are client input: without a cap, a client enqueuing to
+/// random queues would grow every series family without bound.
+pub const MAX_QUEUE_LABELS: usize = 256;
+
 /// The scheduler's metrics; register them with [`SchedMetrics::register`].
 #[derive(Debug, Clone)]
 pub struct SchedMetrics {
+    labelled: Arc<Mutex<std::collections::HashSet<String>>>,
     enqueued: Family<QueueLabel, Counter>,
     claimed: Family<QueueLabel, Counter>,
     finished: Family<OutcomeLabel, Counter>,
@@ -190,6 +196,7 @@ pub struct SchedMetrics {
 impl Default for SchedMetrics {
     fn default() -> Self {
         SchedMetrics {
+            labelled: Arc::default(),
             enqueued: Family::default(),
             claimed: Family::default(),
             finished: Family::default(),
@@ -231,10 +238,30 @@ impl SchedMetrics {
         );
     }
 
+    /// The label value for `queue`: itself for the first [`MAX_QUEUE_LABELS`] queues
+    /// seen, `other` after that.
+    fn queue_label(&self, queue: &str) -> String {
+        let mut seen = self.labelled.lock();
+        if seen.contains(queue) {
+            return queue.to_owned();
+        }
+        if seen.len() < MAX_QUEUE_LABELS {
+            seen.insert(queue.to_owned());
+            return queue.to_owned();
+        }
+        "other".to_owned()
+    }
+
+    fn queue(&self, queue: &str) -> QueueLabel {
+        QueueLabel {
+            queue: self.queue_label(queue),
+        }
+    }
+
     fn finished(&self, queue: &str, outcome: &str) {
         self.finished
             .get_or_create(&OutcomeLabel {
-                queue: queue.to_owned(),
+                queue: self.queue_label(queue),
                 outcome: outcome.to_owned(),
             })
             .inc();
@@ -383,6 +410,16 @@ impl Scheduler {
         w
     }
 
+    /// Forgets `queue`'s waker if nobody else holds it (the map must not keep one per
+    /// queue name a client ever claimed from).
+    fn release_waker(&self, queue: &str, waker: Arc<Notify>) {
+        let mut wakers = self.wakers.lock();
+        // Ours and the map's: nobody else is waiting.
+        if Arc::strong_count(&waker) == 2 {
+            wakers.remove(queue);
+        }
+    }
+
     fn wake(&self, queue: &str) {
         if let Some(w) = self.wakers.lock().get(queue) {
             w.notify_waiters();
@@ -509,9 +546,7 @@ impl Scheduler {
         for e in enqueued.iter().filter(|e| !e.duplicate) {
             self.metrics
                 .enqueued
-                .get_or_create(&QueueLabel {
-                    queue: e.job.queue.clone(),
-                })
+                .get_or_create(&self.metrics.queue(&e.job.queue))
                 .inc();
             // A future job also wakes claimers: they re-read the next due time.
             if !woken.contains(&e.job.queue.as_str()) {
@@ -593,7 +628,19 @@ impl Scheduler {
         spec: ClaimSpec,
         wait_ms: u64,
     ) -> Result<Vec<Claimed>, SchedError> {
-        let waker = self.waker(spec.queue.as_deref().unwrap_or(""));
+        let key = spec.queue.clone().unwrap_or_default();
+        let waker = self.waker(&key);
+        let result = self.claim_loop(spec, wait_ms, &waker).await;
+        self.release_waker(&key, waker);
+        result
+    }
+
+    async fn claim_loop(
+        &self,
+        spec: ClaimSpec,
+        wait_ms: u64,
+        waker: &Notify,
+    ) -> Result<Vec<Claimed>, SchedError> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
         loop {
             // Register interest before looking, so an enqueue between the look and the
@@ -633,9 +680,7 @@ impl Scheduler {
                 for job in &claimed {
                     self.metrics
                         .claimed
-                        .get_or_create(&QueueLabel {
-                            queue: job.queue.clone(),
-                        })
+                        .get_or_create(&self.metrics.queue(&job.queue))
                         .inc();
                     self.metrics
                         .lateness
@@ -943,9 +988,7 @@ impl Scheduler {
             if fired && made > 0 {
                 self.metrics
                     .enqueued
-                    .get_or_create(&QueueLabel {
-                        queue: t.queue.clone(),
-                    })
+                    .get_or_create(&self.metrics.queue(&t.queue))
                     .inc_by(made as u64);
                 self.wake(&t.queue);
             }
@@ -966,15 +1009,17 @@ impl Scheduler {
 
     async fn refresh_depth(&self) -> Result<(), SchedError> {
         let counts = self.store.counts(self.now()).await?;
-        self.metrics.depth.clear();
+        let mut depth: HashMap<DepthLabel, i64> = HashMap::new();
         for (queue, state, n) in counts {
-            self.metrics
-                .depth
-                .get_or_create(&DepthLabel {
-                    queue,
-                    state: state.as_str().to_owned(),
-                })
-                .set(n as i64);
+            let label = DepthLabel {
+                queue: self.metrics.queue_label(&queue),
+                state: state.as_str().to_owned(),
+            };
+            *depth.entry(label).or_default() += n as i64;
+        }
+        self.metrics.depth.clear();
+        for (label, n) in depth {
+            self.metrics.depth.get_or_create(&label).set(n);
         }
         Ok(())
     }

@@ -774,3 +774,24 @@ async fn rate_limit_per_queue() {
         "{waited:?}"
     );
 }
+
+#[tokio::test]
+async fn metric_labels_are_bounded_whatever_queues_clients_name() {
+    let f = Fixture::new();
+    let metrics = girder_runtime::Metrics::new(girder_runtime::BuildInfo::default());
+    f.sched.metrics().register(&metrics);
+    let reqs: Vec<EnqueueRequest> = (0..400)
+        .map(|i| EnqueueRequest {
+            queue: format!("q{i}"),
+            ..Default::default()
+        })
+        .collect();
+    f.sched.enqueue_many(reqs, true).await.unwrap();
+    let text = metrics.encode();
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("girder_sched_jobs_enqueued_total{"))
+        .count();
+    assert_eq!(series, girder_sched::engine::MAX_QUEUE_LABELS + 1, "{text}");
+    assert!(text.contains("girder_sched_jobs_enqueued_total{queue=\"other\"} 144"));
+}
