@@ -345,13 +345,27 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(
     Ok(value)
 }
 
-fn fenced(id: JobId, refusal: Refusal) -> SchedError {
+fn fenced(id: JobId, token: Option<u64>, refusal: Refusal) -> SchedError {
     match refusal {
         Refusal::NotFound => SchedError::NotFound(format!("no job {id}")),
-        Refusal::Fenced { state, attempt } => SchedError::Conflict(format!(
-            "job {id} is {} at attempt {attempt}: this fencing token no longer holds the \
-             job (its lease expired and it was reclaimed, or it was cancelled)",
-            state.as_str()
+        Refusal::Fenced { state, attempt } => {
+            let state = state.as_str();
+            let why = match token {
+                Some(t) if t > u64::from(attempt) || t == 0 => {
+                    format!("fencing token {t} was never issued for it")
+                }
+                Some(t) if state == "running" => format!(
+                    "fencing token {t} is stale: the job was claimed again (attempt {attempt})"
+                ),
+                Some(t) => format!("fencing token {t} no longer holds it"),
+                None => "it cannot be changed now".to_owned(),
+            };
+            SchedError::Conflict(format!("job {id} is {state} at attempt {attempt}: {why}"))
+        }
+        Refusal::LeaseExpired { lease_until_ms } => SchedError::Conflict(format!(
+            "job {id}: the lease of this attempt ended at {}; the attempt is over and \
+             the job will be retried",
+            crate::format_ms(lease_until_ms)
         )),
         Refusal::WrongState(state) => {
             SchedError::Conflict(format!("job {id} is {}", state.as_str()))
@@ -435,11 +449,20 @@ impl Scheduler {
         let run_at_ms = match (req.run_at_ms, req.delay_ms) {
             (Some(_), Some(_)) => {
                 return Err(SchedError::Invalid(
-                    "run_at and delay: give one or neither".into(),
+                    "run_at: give run_at or delay_ms, not both".into(),
                 ))
             }
-            (Some(at), None) => range("run_at", at, 0, now.saturating_add(MAX_DELAY_MS))?,
-            (None, Some(d)) => now + range("delay", d, 0, MAX_DELAY_MS)?,
+            (Some(at), None) => {
+                let latest = now.saturating_add(MAX_DELAY_MS);
+                if at > latest {
+                    return Err(SchedError::Invalid(format!(
+                        "run_at: must be no later than {} (ten years from now)",
+                        crate::format_ms(latest)
+                    )));
+                }
+                at
+            }
+            (None, Some(d)) => now + range("delay_ms", d, 0, MAX_DELAY_MS)?,
             (None, None) => now,
         };
         let kind = match &req.url {
@@ -466,11 +489,11 @@ impl Scheduler {
             (None, None) => None,
             (key, window) => {
                 let window = match window {
-                    Some(w) => range("unique_for", w, 1, MAX_DELAY_MS)?,
+                    Some(w) => range("unique_for_ms", w, 1, MAX_DELAY_MS)?,
                     None => self.config.idempotency_window_ms,
                 };
                 let key = match key {
-                    Some(k) if k.is_empty() || k.len() > 256 => {
+                    Some(k) if k.is_empty() || k.chars().count() > 256 => {
                         return Err(SchedError::Invalid(
                             "idempotency_key: must be 1 to 256 characters".into(),
                         ))
@@ -508,7 +531,7 @@ impl Scheduler {
             backoff,
             timeout_ms: req
                 .timeout_ms
-                .map(|t| range("timeout", t, 1, MAX_LEASE_MS))
+                .map(|t| range("timeout_ms", t, 1, MAX_LEASE_MS))
                 .transpose()?,
             dedup,
             schedule_id: None,
@@ -579,7 +602,7 @@ impl Scheduler {
             .store
             .cancel(self.now(), id)
             .await?
-            .map_err(|r| fenced(id, r))?;
+            .map_err(|r| fenced(id, None, r))?;
         self.metrics.finished(&job.queue, "cancelled");
         Ok(job)
     }
@@ -590,7 +613,7 @@ impl Scheduler {
             .store
             .retry(self.now(), id)
             .await?
-            .map_err(|r| fenced(id, r))?;
+            .map_err(|r| fenced(id, None, r))?;
         self.wake(&job.queue);
         Ok(job)
     }
@@ -733,7 +756,7 @@ impl Scheduler {
         self.store
             .heartbeat(self.now(), id, token, lease)
             .await?
-            .map_err(|r| fenced(id, r))
+            .map_err(|r| fenced(id, Some(token), r))
     }
 
     /// Commits success for the attempt holding `token`.
@@ -791,15 +814,15 @@ impl Scheduler {
         &self,
         items: Vec<Finish>,
     ) -> Result<Vec<Result<Finished, SchedError>>, SchedError> {
-        let ids: Vec<JobId> = items.iter().map(|f| f.id).collect();
+        let ids: Vec<(JobId, u64)> = items.iter().map(|f| (f.id, f.token)).collect();
         let answers = self.store.finish(self.now(), items).await?;
         let mut woken: Vec<String> = Vec::new();
         let mut background = false;
         let answers = answers
             .into_iter()
             .zip(ids)
-            .map(|(answer, id)| {
-                let done = answer.map_err(|r| fenced(id, r))?;
+            .map(|(answer, (id, token))| {
+                let done = answer.map_err(|r| fenced(id, Some(token), r))?;
                 let outcome = match done.state {
                     JobState::Succeeded => "succeeded",
                     JobState::Dead => "dead",
@@ -822,7 +845,10 @@ impl Scheduler {
     }
 
     fn template(&self, req: &EnqueueRequest) -> Result<JobTemplate, SchedError> {
-        let job = self.new_job(self.now(), req)?;
+        let job = self.new_job(self.now(), req).map_err(|e| match e {
+            SchedError::Invalid(m) => SchedError::Invalid(format!("job.{m}")),
+            e => e,
+        })?;
         Ok(JobTemplate {
             queue: job.queue,
             kind: job.kind,
@@ -841,7 +867,7 @@ impl Scheduler {
         &self,
         req: ScheduleRequest,
     ) -> Result<(Schedule, bool), SchedError> {
-        if req.name.is_empty() || req.name.len() > MAX_QUEUE_LEN {
+        if req.name.is_empty() || req.name.chars().count() > MAX_QUEUE_LEN {
             return Err(SchedError::Invalid(format!(
                 "name: must be 1 to {MAX_QUEUE_LEN} characters"
             )));

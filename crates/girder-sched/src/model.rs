@@ -260,6 +260,12 @@ pub enum Refusal {
         /// The job's current attempt.
         attempt: u32,
     },
+    /// The token is the current attempt's, but its lease ended at `lease_until_ms`:
+    /// the attempt is over (the job will be reaped and retried) and cannot commit.
+    LeaseExpired {
+        /// When the lease ended (ms).
+        lease_until_ms: u64,
+    },
     /// The job is not in a state the operation applies to.
     WrongState(JobState),
 }

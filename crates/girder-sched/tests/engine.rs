@@ -381,6 +381,20 @@ async fn timeout_caps_lease_and_heartbeat() {
         f.sched.heartbeat(id, 1, Some(60_000)).await.unwrap(),
         T0 + 2_000
     );
+    // At the time limit the attempt is over, reaped or not: no heartbeat brings it
+    // back, and it cannot commit.
+    f.advance(500);
+    for e in [
+        f.sched.heartbeat(id, 1, Some(60_000)).await.unwrap_err(),
+        f.sched.complete(id, 1, None).await.unwrap_err(),
+        f.sched.fail(id, 1, "late".into(), true).await.unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("lease of this attempt ended"), "{e}");
+    }
+    // The reaper then ends it as lease_expired and the job retries.
+    assert_eq!(f.sched.reap().await.unwrap(), 1);
+    let job = f.sched.get(id).await.unwrap();
+    assert_eq!(job.attempts[0].outcome.as_deref(), Some("lease_expired"));
 }
 
 #[tokio::test]
@@ -444,7 +458,7 @@ async fn validation_names_the_field() {
                 delay_ms: Some(1),
                 ..Default::default()
             },
-            "run_at and delay",
+            "run_at",
         ),
         (
             EnqueueRequest {

@@ -343,6 +343,33 @@ async fn bad_input_gets_clear_problems() {
         assert_eq!(status, want, "{problem}");
         assert!(problem.to_string().contains(needle), "{needle}: {problem}");
     }
+    // Fields are named as the request spells them, schedule template fields with `job.`.
+    for (body, field) in [
+        (
+            json!({"queue": "q", "delay_ms": 316_224_000_001_u64}),
+            "delay_ms",
+        ),
+        (json!({"queue": "q", "timeout_ms": 0}), "timeout_ms"),
+        (json!({"queue": "q", "unique_for_ms": 0}), "unique_for_ms"),
+    ] {
+        let (status, problem) = call(c.post(format!("{base}/v1/jobs")).json(&body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem["invalid-params"][0]["name"], field, "{problem}");
+    }
+    let (_, problem) = call(c.post(format!("{base}/v1/schedules")).json(&json!({
+        "name": "x", "cron": "@daily", "job": {"queue": "q", "priority": 5000}
+    })))
+    .await;
+    assert_eq!(
+        problem["invalid-params"][0]["name"], "job.priority",
+        "{problem}"
+    );
+    // Lengths are in characters: 256 two-byte characters are a valid key.
+    let (status, _) = call(c.post(format!("{base}/v1/jobs")).json(&json!({
+        "queue": "q", "idempotency_key": "é".repeat(256)
+    })))
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
     // The node is fine afterwards.
     let (status, _) = call(
         c.post(format!("{base}/v1/jobs"))

@@ -388,6 +388,7 @@ fn location(path: String) -> Result<HeaderValue, ApiError> {
         (status = 201, description = "Created", body = JobView),
         (status = 200, description = "The existing job holding the idempotency key", body = JobView),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `http.body_limit`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is out of range; the problem names it", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The store failed; nothing was committed", body = Problem, content_type = "application/problem+json"),
@@ -844,6 +845,7 @@ pub struct ClaimResponse {
     responses(
         (status = 200, description = "Jobs, maybe none", body = ClaimResponse),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `http.body_limit`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field or the queue name is out of range", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The store failed", body = Problem, content_type = "application/problem+json"),
@@ -869,7 +871,7 @@ pub async fn claim(
         ));
     }
     let worker = body.worker.unwrap_or_else(|| "anonymous".into());
-    if worker.is_empty() || worker.len() > 200 {
+    if worker.is_empty() || worker.chars().count() > 200 {
         return Err(ApiError::invalid_value(
             "worker",
             "must be 1 to 200 characters",
@@ -929,7 +931,7 @@ pub struct HeartbeatResponse {
 }
 
 const FENCED: &str =
-    "The token is not the job's current attempt (its lease expired and it was claimed again, or it was cancelled or finished)";
+    "The token does not hold the job: its lease ended, it was claimed again, or it was cancelled or finished";
 
 /// Extend a running job's lease.
 #[utoipa::path(
@@ -943,6 +945,7 @@ const FENCED: &str =
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = FENCED, body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `http.body_limit`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is out of range", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The store failed", body = Problem, content_type = "application/problem+json"),
@@ -988,6 +991,7 @@ pub struct CompleteBody {
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = FENCED, body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `http.body_limit`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is out of range", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The store failed; nothing was committed", body = Problem, content_type = "application/problem+json"),
@@ -1034,6 +1038,7 @@ pub struct FailBody {
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = FENCED, body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `http.body_limit`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is out of range", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The store failed; nothing was committed", body = Problem, content_type = "application/problem+json"),

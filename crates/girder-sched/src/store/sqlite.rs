@@ -639,6 +639,13 @@ fn fence(
             attempt,
         }));
     }
+    // A lease that ended is over even before the reaper gets to it: a late worker
+    // cannot heartbeat it back to life or commit past its time limit.
+    if let Some(until) = lease.map(|v| v as u64).filter(|until| *until <= now_ms) {
+        return Ok(Err(Refusal::LeaseExpired {
+            lease_until_ms: until,
+        }));
+    }
     Ok(Ok(Holder {
         attempt,
         timeout_ms: timeout.map(|v| v as u64),
