@@ -332,6 +332,7 @@ async fn bad_input_gets_clear_problems() {
         (c.post(format!("{base}/v1/jobs/1/complete")).json(&json!({"fencing_token": -1})), StatusCode::UNPROCESSABLE_ENTITY, "fencing_token"),
         (c.post(format!("{base}/v1/jobs/99999/complete")).json(&json!({"fencing_token": 1})), StatusCode::NOT_FOUND, "99999"),
         (c.get(format!("{base}/v1/jobs/abc")), StatusCode::BAD_REQUEST, "id"),
+        (c.post(format!("{base}/v1/jobs/complete")).json(&json!({"jobs": [{"id": -1, "fencing_token": 1}]})), StatusCode::UNPROCESSABLE_ENTITY, "jobs[0].id"),
         (c.get(format!("{base}/v1/jobs?state=sleeping")), StatusCode::BAD_REQUEST, "state"),
         (c.get(format!("{base}/v1/jobs?cursor=-3")), StatusCode::BAD_REQUEST, "cursor"),
         (c.post(format!("{base}/v1/schedules")).json(&json!({"name": "x", "cron": "* * *", "job": {"queue": "q"}})), StatusCode::UNPROCESSABLE_ENTITY, "cron"),

@@ -571,6 +571,12 @@ pub async fn complete_batch(
             ),
         ));
     }
+    if let Some(i) = body.jobs.iter().position(|j| j.id < 0) {
+        return Err(ApiError::invalid_value(
+            &format!("jobs[{i}].id"),
+            "must be a job id (0 or more)",
+        ));
+    }
     let ids: Vec<i64> = body.jobs.iter().map(|j| j.id).collect();
     let items = body
         .jobs
