@@ -17,6 +17,7 @@
 //!   transaction that inserts the tick's jobs, so each tick makes its jobs once however
 //!   many nodes race for it.
 
+pub mod sql;
 pub mod sqlite;
 
 use crate::model::{
@@ -34,6 +35,10 @@ pub enum StoreError {
     /// The store is shut down.
     #[error("scheduler store is closed")]
     Closed,
+    /// A transient conflict between nodes (deadlock, serialization failure, a key that
+    /// changed hands): the operation was rolled back and may be run again.
+    #[error("scheduler store: {0} (retry)")]
+    Retry(String),
 }
 
 /// What every store operation returns: resolved once the transaction committed.
