@@ -40,6 +40,7 @@ pub use engine::{
 pub use model::{
     Attempt, BackoffSpec, Claimed, Enqueued, Job, JobId, JobKind, JobState, Misfire, Schedule,
 };
+pub use store::pg::{PgOptions, PgStore};
 pub use store::sqlite::SqliteStore;
 pub use store::{Finish, Finished, ListFilter, Outcome, Store, StoreError};
 

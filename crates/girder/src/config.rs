@@ -251,7 +251,8 @@ impl Default for StreamsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SchedulerConfig {
     /// Where jobs are kept: empty for the embedded SQLite database
-    /// `<data_dir>/scheduler/jobs.db`.
+    /// `<data_dir>/scheduler/jobs.db`, or a `postgres://` URL for a database several
+    /// nodes share.
     pub store: String,
     /// The lease a claim gets when it names none.
     #[serde(with = "humantime_serde")]
@@ -740,10 +741,12 @@ impl Config {
                 sched.default_max_attempts
             )));
         }
-        if !sched.store.is_empty() {
+        let postgres =
+            sched.store.starts_with("postgres://") || sched.store.starts_with("postgresql://");
+        if !sched.store.is_empty() && !postgres {
             return Err(error(format!(
-                "scheduler.store {:?} is not supported yet: leave it empty for the embedded \
-                 SQLite store (PostgreSQL is planned)",
+                "scheduler.store must be empty (the embedded SQLite store) or a \
+                 postgres:// URL (got {:?})",
                 sched.store
             )));
         }

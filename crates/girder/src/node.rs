@@ -112,7 +112,7 @@ impl NodeBuilder {
             )),
             girder_http::routes::topics::openapi(),
         );
-        let sched = open_scheduler(&config)?;
+        let sched = open_scheduler(&config).await?;
         sched.metrics().register(&ctx.metrics);
         app = app.mount(
             girder_http::routes::jobs::router(girder_http::routes::jobs::JobsState::new(
@@ -310,16 +310,29 @@ fn open_topics(config: &Config) -> anyhow::Result<Arc<Topics>> {
     Ok(Arc::new(topics))
 }
 
-/// Opens the scheduler's embedded store, `<data_dir>/scheduler/jobs.db`.
-fn open_scheduler(config: &Config) -> anyhow::Result<Arc<girder_sched::Scheduler>> {
-    let dir = config.data_dir.join("scheduler");
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the scheduler directory {}", dir.display()))?;
-    let path = dir.join("jobs.db");
-    let store = girder_sched::SqliteStore::open(&path)
-        .with_context(|| format!("cannot open the scheduler store {}", path.display()))?;
+/// Opens the scheduler's store: the embedded `<data_dir>/scheduler/jobs.db`, or the
+/// PostgreSQL database `scheduler.store` names (shared by several nodes).
+async fn open_scheduler(config: &Config) -> anyhow::Result<Arc<girder_sched::Scheduler>> {
+    let store: Arc<dyn girder_sched::Store> = if config.scheduler.store.is_empty() {
+        let dir = config.data_dir.join("scheduler");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the scheduler directory {}", dir.display()))?;
+        let path = dir.join("jobs.db");
+        Arc::new(
+            girder_sched::SqliteStore::open(&path)
+                .with_context(|| format!("cannot open the scheduler store {}", path.display()))?,
+        )
+    } else {
+        let url = config.scheduler.store.clone();
+        let store = tokio::task::spawn_blocking(move || {
+            girder_sched::PgStore::connect(&url, girder_sched::PgOptions::default())
+        })
+        .await?
+        .context("cannot open the scheduler store scheduler.store (PostgreSQL)")?;
+        Arc::new(store)
+    };
     Ok(girder_sched::Scheduler::new(
-        Arc::new(store),
+        store,
         config.sched_config(),
         Arc::new(girder_sched::SystemClock),
     ))

@@ -439,12 +439,15 @@ impl Drop for Child9 {
     }
 }
 
-fn spawn(data: &Path) -> Child9 {
+fn spawn(data: &Path, store: Option<&str>) -> Child9 {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_girder"));
     for (key, _) in std::env::vars() {
         if key.starts_with("GIRDER_") {
             cmd.env_remove(key);
         }
+    }
+    if let Some(url) = store {
+        cmd.env("GIRDER_SCHEDULER__STORE", url);
     }
     let mut child = cmd
         .args([
@@ -482,11 +485,13 @@ fn spawn(data: &Path) -> Child9 {
     }
 }
 
-/// The node's current address, replaced at each restart; clients retry against it.
-type Base = std::sync::Arc<std::sync::RwLock<String>>;
+/// The nodes' current addresses, each replaced at its node's restart; clients send to
+/// any of them and retry.
+type Base = std::sync::Arc<std::sync::RwLock<Vec<String>>>;
 
 fn base_of(b: &Base) -> String {
-    b.read().unwrap().clone()
+    let nodes = b.read().unwrap();
+    nodes[fastrand::usize(0..nodes.len())].clone()
 }
 
 /// Sends until the node answers (it may be down between a kill and its restart).
@@ -513,26 +518,95 @@ async fn send_retrying(
 
 const CHAOS_JOBS: u64 = 10_000;
 
-/// The chaos test, single node on SQLite: 10,000 jobs enqueued (in batches, with
-/// idempotency keys, retried until acknowledged) while 4 workers claim with 1 s leases
-/// and complete — each worker "crashing" now and then by abandoning the jobs it holds —
-/// and the node is killed with SIGKILL at random moments and restarted on the same data.
-/// A schedule ticks every second throughout. At the end: every job succeeded, exactly
-/// one attempt of each committed, no job was enqueued twice, every completion a worker
-/// was told about is committed, and every tick from the schedule's first to its last
-/// made exactly one job.
+/// The chaos test: 10,000 jobs enqueued (in batches, with idempotency keys,
+/// retried until acknowledged) while 4 workers claim with 1 s leases and complete — each
+/// worker "crashing" now and then by abandoning the jobs it holds — and nodes are killed
+/// with SIGKILL at random moments and restarted on the same data. A schedule ticks every
+/// second throughout. At the end: every job succeeded, exactly one attempt of each
+/// committed, no job was enqueued twice, every completion a worker was told about is
+/// committed, and every tick from the schedule's first to its last made exactly one
+/// job. Single node on SQLite; three nodes sharing PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_every_job_commits_exactly_once_and_every_tick_once() {
+async fn chaos_single_node_sqlite() {
+    chaos("chaos-sqlite", 1, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_three_nodes_postgres() {
+    let Some(db) = TestPg::create() else { return };
+    chaos("chaos-pg", 3, Some(&db.url)).await;
+}
+
+/// A fresh PostgreSQL database for one test (`GIRDER_TEST_POSTGRES`, default the local
+/// server), dropped at the end. `None` (skip) when unreachable, unless `PG_REQUIRED=1`.
+struct TestPg {
+    url: String,
+    name: String,
+}
+
+fn pg_admin() -> String {
+    std::env::var("GIRDER_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestPg {
+    fn create() -> Option<TestPg> {
+        let admin = pg_admin();
+        let name = format!("girder_chaos_{}", std::process::id());
+        let made = std::thread::spawn({
+            let (admin, name) = (admin.clone(), name.clone());
+            move || -> Result<(), postgres::Error> {
+                let mut c = postgres::Client::connect(&admin, postgres::NoTls)?;
+                c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))?;
+                c.batch_execute(&format!("CREATE DATABASE {name}"))
+            }
+        })
+        .join()
+        .unwrap();
+        if let Err(e) = made {
+            if std::env::var("PG_REQUIRED").is_ok_and(|v| v == "1") {
+                panic!("PostgreSQL at {admin} is required (PG_REQUIRED=1): {e}");
+            }
+            eprintln!("skipped: PostgreSQL at {admin} is unreachable: {e}");
+            return None;
+        }
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Some(TestPg {
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for TestPg {
+    fn drop(&mut self) {
+        let (admin, name) = (pg_admin(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        })
+        .join();
+    }
+}
+
+async fn chaos(name: &str, node_count: usize, store: Option<&str>) {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
-    let dir = TempDir::new("jobs", "chaos");
-    let mut node = spawn(&dir.0);
-    let base: Base = Arc::new(std::sync::RwLock::new(node.base.clone()));
+    let dirs: Vec<TempDir> = (0..node_count)
+        .map(|i| TempDir::new("jobs", &format!("{name}-{i}")))
+        .collect();
+    let mut nodes: Vec<Child9> = dirs.iter().map(|d| spawn(&d.0, store)).collect();
+    let base: Base = Arc::new(std::sync::RwLock::new(
+        nodes.iter().map(|n| n.base.clone()).collect(),
+    ));
     let c = client();
-    let (status, schedule) = call(c.post(format!("{}/v1/schedules", node.base)).json(&json!({
-        "name": "heartbeat", "cron": "* * * * * *", "job": {"queue": "ticks"},
-        "misfire": {"policy": "catch_up", "max": 1000}
-    })))
+    let (status, schedule) = call(c.post(format!("{}/v1/schedules", base_of(&base))).json(
+        &json!({
+            "name": "heartbeat", "cron": "* * * * * *", "job": {"queue": "ticks"},
+            "misfire": {"policy": "catch_up", "max": 1000}
+        }),
+    ))
     .await;
     assert_eq!(status, StatusCode::CREATED, "{schedule}");
     let stop = Arc::new(AtomicBool::new(false));
@@ -614,14 +688,17 @@ async fn chaos_every_job_commits_exactly_once_and_every_tick_once() {
             }
         }));
     }
-    // Kill -9 and restart at random moments, five times.
+    // Kill -9 a node and restart it at random moments, five times.
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(300 + fastrand::u64(0..900))).await;
-        drop(node);
+        let victim = fastrand::usize(0..node_count);
+        drop(nodes.remove(victim));
         tokio::time::sleep(Duration::from_millis(fastrand::u64(0..300))).await;
-        node = spawn(&dir.0);
-        *base.write().unwrap() = node.base.clone();
+        let again = spawn(&dirs[victim].0, store);
+        base.write().unwrap()[victim] = again.base.clone();
+        nodes.insert(victim, again);
     }
+    let node = &nodes[0];
     // Then let it finish: until the store holds every job as succeeded. (A completion
     // whose answer was lost to a kill is committed but unknown to its worker.)
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -742,5 +819,5 @@ async fn chaos_every_job_commits_exactly_once_and_every_tick_once() {
             "ticks {pair:?}: a tick was lost or made twice"
         );
     }
-    drop(node);
+    drop(nodes);
 }

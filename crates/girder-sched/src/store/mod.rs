@@ -17,6 +17,7 @@
 //!   transaction that inserts the tick's jobs, so each tick makes its jobs once however
 //!   many nodes race for it.
 
+pub mod pg;
 pub mod sql;
 pub mod sqlite;
 

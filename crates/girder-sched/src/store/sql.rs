@@ -1,5 +1,5 @@
 //! The store's rules, written once over a minimal SQL connection ([`Sql`]) that SQLite
-//! (`sqlite.rs`) and PostgreSQL (`postgres.rs`) each implement, and the one
+//! (`sqlite.rs`) and PostgreSQL (`pg.rs`) each implement, and the one
 //! [`Store`] implementation, [`SqlStore`], over a [`Runner`] that runs operations as
 //! transactions.
 //!
@@ -428,13 +428,13 @@ fn reap_in(db: &mut dyn Sql, now_ms: u64, queue: Option<&str>) -> Result<Vec<Rea
     let sql = match db.dialect() {
         Dialect::Sqlite => {
             "SELECT id, queue, attempt FROM jobs WHERE state = 'running' AND lease_until <= ?1 \
-             AND (?2 IS NULL OR queue = ?2)"
+             AND (CAST(?2 AS TEXT) IS NULL OR queue = ?2)"
         }
         // Another node may be reaping (or completing) the same rows: take only the rows
         // nobody holds, and hold them.
         Dialect::Postgres => {
             "SELECT id, queue, attempt FROM jobs WHERE state = 'running' AND lease_until <= ?1 \
-             AND (?2::text IS NULL OR queue = ?2) FOR UPDATE SKIP LOCKED"
+             AND (CAST(?2 AS TEXT) IS NULL OR queue = ?2) FOR UPDATE SKIP LOCKED"
         }
     };
     let expired = db.query(sql, args![now_ms, queue])?;
@@ -702,7 +702,7 @@ impl<R: Runner> Store for SqlStore<R> {
             };
             // `?3` appears in every variant (typed), so the parameter count is fixed.
             let sql = format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR queue = ?1) AND id > ?2 \
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE (CAST(?1 AS TEXT) IS NULL OR queue = ?1) AND id > ?2 \
                  AND ({state_sql}) AND CAST(?3 AS BIGINT) >= 0 ORDER BY id LIMIT ?4"
             );
             let rows = db.query(
@@ -810,14 +810,14 @@ impl<R: Runner> Store for SqlStore<R> {
             let due = db
                 .query_opt(
                     "SELECT min(run_at) FROM jobs WHERE state = 'pending' AND kind = ?2 \
-                     AND (?1 IS NULL OR queue = ?1)",
+                     AND (CAST(?1 AS TEXT) IS NULL OR queue = ?1)",
                     args![queue.as_deref(), kind],
                 )?
                 .map_or(Ok(None), |r| r.opt_int(0))?;
             let lease = db
                 .query_opt(
                     "SELECT min(lease_until) FROM jobs WHERE state = 'running' \
-                     AND (?1 IS NULL OR queue = ?1)",
+                     AND (CAST(?1 AS TEXT) IS NULL OR queue = ?1)",
                     args![queue.as_deref()],
                 )?
                 .map_or(Ok(None), |r| r.opt_int(0))?;

@@ -285,9 +285,11 @@ fn scheduler_settings_are_checked() {
         e.contains("scheduler.misfire_threshold must be between"),
         "{e}"
     );
-    let e = load_err("[scheduler]\nstore = \"postgres://db/girder\"", &[]);
+    let e = load_err("[scheduler]\nstore = \"mysql://db/girder\"", &[]);
     assert!(
-        e.contains("scheduler.store \"postgres://db/girder\" is not supported yet"),
+        e.contains(
+            "scheduler.store must be empty (the embedded SQLite store) or a postgres:// URL"
+        ),
         "{e}"
     );
     let e = load_err("[scheduler.concurrency]\nemails = 0", &[]);
