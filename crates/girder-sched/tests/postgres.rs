@@ -220,6 +220,37 @@ async fn nodes_never_hand_out_or_commit_a_job_twice() {
     assert_eq!(all.len(), 1500, "a job was handed out twice or lost");
     assert_eq!(distinct.len(), 1500);
 
+    // A batch of completions commits together; a stale token or a repeated id in it is
+    // refused alone.
+    let reqs: Vec<EnqueueRequest> = (0..10)
+        .map(|_| EnqueueRequest {
+            queue: "batch".into(),
+            ..Default::default()
+        })
+        .collect();
+    nodes[0].enqueue_many(reqs, true).await.unwrap();
+    let got = nodes[1].claim("batch", 10, None, 0, "w").await.unwrap();
+    assert_eq!(got.len(), 10);
+    let mut items: Vec<girder_sched::Finish> = got
+        .iter()
+        .map(|c| girder_sched::Finish {
+            id: c.id,
+            token: c.fencing_token,
+            outcome: girder_sched::Outcome::Succeeded(Some(json!(c.id))),
+            want_job: false,
+        })
+        .collect();
+    items[3].token = 99;
+    items.push(items[0].clone());
+    let answers = nodes[2].finish_many(items).await.unwrap();
+    let ok = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(ok, 9, "{answers:?}");
+    assert!(matches!(answers[3], Err(SchedError::Conflict(_))));
+    assert!(matches!(answers[10], Err(SchedError::Conflict(_))));
+    let job = nodes[0].get(got[0].id).await.unwrap();
+    assert_eq!(job.result, Some(json!(got[0].id)));
+    assert_eq!(job.attempts[0].outcome.as_deref(), Some("succeeded"));
+
     // Racing completions of one attempt from three nodes: exactly one commits.
     let id = nodes[0]
         .enqueue(EnqueueRequest {

@@ -241,6 +241,8 @@ impl ToSql for Arg {
                 _ => v.to_sql(ty, out),
             },
             Arg::Text(s) => s.as_str().to_sql(ty, out),
+            Arg::Ints(v) => v.to_sql(ty, out),
+            Arg::Texts(v) => v.to_sql(ty, out),
         }
     }
 

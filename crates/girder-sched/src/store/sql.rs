@@ -28,6 +28,10 @@ pub enum Arg {
     Int(i64),
     /// Text.
     Text(String),
+    /// An array of nullable integers (PostgreSQL only: set-wise statements).
+    Ints(Vec<Option<i64>>),
+    /// An array of nullable texts (PostgreSQL only).
+    Texts(Vec<Option<String>>),
 }
 
 impl From<i64> for Arg {
@@ -361,6 +365,85 @@ fn insert_job(db: &mut dyn Sql, now_ms: u64, job: &NewJob) -> Result<Enqueued, S
     ))
 }
 
+/// Inserts jobs without dedup keys with one statement (PostgreSQL: one round trip for
+/// the batch instead of one per job).
+fn insert_jobs_at_once(
+    db: &mut dyn Sql,
+    now_ms: u64,
+    jobs: &[NewJob],
+) -> Result<Vec<Enqueued>, StoreError> {
+    let texts = |f: &dyn Fn(&NewJob) -> Option<String>| Arg::Texts(jobs.iter().map(f).collect());
+    let ints = |f: &dyn Fn(&NewJob) -> Option<i64>| Arg::Ints(jobs.iter().map(f).collect());
+    let rows = db.query(
+        "INSERT INTO jobs (queue, kind, url, payload, state, priority, run_at, max_attempts, \
+         backoff_base_ms, backoff_max_ms, timeout_ms, schedule_id, created_at, updated_at) \
+         SELECT q, k, u, p, 'pending', pr, ra, ma, bb, bm, t, s, ?12, ?12 \
+         FROM unnest(CAST(?1 AS TEXT[]), CAST(?2 AS TEXT[]), CAST(?3 AS TEXT[]), \
+                     CAST(?4 AS TEXT[]), CAST(?5 AS BIGINT[]), CAST(?6 AS BIGINT[]), \
+                     CAST(?7 AS BIGINT[]), CAST(?8 AS BIGINT[]), CAST(?9 AS BIGINT[]), \
+                     CAST(?10 AS BIGINT[]), CAST(?11 AS BIGINT[])) \
+              AS t(q, k, u, p, pr, ra, ma, bb, bm, t, s) \
+         RETURNING id",
+        &[
+            texts(&|j| Some(j.queue.clone())),
+            texts(&|j| Some(kind_column(&j.kind).0.to_owned())),
+            texts(&|j| kind_column(&j.kind).1.map(str::to_owned)),
+            texts(&|j| Some(j.payload.to_string())),
+            ints(&|j| Some(i64::from(j.priority))),
+            ints(&|j| Some(j.run_at_ms as i64)),
+            ints(&|j| Some(i64::from(j.max_attempts))),
+            ints(&|j| Some(j.backoff.base_ms as i64)),
+            ints(&|j| Some(j.backoff.max_ms as i64)),
+            ints(&|j| j.timeout_ms.map(|v| v as i64)),
+            ints(&|j| j.schedule_id),
+            Arg::from(now_ms),
+        ],
+    )?;
+    // Ids come from one sequence in the order the rows were inserted, which is the
+    // order of the arrays.
+    let mut ids = rows
+        .iter()
+        .map(|r| r.int(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.sort_unstable();
+    if ids.len() != jobs.len() {
+        return Err(StoreError::Database(format!(
+            "inserted {} of {} jobs",
+            ids.len(),
+            jobs.len()
+        )));
+    }
+    Ok(jobs
+        .iter()
+        .zip(ids)
+        .map(|(job, id)| Enqueued {
+            job: Job {
+                id,
+                queue: job.queue.clone(),
+                kind: job.kind.clone(),
+                payload: job.payload.clone(),
+                state: derive_state("pending", job.run_at_ms, 0, now_ms),
+                priority: job.priority,
+                run_at_ms: job.run_at_ms,
+                attempt: 0,
+                max_attempts: job.max_attempts,
+                backoff: job.backoff,
+                timeout_ms: job.timeout_ms,
+                lease_until_ms: None,
+                dedup_key: None,
+                schedule_id: job.schedule_id,
+                result: None,
+                last_error: None,
+                created_at_ms: now_ms,
+                updated_at_ms: now_ms,
+                finished_at_ms: None,
+                attempts: Vec::new(),
+            },
+            duplicate: false,
+        })
+        .collect())
+}
+
 /// Ends the running attempt `attempt` of job `id` as `outcome`, then moves the job to
 /// `pending` (after backoff) or `dead`. Returns the new derived state.
 fn end_attempt_with_retry(
@@ -478,6 +561,9 @@ fn claim_in(db: &mut dyn Sql, now_ms: u64, spec: &ClaimSpec) -> Result<Vec<Claim
         return Ok(Vec::new());
     }
     let kind = if spec.http { "http" } else { "external" };
+    if db.dialect() == Dialect::Postgres {
+        return claim_at_once(db, now_ms, spec, kind, max);
+    }
     // Walk the claim index in claim order and stop at the limit: the cost is the jobs
     // taken (plus any not-yet-due ones of higher priority), not the backlog.
     let picked = match (db.dialect(), &spec.queue) {
@@ -542,6 +628,72 @@ fn claim_in(db: &mut dyn Sql, now_ms: u64, spec: &ClaimSpec) -> Result<Vec<Claim
         });
     }
     Ok(claimed)
+}
+
+/// PostgreSQL's claim: pick (skipping rows other claims hold), start the attempts and
+/// record them in one statement — one round trip per claim, not three per job.
+fn claim_at_once(
+    db: &mut dyn Sql,
+    now_ms: u64,
+    spec: &ClaimSpec,
+    kind: &str,
+    max: i64,
+) -> Result<Vec<Claimed>, StoreError> {
+    const STARTED: &str = "claimed AS ( \
+            UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, \
+              lease_until = CAST(?3 AS BIGINT) + LEAST(CAST(?5 AS BIGINT), \
+                                         COALESCE(j.timeout_ms, CAST(?5 AS BIGINT))), \
+              started_at = ?3, updated_at = ?3 \
+            FROM picked WHERE j.id = picked.id \
+            RETURNING j.id, j.attempt, j.lease_until, j.queue, j.payload, j.kind, j.url, \
+                      j.max_attempts, j.run_at, j.priority), \
+          recorded AS ( \
+            INSERT INTO attempts (job_id, attempt, worker, started_at) \
+            SELECT id, attempt, ?6, ?3 FROM claimed) \
+        SELECT id, attempt, lease_until, queue, payload, kind, url, max_attempts, run_at \
+        FROM claimed ORDER BY priority DESC, run_at, id";
+    let rows = match &spec.queue {
+        Some(q) => db.query(
+            &format!(
+                "WITH picked AS (SELECT id FROM jobs WHERE state = 'pending' AND queue = ?1 \
+                   AND kind = ?2 AND run_at <= ?3 ORDER BY priority DESC, run_at, id \
+                   LIMIT ?4 FOR UPDATE SKIP LOCKED), {STARTED}"
+            ),
+            args![q, kind, now_ms, max, spec.lease_ms, &spec.worker],
+        )?,
+        None => db.query(
+            &format!(
+                "WITH picked AS (SELECT id FROM jobs WHERE state = 'pending' \
+                   AND CAST(?1 AS TEXT) IS NULL AND kind = ?2 AND run_at <= ?3 \
+                   ORDER BY priority DESC, run_at, id LIMIT ?4 FOR UPDATE SKIP LOCKED), \
+                 {STARTED}"
+            ),
+            args![
+                Option::<&str>::None,
+                kind,
+                now_ms,
+                max,
+                spec.lease_ms,
+                &spec.worker
+            ],
+        )?,
+    };
+    rows.iter()
+        .map(|r| {
+            let attempt = r.int(1)?;
+            Ok(Claimed {
+                id: r.int(0)?,
+                attempt: attempt as u32,
+                fencing_token: attempt as u64,
+                lease_until_ms: r.int(2)? as u64,
+                queue: r.text(3)?,
+                payload: json(&r.text(4)?),
+                kind: kind_of(&r.text(5)?, r.opt_text(6)?),
+                max_attempts: r.int(7)? as u32,
+                run_at_ms: r.int(8)? as u64,
+            })
+        })
+        .collect()
 }
 
 /// What the fence check reads of a running job.
@@ -636,6 +788,67 @@ fn finish_one(
     }))
 }
 
+/// PostgreSQL's batch completion: every item whose token holds commits in one statement
+/// (locking the rows, so a concurrent completion on another node waits and then sees
+/// the job finished); the rest go one by one through the fence to learn why not.
+fn complete_at_once(
+    db: &mut dyn Sql,
+    now_ms: u64,
+    items: &[Finish],
+) -> Result<Vec<Result<Finished, Refusal>>, StoreError> {
+    let rows = db.query(
+        "WITH input AS ( \
+           SELECT * FROM unnest(CAST(?1 AS BIGINT[]), CAST(?2 AS BIGINT[]), \
+                                CAST(?3 AS TEXT[])) AS t(id, token, result)), \
+         ok AS ( \
+           SELECT j.id, j.attempt, input.result FROM jobs j JOIN input ON j.id = input.id \
+           WHERE j.state = 'running' AND j.attempt = input.token AND j.lease_until > ?4 \
+           FOR UPDATE OF j), \
+         closed AS ( \
+           UPDATE attempts a SET ended_at = ?4, outcome = 'succeeded', error = NULL \
+           FROM ok WHERE a.job_id = ok.id AND a.attempt = ok.attempt) \
+         UPDATE jobs j SET state = 'succeeded', lease_until = NULL, result = ok.result, \
+           updated_at = ?4, finished_at = ?4 \
+         FROM ok WHERE j.id = ok.id RETURNING j.id, j.queue",
+        &[
+            Arg::Ints(items.iter().map(|i| Some(i.id)).collect()),
+            Arg::Ints(
+                items
+                    .iter()
+                    .map(|i| Some(i.token.min(i64::MAX as u64) as i64))
+                    .collect(),
+            ),
+            Arg::Texts(
+                items
+                    .iter()
+                    .map(|i| match &i.outcome {
+                        Outcome::Succeeded(r) => r.as_ref().map(|r| r.to_string()),
+                        Outcome::Failed { .. } => None,
+                    })
+                    .collect(),
+            ),
+            Arg::from(now_ms),
+        ],
+    )?;
+    let mut done: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    for r in rows {
+        done.insert(r.int(0)?, r.text(1)?);
+    }
+    items
+        .iter()
+        .map(|item| match done.remove(&item.id) {
+            Some(queue) => Ok(Ok(Finished {
+                id: item.id,
+                queue,
+                state: JobState::Succeeded,
+                job: None,
+            })),
+            // Refused (or a repeat of an id already committed above): the fence says why.
+            None => finish_one(db, now_ms, item),
+        })
+        .collect()
+}
+
 const SCHEDULE_COLUMNS: &str =
     "id, name, cron, time_zone, template, misfire, paused, next_run_at, last_tick, created_at";
 
@@ -679,6 +892,12 @@ impl<R: Runner> SqlStore<R> {
 impl<R: Runner> Store for SqlStore<R> {
     fn enqueue(&self, now_ms: u64, jobs: Vec<NewJob>) -> StoreFuture<Vec<Enqueued>> {
         self.op(now_ms, move |db, now| {
+            if db.dialect() == Dialect::Postgres
+                && jobs.len() > 1
+                && jobs.iter().all(|j| j.dedup.is_none())
+            {
+                return insert_jobs_at_once(db, now, &jobs);
+            }
             jobs.iter().map(|job| insert_job(db, now, job)).collect()
         })
     }
@@ -796,6 +1015,12 @@ impl<R: Runner> Store for SqlStore<R> {
         items: Vec<Finish>,
     ) -> StoreFuture<Vec<Result<Finished, Refusal>>> {
         self.op(now_ms, move |db, now| {
+            let all_plain_successes = items
+                .iter()
+                .all(|i| matches!(i.outcome, Outcome::Succeeded(_)) && !i.want_job);
+            if db.dialect() == Dialect::Postgres && items.len() > 1 && all_plain_successes {
+                return complete_at_once(db, now, &items);
+            }
             items.iter().map(|item| finish_one(db, now, item)).collect()
         })
     }

@@ -129,6 +129,11 @@ impl rusqlite::ToSql for Arg {
             Arg::Null => ToSqlOutput::Borrowed(ValueRef::Null),
             Arg::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
             Arg::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Arg::Ints(_) | Arg::Texts(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "arrays are bound only on PostgreSQL".into(),
+                ))
+            }
         })
     }
 }
