@@ -180,6 +180,12 @@ pub type Op<T> = Box<dyn FnMut(&mut dyn Sql) -> Result<T, StoreError> + Send>;
 pub trait Runner: Send + Sync + 'static {
     /// Queues `op`; the future resolves once its transaction committed (or failed).
     fn run<T: Send + 'static>(&self, op: Op<T>) -> StoreFuture<T>;
+
+    /// Runs a read-only `op` where it cannot hold up writes, if the store has such a
+    /// place (SQLite: a reader connection beside the one writer); by default as `run`.
+    fn run_read<T: Send + 'static>(&self, op: Op<T>) -> StoreFuture<T> {
+        self.run(op)
+    }
 }
 
 /// The store, over a runner.
@@ -876,6 +882,18 @@ fn load_schedule(db: &mut dyn Sql, id: i64) -> Result<Option<Schedule>, StoreErr
 }
 
 impl<R: Runner> SqlStore<R> {
+    /// A read-only [`SqlStore::op`] that must not hold up writes (scans).
+    fn read_op<T: Send + 'static>(
+        &self,
+        caller_ms: u64,
+        mut f: impl FnMut(&mut dyn Sql, u64) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<T> {
+        self.runner.run_read(Box::new(move |db: &mut dyn Sql| {
+            let now = db.now(caller_ms)?;
+            f(db, now)
+        }))
+    }
+
     /// Runs `f` with the operation's time (the caller's, or the database's clock).
     fn op<T: Send + 'static>(
         &self,
@@ -907,7 +925,7 @@ impl<R: Runner> Store for SqlStore<R> {
     }
 
     fn list(&self, now_ms: u64, filter: ListFilter) -> StoreFuture<Vec<Job>> {
-        self.op(now_ms, move |db, now| {
+        self.read_op(now_ms, move |db, now| {
             // The derived states are conditions on the stored state and due time.
             let state_sql = match filter.state {
                 None => "1 = 1",
@@ -1067,7 +1085,7 @@ impl<R: Runner> Store for SqlStore<R> {
     }
 
     fn counts(&self, now_ms: u64) -> StoreFuture<Counts> {
-        self.op(now_ms, move |db, now| {
+        self.read_op(now_ms, move |db, now| {
             let rows = db.query(
                 "SELECT queue, state, CASE WHEN run_at <= ?1 THEN 1 ELSE 0 END, \
                  CASE WHEN attempt > 0 THEN 1 ELSE 0 END, count(*) FROM jobs \

@@ -87,10 +87,15 @@ const MIGRATIONS: &[&str] = &[
 /// The embedded store: [`SqlStore`] over SQLite's writer thread.
 pub type SqliteStore = SqlStore<SqliteRunner>;
 
-/// Runs operations on the writer thread, group-committing each batch.
+/// Runs operations on the writer thread, group-committing each batch; scans (lists,
+/// counts) on a reader thread with its own connection, which WAL lets read the last
+/// committed state while the writer writes.
 pub struct SqliteRunner {
     sender: mpsc::Sender<Job>,
+    reader: mpsc::Sender<Read>,
 }
+
+type Read = Box<dyn FnOnce(&Connection) + Send>;
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -112,13 +117,30 @@ impl SqliteStore {
         )
         .map_err(db)?;
         migrate(&conn)?;
+        let read_conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(db)?;
+        read_conn
+            .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;")
+            .map_err(db)?;
         let (sender, receiver) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("girder-sched-sqlite".into())
             .spawn(move || writer(conn, receiver))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
+        let (reader, reads) = mpsc::channel::<Read>();
+        std::thread::Builder::new()
+            .name("girder-sched-sqlite-read".into())
+            .spawn(move || {
+                while let Ok(read) = reads.recv() {
+                    read(&read_conn);
+                }
+            })
+            .map_err(|e| StoreError::Database(format!("cannot start the reader thread: {e}")))?;
         Ok(SqlStore {
-            runner: SqliteRunner { sender },
+            runner: SqliteRunner { sender, reader },
         })
     }
 }
@@ -211,6 +233,24 @@ impl Runner for SqliteRunner {
             })
         });
         let sent = self.sender.send(job).is_ok();
+        Self::reply_later(sent, rx)
+    }
+
+    fn run_read<T: Send + 'static>(&self, mut op: Op<T>) -> StoreFuture<T> {
+        let (tx, rx) = oneshot::channel();
+        let read: Read = Box::new(move |conn| {
+            let _ = tx.send(op(&mut SqliteConn(conn)));
+        });
+        let sent = self.reader.send(read).is_ok();
+        Self::reply_later(sent, rx)
+    }
+}
+
+impl SqliteRunner {
+    fn reply_later<T: Send + 'static>(
+        sent: bool,
+        rx: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> StoreFuture<T> {
         async move {
             if !sent {
                 return Err(StoreError::Closed);
