@@ -526,15 +526,28 @@ const CHAOS_JOBS: u64 = 10_000;
 /// committed, no job was enqueued twice, every completion a worker was told about is
 /// committed, and every tick from the schedule's first to its last made exactly one
 /// job. Single node on SQLite; three nodes sharing PostgreSQL.
+///
+/// `CHAOS_ROUNDS=n` repeats each (default 1; every round starts from empty stores).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_single_node_sqlite() {
-    chaos("chaos-sqlite", 1, None).await;
+    for round in 0..chaos_rounds() {
+        chaos(&format!("chaos-sqlite-{round}"), 1, None).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_three_nodes_postgres() {
-    let Some(db) = TestPg::create() else { return };
-    chaos("chaos-pg", 3, Some(&db.url)).await;
+    for _ in 0..chaos_rounds() {
+        let Some(db) = TestPg::create() else { return };
+        chaos("chaos-pg", 3, Some(&db.url)).await;
+    }
+}
+
+fn chaos_rounds() -> usize {
+    std::env::var("CHAOS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
 }
 
 /// A fresh PostgreSQL database for one test (`GIRDER_TEST_POSTGRES`, default the local
