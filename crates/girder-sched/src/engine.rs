@@ -493,9 +493,9 @@ impl Scheduler {
                     None => self.config.idempotency_window_ms,
                 };
                 let key = match key {
-                    Some(k) if k.is_empty() || k.chars().count() > 256 => {
+                    Some(k) if k.is_empty() || k.chars().count() > 256 || k.contains('\0') => {
                         return Err(SchedError::Invalid(
-                            "idempotency_key: must be 1 to 256 characters".into(),
+                            "idempotency_key: must be 1 to 256 characters, none of them NUL".into(),
                         ))
                     }
                     Some(k) => format!("k:{k}"),
@@ -628,6 +628,9 @@ impl Scheduler {
         worker: &str,
     ) -> Result<Vec<Claimed>, SchedError> {
         valid_queue(queue)?;
+        if worker.contains('\0') {
+            return Err(SchedError::Invalid("worker: must not contain NUL".into()));
+        }
         let spec = ClaimSpec {
             queue: Some(queue.to_owned()),
             http: false,
@@ -779,7 +782,9 @@ impl Scheduler {
         error: String,
         retry: bool,
     ) -> Result<Job, SchedError> {
-        let mut error = error;
+        // Text columns cannot hold NUL (PostgreSQL refuses it): a worker's report is
+        // kept with NULs shown as U+FFFD rather than lost.
+        let mut error = error.replace('\0', "\u{FFFD}");
         if error.len() > 4096 {
             let mut cut = 4096;
             while !error.is_char_boundary(cut) {
@@ -867,9 +872,12 @@ impl Scheduler {
         &self,
         req: ScheduleRequest,
     ) -> Result<(Schedule, bool), SchedError> {
-        if req.name.is_empty() || req.name.chars().count() > MAX_QUEUE_LEN {
+        if req.name.is_empty()
+            || req.name.chars().count() > MAX_QUEUE_LEN
+            || req.name.contains('\0')
+        {
             return Err(SchedError::Invalid(format!(
-                "name: must be 1 to {MAX_QUEUE_LEN} characters"
+                "name: must be 1 to {MAX_QUEUE_LEN} characters, none of them NUL"
             )));
         }
         let cron = Cron::parse(&req.cron).map_err(|e| SchedError::Invalid(format!("cron: {e}")))?;

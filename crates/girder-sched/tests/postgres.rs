@@ -1,4 +1,4 @@
-//! The shared store on the real PostgreSQL (`GIRDER_TEST_POSTGRES`, default
+//! The shared store on the real PostgreSQL (`TEST_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), each test in a fresh database.
 //! Several engines over one database stand for several nodes: what one node's rules
 //! guarantee must hold when they race. Skipped when the server is unreachable, unless
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 fn admin_url() -> String {
-    std::env::var("GIRDER_TEST_POSTGRES")
+    std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
@@ -341,6 +341,86 @@ async fn each_tick_makes_one_job_however_many_nodes_fire_it() {
     let ticks: BTreeSet<u64> = jobs.iter().map(|j| j.run_at_ms).collect();
     assert_eq!(jobs.len(), 30, "one job per tick");
     assert_eq!(ticks.len(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_connections_are_reopened_without_failing_requests() {
+    let Some(db) = TestDb::create() else { return };
+    let clock = Arc::new(VirtualClock(AtomicU64::new(T0)));
+    let n = nodes(&db, 1, &clock).pop().unwrap();
+    for round in 0..3 {
+        // Warm every pooled connection, then cut them all, as a server restart would.
+        for i in 0..8 {
+            n.enqueue(EnqueueRequest {
+                queue: "q".into(),
+                payload: json!([round, i]),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        let (admin, name) = (admin_url(), db.name.clone());
+        let cut = std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+            c.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .unwrap()
+            .len()
+        })
+        .join()
+        .unwrap();
+        assert!(cut > 0);
+        for i in 0..20 {
+            n.enqueue(EnqueueRequest {
+                queue: "q".into(),
+                payload: json!(i),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("round {round}, request {i} after the cut: {e}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_keyed_batches_do_not_deadlock() {
+    let Some(db) = TestDb::create() else { return };
+    let clock = Arc::new(VirtualClock(AtomicU64::new(T0)));
+    let nodes = nodes(&db, 2, &clock);
+    let batch = |rev: bool| {
+        let mut keys: Vec<u32> = (0..20).collect();
+        if rev {
+            keys.reverse();
+        }
+        keys.into_iter()
+            .map(|k| EnqueueRequest {
+                queue: "keyed".into(),
+                idempotency_key: Some(format!("k{k}")),
+                ..Default::default()
+            })
+            .collect::<Vec<_>>()
+    };
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        let (a, b, c, d) = tokio::join!(
+            nodes[0].enqueue_many(batch(false), true),
+            nodes[1].enqueue_many(batch(true), true),
+            nodes[1].enqueue_many(batch(false), true),
+            nodes[0].enqueue_many(batch(true), true)
+        );
+        for r in [a, b, c, d] {
+            assert_eq!(r.unwrap().len(), 20);
+        }
+    }
+    // Deadlocks would each cost PostgreSQL's deadlock_timeout (1 s) and a rerun.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

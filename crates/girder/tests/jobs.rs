@@ -365,6 +365,37 @@ async fn bad_input_gets_clear_problems() {
         problem["invalid-params"][0]["name"], "job.priority",
         "{problem}"
     );
+    // NUL cannot be stored in a text column: refused where it names something, kept as
+    // U+FFFD in a worker's error report (which must not be lost).
+    let (status, problem) = call(c.post(format!("{base}/v1/jobs")).json(&json!({
+        "queue": "q", "idempotency_key": "k\u{0}"
+    })))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (_, claimed) = call(
+        c.post(format!("{base}/v1/queues/nul/claim"))
+            .json(&json!({"worker": "w\u{0}"})),
+    )
+    .await;
+    assert_eq!(claimed["invalid-params"][0]["name"], "worker", "{claimed}");
+    let (_, job) = call(
+        c.post(format!("{base}/v1/jobs"))
+            .json(&json!({"queue": "nul"})),
+    )
+    .await;
+    let (_, got) = call(
+        c.post(format!("{base}/v1/queues/nul/claim"))
+            .json(&json!({})),
+    )
+    .await;
+    let token = &got["jobs"][0]["fencing_token"];
+    let (status, failed) = call(
+        c.post(format!("{base}/v1/jobs/{}/fail", job["id"]))
+            .json(&json!({"fencing_token": token, "error": "bad\u{0}byte"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{failed}");
+    assert_eq!(failed["last_error"], "bad\u{FFFD}byte");
     // Lengths are in characters: 256 two-byte characters are a valid key.
     let (status, _) = call(c.post(format!("{base}/v1/jobs")).json(&json!({
         "queue": "q", "idempotency_key": "é".repeat(256)
@@ -550,7 +581,7 @@ fn chaos_rounds() -> usize {
         .unwrap_or(1)
 }
 
-/// A fresh PostgreSQL database for one test (`GIRDER_TEST_POSTGRES`, default the local
+/// A fresh PostgreSQL database for one test (`TEST_POSTGRES_URL`, default the local
 /// server), dropped at the end. `None` (skip) when unreachable, unless `PG_REQUIRED=1`.
 struct TestPg {
     url: String,
@@ -558,7 +589,7 @@ struct TestPg {
 }
 
 fn pg_admin() -> String {
-    std::env::var("GIRDER_TEST_POSTGRES")
+    std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 

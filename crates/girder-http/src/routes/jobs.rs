@@ -190,8 +190,8 @@ pub struct NewJobBody {
     #[schema(minimum = 1, maximum = 86_400_000)]
     pub timeout_ms: Option<u64>,
     /// Enqueuing again with this key (in this queue) within the window returns the
-    /// existing job (200) instead of making another (201). 1 to 256 characters.
-    #[schema(min_length = 1, max_length = 256)]
+    /// existing job (200) instead of making another (201). 1 to 256 characters, no NUL.
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\x00]*$")]
     pub idempotency_key: Option<String>,
     /// The window of `idempotency_key` (default 24 h). Without a key, jobs with equal
     /// payloads in the queue are duplicates within it.
@@ -803,8 +803,8 @@ pub struct ClaimBody {
     #[serde(default, deserialize_with = "crate::whole::opt_u64")]
     #[schema(maximum = 20_000)]
     pub wait_ms: Option<u64>,
-    /// Recorded in the attempt history (default `anonymous`).
-    #[schema(min_length = 1, max_length = 200)]
+    /// Recorded in the attempt history (default `anonymous`); no NUL.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\x00]*$")]
     pub worker: Option<String>,
 }
 
@@ -1121,9 +1121,9 @@ pub struct MisfireBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleBody {
-    /// Unique name, 1 to 128 characters. Creating the same schedule again returns it
-    /// (200); a different one under a taken name is 409.
-    #[schema(min_length = 1, max_length = 128)]
+    /// Unique name, 1 to 128 characters, no NUL. Creating the same schedule again
+    /// returns it (200); a different one under a taken name is 409.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\x00]*$")]
     pub name: String,
     /// Cron: `min hour dom mon dow`, or with seconds first; `@hourly` etc.
     pub cron: String,

@@ -119,9 +119,17 @@ pub struct PgRunner {
 }
 
 fn pg(e: postgres::Error) -> StoreError {
-    match e.code().map(|c| c.code()) {
+    let code = e.code().map(|c| c.code().to_owned());
+    match code.as_deref() {
         // deadlock_detected, serialization_failure: rolled back, safe to run again.
         Some("40P01" | "40001") => StoreError::Retry(e.to_string()),
+        // The connection was cut (the server restarted, an administrator terminated it,
+        // a network fault): whatever the transaction did is gone; run it again on a new
+        // connection. (A failed COMMIT is the exception; see `transaction`.)
+        Some(c) if c.starts_with("08") || c.starts_with("57P") => {
+            StoreError::Retry(format!("connection lost: {e}"))
+        }
+        None if e.is_closed() => StoreError::Retry(format!("connection lost: {e}")),
         _ => StoreError::Database(match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
             None => e.to_string(),
@@ -281,25 +289,38 @@ impl PgConn {
         Ok(statement)
     }
 
-    /// Runs `op` in a transaction, again after a deadlock or serialization failure.
+    /// Runs `op` in a transaction, again after a deadlock, a serialization failure or a
+    /// lost connection (on a new one) — never after a failed `COMMIT`, whose outcome is
+    /// unknown.
     fn transaction<T>(&mut self, op: &mut Op<T>) -> Result<T, StoreError> {
         let mut runs = 0;
         loop {
             runs += 1;
-            self.client()?.batch_execute("BEGIN").map_err(pg)?;
-            let result = op(self);
-            let result = match result {
-                Ok(v) => match self.client()?.batch_execute("COMMIT") {
-                    Ok(()) => return Ok(v),
-                    Err(e) => Err(pg(e)),
+            let result = match self
+                .client()
+                .and_then(|c| c.batch_execute("BEGIN").map_err(pg))
+            {
+                Err(e) => Err(e),
+                Ok(()) => match op(self) {
+                    Ok(v) => match self.client()?.batch_execute("COMMIT") {
+                        Ok(()) => return Ok(v),
+                        Err(e) => {
+                            return Err(StoreError::Database(format!(
+                                "the commit's outcome is unknown: {e}"
+                            )))
+                        }
+                    },
+                    Err(e) => {
+                        let _ = self.client().map(|c| c.batch_execute("ROLLBACK"));
+                        Err(e)
+                    }
                 },
-                Err(e) => {
-                    let _ = self.client().map(|c| c.batch_execute("ROLLBACK"));
-                    Err(e)
-                }
             };
             match result {
                 Err(StoreError::Retry(why)) if runs < MAX_RUNS => {
+                    if self.client.as_ref().is_some_and(Client::is_closed) {
+                        self.client = None;
+                    }
                     tracing::debug!(why, runs, "scheduler store: operation retried");
                     std::thread::sleep(Duration::from_millis(fastrand::u64(1..=5 * runs as u64)));
                 }

@@ -916,7 +916,19 @@ impl<R: Runner> Store for SqlStore<R> {
             {
                 return insert_jobs_at_once(db, now, &jobs);
             }
-            jobs.iter().map(|job| insert_job(db, now, job)).collect()
+            // Keys in one order on every node: two batches sharing keys then wait for
+            // each other instead of deadlocking (PostgreSQL would abort one after its
+            // deadlock timeout, a second, and the batch would run again).
+            let mut order: Vec<usize> = (0..jobs.len()).collect();
+            order.sort_by(|&a, &b| {
+                let key = |j: &NewJob| (j.queue.clone(), j.dedup.as_ref().map(|d| d.key.clone()));
+                key(&jobs[a]).cmp(&key(&jobs[b]))
+            });
+            let mut done: Vec<Option<Enqueued>> = vec![None; jobs.len()];
+            for i in order {
+                done[i] = Some(insert_job(db, now, &jobs[i])?);
+            }
+            Ok(done.into_iter().flatten().collect())
         })
     }
 
