@@ -389,7 +389,7 @@ impl Scheduler {
                 },
             )
             .collect();
-        Arc::new(Scheduler {
+        let sched = Arc::new(Scheduler {
             limiters,
             store,
             config,
@@ -397,7 +397,16 @@ impl Scheduler {
             wakers: Mutex::new(HashMap::new()),
             background: Notify::new(),
             metrics: SchedMetrics::default(),
-        })
+        });
+        // Other nodes' new jobs wake this node's claimers too (the webhook executor's
+        // as well: `wake` covers it). Weak: the listener must not keep the engine alive.
+        let weak = Arc::downgrade(&sched);
+        sched.store.on_remote_change(Arc::new(move |queue: &str| {
+            if let Some(s) = weak.upgrade() {
+                s.wake(queue);
+            }
+        }));
+        sched
     }
 
     /// The engine's metrics.

@@ -86,6 +86,15 @@ const T0: u64 = 1_767_225_600_000;
 /// `n` engines ("nodes") over the database, on one virtual clock (the store decides by
 /// the caller's time, so the test moves it).
 fn nodes(db: &TestDb, n: usize, clock: &Arc<VirtualClock>) -> Vec<Arc<Scheduler>> {
+    nodes_with(db, n, clock, SchedConfig::default())
+}
+
+fn nodes_with(
+    db: &TestDb,
+    n: usize,
+    clock: &Arc<VirtualClock>,
+    config: SchedConfig,
+) -> Vec<Arc<Scheduler>> {
     (0..n)
         .map(|_| {
             let store = PgStore::connect(
@@ -96,7 +105,7 @@ fn nodes(db: &TestDb, n: usize, clock: &Arc<VirtualClock>) -> Vec<Arc<Scheduler>
                 },
             )
             .unwrap();
-            Scheduler::new(Arc::new(store), SchedConfig::default(), clock.clone())
+            Scheduler::new(Arc::new(store), config.clone(), clock.clone())
         })
         .collect()
 }
@@ -421,6 +430,42 @@ async fn overlapping_keyed_batches_do_not_deadlock() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_on_one_node_is_woken_by_an_enqueue_on_another() {
+    let Some(db) = TestDb::create() else { return };
+    let clock = Arc::new(VirtualClock(AtomicU64::new(T0)));
+    // A 30 s poll: only the announcement can wake the claimer in time.
+    let config = SchedConfig {
+        poll_interval_ms: 30_000,
+        ..Default::default()
+    };
+    let nodes = nodes_with(&db, 2, &clock, config);
+    // Let the listeners connect.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for trial in 0..3 {
+        let waiter = {
+            let b = nodes[1].clone();
+            tokio::spawn(async move { b.claim("cross", 1, None, 10_000, "w").await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let enqueued = std::time::Instant::now();
+        nodes[0]
+            .enqueue(EnqueueRequest {
+                queue: "cross".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let got = waiter.await.unwrap().unwrap();
+        let waited = enqueued.elapsed();
+        assert_eq!(got.len(), 1, "trial {trial}");
+        assert!(
+            waited < std::time::Duration::from_millis(500),
+            "trial {trial}: woken {waited:?} after the other node's enqueue"
+        );
+    }
 }
 
 #[test]

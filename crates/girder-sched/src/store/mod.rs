@@ -25,6 +25,7 @@ use crate::model::{
     Claimed, Enqueued, Job, JobId, JobKind, JobState, NewJob, NewSchedule, Refusal, Schedule,
 };
 use futures_util::future::BoxFuture;
+use std::sync::Arc;
 
 /// A store failure (I/O, corruption, a closed store). The engine reports it as
 /// unavailable; nothing was committed.
@@ -198,6 +199,13 @@ pub trait Store: Send + Sync + 'static {
     /// Active schedules whose next tick is at or before `now_ms`, and the earliest next
     /// tick of all active schedules.
     fn due_schedules(&self, now_ms: u64) -> StoreFuture<DueSchedules>;
+    /// Calls `wake(queue)` when another node makes a job of `queue` claimable (stores
+    /// several nodes share); by default never: one node's own changes wake its
+    /// claimers directly.
+    fn on_remote_change(&self, wake: Arc<dyn Fn(&str) + Send + Sync>) {
+        let _ = wake;
+    }
+
     /// Fires a tick: if the schedule's next tick is still `expected_ms`, moves it to
     /// `next_ms` and enqueues `jobs` (each with its own dedup key), all or nothing.
     /// False if another node fired it first (or it was paused or deleted).

@@ -12,9 +12,10 @@
 //! serialization failure rolls the operation back and runs it again. Migrations run
 //! at connect under an advisory lock, so nodes starting together migrate once.
 
-use super::sql::{Arg, Cell, Dialect, Op, Row, Runner, Sql, SqlStore};
+use super::sql::{Arg, Cell, Dialect, Op, Row, Runner, Sql, SqlStore, NOTIFY_CHANNEL};
 use super::{StoreError, StoreFuture};
 use futures_util::FutureExt;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 use std::collections::HashMap;
@@ -116,6 +117,7 @@ type Job = Box<dyn FnOnce(&mut PgConn) + Send>;
 /// Runs operations on the pool.
 pub struct PgRunner {
     sender: mpsc::Sender<Job>,
+    url: String,
 }
 
 fn pg(e: postgres::Error) -> StoreError {
@@ -185,7 +187,7 @@ impl PgStore {
                 .map_err(|e| StoreError::Database(format!("cannot start a pool thread: {e}")))?;
         }
         Ok(SqlStore {
-            runner: PgRunner { sender },
+            runner: PgRunner { sender, url },
         })
     }
 }
@@ -401,7 +403,57 @@ impl Sql for PgConn {
     }
 }
 
+/// Listens on [`NOTIFY_CHANNEL`] on a connection of its own and calls `wake` with each
+/// queue another node announced (reconnecting after a second if the connection breaks).
+fn listen(url: &str, wake: &(dyn Fn(&str) + Send + Sync)) {
+    loop {
+        let connected = Client::connect(url, NoTls).and_then(|mut c| {
+            c.batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))?;
+            Ok(c)
+        });
+        let mut client = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler store: cannot listen for other nodes' jobs; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        loop {
+            let next = {
+                let mut notifications = client.notifications();
+                let mut iter = notifications.timeout_iter(Duration::from_secs(5));
+                iter.next()
+            };
+            match next {
+                Ok(Some(n)) => wake(n.payload()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduler store: listening connection lost");
+                    break;
+                }
+                // Quiet for a while: check the connection is still there.
+                Ok(None) => {
+                    if client.is_closed() || client.simple_query("SELECT 1").is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 impl Runner for PgRunner {
+    fn on_remote_change(&self, wake: Arc<dyn Fn(&str) + Send + Sync>) {
+        let url = self.url.clone();
+        let spawned = std::thread::Builder::new()
+            .name("girder-sched-pg-listen".into())
+            .spawn(move || listen(&url, &*wake));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "scheduler store: cannot start the listener thread");
+        }
+    }
+
     fn run<T: Send + 'static>(&self, mut op: Op<T>) -> StoreFuture<T> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn: &mut PgConn| {

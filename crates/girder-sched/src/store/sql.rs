@@ -186,6 +186,37 @@ pub trait Runner: Send + Sync + 'static {
     fn run_read<T: Send + 'static>(&self, op: Op<T>) -> StoreFuture<T> {
         self.run(op)
     }
+
+    /// See [`Store::on_remote_change`].
+    fn on_remote_change(&self, wake: std::sync::Arc<dyn Fn(&str) + Send + Sync>) {
+        let _ = wake;
+    }
+}
+
+/// The channel on which PostgreSQL nodes announce claimable work (the payload is the
+/// queue).
+pub const NOTIFY_CHANNEL: &str = "girder_jobs";
+
+/// Tells the other nodes (PostgreSQL, delivered at commit) that jobs of these queues
+/// became claimable; nothing on SQLite, which has one node.
+fn announce<'a>(
+    db: &mut dyn Sql,
+    queues: impl IntoIterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    if db.dialect() != Dialect::Postgres {
+        return Ok(());
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for q in queues {
+        if !seen.contains(&q) {
+            seen.push(q);
+            db.query(
+                "SELECT 1 FROM (SELECT pg_notify('girder_jobs', ?1)) AS sent",
+                args![q],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The store, over a runner.
@@ -908,8 +939,13 @@ impl<R: Runner> SqlStore<R> {
 }
 
 impl<R: Runner> Store for SqlStore<R> {
+    fn on_remote_change(&self, wake: std::sync::Arc<dyn Fn(&str) + Send + Sync>) {
+        self.runner.on_remote_change(wake);
+    }
+
     fn enqueue(&self, now_ms: u64, jobs: Vec<NewJob>) -> StoreFuture<Vec<Enqueued>> {
         self.op(now_ms, move |db, now| {
+            announce(db, jobs.iter().map(|j| j.queue.as_str()))?;
             if db.dialect() == Dialect::Postgres
                 && jobs.len() > 1
                 && jobs.iter().all(|j| j.dedup.is_none())
@@ -1005,6 +1041,7 @@ impl<R: Runner> Store for SqlStore<R> {
                  WHERE id = ?1",
                 args![id, now],
             )?;
+            announce(db, [job.queue.as_str()])?;
             Ok(Ok(must_load(db, now, id)?))
         })
     }
@@ -1056,7 +1093,11 @@ impl<R: Runner> Store for SqlStore<R> {
     }
 
     fn reap(&self, now_ms: u64) -> StoreFuture<Vec<Reaped>> {
-        self.op(now_ms, move |db, now| reap_in(db, now, None))
+        self.op(now_ms, move |db, now| {
+            let reaped = reap_in(db, now, None)?;
+            announce(db, reaped.iter().map(|r| r.queue.as_str()))?;
+            Ok(reaped)
+        })
     }
 
     fn next_events(&self, queue: Option<String>, http: bool) -> StoreFuture<NextEvents> {
@@ -1248,6 +1289,7 @@ impl<R: Runner> Store for SqlStore<R> {
             for job in &jobs {
                 insert_job(db, now, job)?;
             }
+            announce(db, jobs.iter().map(|j| j.queue.as_str()))?;
             Ok(true)
         })
     }
