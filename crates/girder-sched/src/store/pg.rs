@@ -131,12 +131,24 @@ fn pg(e: postgres::Error) -> StoreError {
         Some(c) if c.starts_with("08") || c.starts_with("57P") => {
             StoreError::Retry(format!("connection lost: {e}"))
         }
-        None if e.is_closed() => StoreError::Retry(format!("connection lost: {e}")),
+        None if e.is_closed() || io_error(&e) => StoreError::Retry(format!("connection lost: {e}")),
         _ => StoreError::Database(match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
             None => e.to_string(),
         }),
     }
+}
+
+/// Whether `e` is the socket failing ("error communicating with the server").
+fn io_error(e: &postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 impl PgStore {
