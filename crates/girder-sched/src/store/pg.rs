@@ -118,6 +118,7 @@ type Job = Box<dyn FnOnce(&mut PgConn) + Send>;
 pub struct PgRunner {
     sender: mpsc::Sender<Job>,
     url: String,
+    own: OwnBackends,
 }
 
 fn pg(e: postgres::Error) -> StoreError {
@@ -158,11 +159,15 @@ impl PgStore {
         let url = url.to_owned();
         // The sync client runs its own small runtime: keep it off the caller's thread,
         // which may be inside tokio.
+        let own: OwnBackends = Arc::default();
         let first = {
-            let url = url.clone();
+            let (url, own) = (url.clone(), Arc::clone(&own));
             std::thread::spawn(move || -> Result<Client, StoreError> {
                 let mut client = Client::connect(&url, NoTls).map_err(pg)?;
                 migrate(&mut client)?;
+                if let (Some(pid), Ok(mut set)) = (backend_pid(&mut client), own.lock()) {
+                    set.insert(pid);
+                }
                 Ok(client)
             })
             .join()
@@ -176,6 +181,7 @@ impl PgStore {
             let url = url.clone();
             let client = first.take();
             let database_time = options.database_time;
+            let own = Arc::clone(&own);
             std::thread::Builder::new()
                 .name(format!("girder-sched-pg-{i}"))
                 .spawn(move || {
@@ -184,6 +190,7 @@ impl PgStore {
                         url,
                         statements: HashMap::new(),
                         database_time,
+                        own,
                     };
                     loop {
                         let job = match receiver.lock() {
@@ -199,7 +206,7 @@ impl PgStore {
                 .map_err(|e| StoreError::Database(format!("cannot start a pool thread: {e}")))?;
         }
         Ok(SqlStore {
-            runner: PgRunner { sender, url },
+            runner: PgRunner { sender, url, own },
         })
     }
 }
@@ -281,6 +288,19 @@ struct PgConn {
     url: String,
     statements: HashMap<String, Statement>,
     database_time: bool,
+    /// The server processes of this node's pool: the listener ignores their
+    /// announcements, whose queues this node already woke itself.
+    own: OwnBackends,
+}
+
+/// Backend process ids of this node's pool connections.
+type OwnBackends = Arc<Mutex<std::collections::HashSet<i32>>>;
+
+fn backend_pid(client: &mut Client) -> Option<i32> {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .ok()
+        .map(|r| r.get(0))
 }
 
 impl PgConn {
@@ -288,7 +308,11 @@ impl PgConn {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.statements.clear();
             self.client = None;
-            self.client = Some(Client::connect(&self.url, NoTls).map_err(pg)?);
+            let mut client = Client::connect(&self.url, NoTls).map_err(pg)?;
+            if let (Some(pid), Ok(mut own)) = (backend_pid(&mut client), self.own.lock()) {
+                own.insert(pid);
+            }
+            self.client = Some(client);
         }
         self.client.as_mut().ok_or(StoreError::Closed)
     }
@@ -417,7 +441,7 @@ impl Sql for PgConn {
 
 /// Listens on [`NOTIFY_CHANNEL`] on a connection of its own and calls `wake` with each
 /// queue another node announced (reconnecting after a second if the connection breaks).
-fn listen(url: &str, wake: &(dyn Fn(&str) + Send + Sync)) {
+fn listen(url: &str, own: &OwnBackends, wake: &(dyn Fn(&str) + Send + Sync)) {
     loop {
         let connected = Client::connect(url, NoTls).and_then(|mut c| {
             c.batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))?;
@@ -438,7 +462,13 @@ fn listen(url: &str, wake: &(dyn Fn(&str) + Send + Sync)) {
                 iter.next()
             };
             match next {
-                Ok(Some(n)) => wake(n.payload()),
+                Ok(Some(n)) => {
+                    // This node's own announcements: it woke its claimers already.
+                    let mine = own.lock().is_ok_and(|o| o.contains(&n.process_id()));
+                    if !mine {
+                        wake(n.payload());
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "scheduler store: listening connection lost");
                     break;
@@ -457,10 +487,10 @@ fn listen(url: &str, wake: &(dyn Fn(&str) + Send + Sync)) {
 
 impl Runner for PgRunner {
     fn on_remote_change(&self, wake: Arc<dyn Fn(&str) + Send + Sync>) {
-        let url = self.url.clone();
+        let (url, own) = (self.url.clone(), Arc::clone(&self.own));
         let spawned = std::thread::Builder::new()
             .name("girder-sched-pg-listen".into())
-            .spawn(move || listen(&url, &*wake));
+            .spawn(move || listen(&url, &own, &*wake));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "scheduler store: cannot start the listener thread");
         }
