@@ -44,7 +44,9 @@ done
 echo "schemathesis $SCHEMATHESIS_VERSION against http://$addr/v1/openapi.json"
 status=0
 # 30 s request timeout, 25 s response-time limit: receive long-polls for up to 20 s
-# (`wait_ms`) by design.
+# (`wait_ms`) by design. Hypothesis's `too_slow` and `large_base_example` health checks
+# judge the generator, not the API (the second tripped on the topic fetch route once
+# the scheduler's routes changed the generation order; every case passed).
 # One worker: with two, Hypothesis describes lambdas from two threads at once and
 # CPython 3.11's AST constructor can fail ("AST constructor recursion depth mismatch"),
 # an error of the tool, not of the API (seen once in CI on 2026-11-28).
@@ -66,7 +68,7 @@ schemathesis --config-file "$work/schemathesis.toml" run "http://$addr/v1/openap
   --checks all \
   --max-examples "$MAX_EXAMPLES" \
   --workers 1 \
-  --suppress-health-check too_slow \
+  --suppress-health-check too_slow,large_base_example \
   --request-timeout 30 \
   --max-response-time 25 \
   --seed 1 \
