@@ -304,6 +304,7 @@ fn open_topics(config: &Config) -> anyhow::Result<Arc<Topics>> {
         dir = %dir.display(),
         topics = report.topics,
         removed = report.removed.len(),
+        transactions_completed = report.transactions,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "topics opened"
     );
@@ -365,7 +366,8 @@ impl Service for SchedulerService {
     }
 }
 
-/// Applies topics' retention every second, and fsyncs every partition at shutdown.
+/// Applies topics' retention and checkpoints their transactions every second, and
+/// fsyncs every partition at shutdown.
 struct TopicsService {
     topics: Arc<Topics>,
 }
@@ -390,6 +392,11 @@ impl Service for TopicsService {
                         // Blocking: it deletes files.
                         if let Err(e) = tokio::task::spawn_blocking(move || topics.enforce_retention()).await? {
                             tracing::error!(error = %e, "topic retention failed");
+                        }
+                        let topics = Arc::clone(&self.topics);
+                        // Blocking: it fsyncs what transactions touched.
+                        if let Err(e) = tokio::task::spawn_blocking(move || topics.checkpoint_transactions()).await? {
+                            tracing::error!(error = %e, "transaction checkpoint failed");
                         }
                     }
                 }

@@ -9,10 +9,7 @@ use common::{call, start, TempDir};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 fn client() -> reqwest::Client {
@@ -458,61 +455,12 @@ async fn schedule_ticks_make_jobs_on_time() {
 
 // ---- kill -9 of the real binary -------------------------------------------------
 
-struct Child9 {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Child9 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Child9 = common::Process;
 
 fn spawn(data: &Path, store: Option<&str>) -> Child9 {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_girder"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("GIRDER_") {
-            cmd.env_remove(key);
-        }
-    }
-    if let Some(url) = store {
-        cmd.env("GIRDER_SCHEDULER__STORE", url);
-    }
-    let mut child = cmd
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--resp-addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--log-format", "json"])
-        .arg("--data-dir")
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn girder");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["fields"]["message"] == "listening" && v["fields"]["service"] == "http" {
-                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or("").to_owned());
-                }
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("girder did not start listening");
-    Child9 {
-        child,
-        base: format!("http://{addr}"),
+    match store {
+        Some(url) => common::spawn(data, &[("GIRDER_SCHEDULER__STORE", url)]),
+        None => common::spawn(data, &[]),
     }
 }
 

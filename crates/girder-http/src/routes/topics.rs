@@ -21,8 +21,8 @@ use axum::{Json, Router};
 use girder_runtime::Metrics;
 use girder_stream::topics::queue::{MAX_RECEIVE, MAX_VISIBILITY_MS};
 use girder_stream::topics::{
-    Message, QueueError, ReceiveOptions, TopicError, TopicFsync, TopicSpec, Topics,
-    DEFAULT_DEDUP_WINDOW_MS, MAX_NAME_LEN, MAX_REDRIVE,
+    Message, QueueError, ReceiveOptions, TopicError, TopicFsync, TopicSpec, Topics, TxnOutput,
+    TxnRequest, DEFAULT_DEDUP_WINDOW_MS, MAX_NAME_LEN, MAX_REDRIVE,
 };
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -45,17 +45,39 @@ const FETCH_MAX_BYTES: usize = 1 << 20;
 pub struct TopicsState {
     topics: Arc<Topics>,
     produced: Counter,
+    received: Counter,
+    redelivered: Counter,
+    acked: Counter,
 }
 
 impl TopicsState {
-    /// Wraps the engine and registers `girder_topics_messages_produced_total` and
-    /// `girder_topic_dlq_depth`.
+    /// Wraps the engine and registers the topic metrics: counters of messages produced,
+    /// received, redelivered and acked; gauges of DLQ depth, consumer lag and in-flight
+    /// deliveries (read from the engine at each scrape).
     pub fn new(topics: Arc<Topics>, metrics: &Metrics) -> Self {
         let produced = Counter::default();
         metrics.register(
             "girder_topics_messages_produced",
             "Messages appended to topics over HTTP (duplicates not counted)",
             produced.clone(),
+        );
+        let received = Counter::default();
+        metrics.register(
+            "girder_topics_messages_received",
+            "Deliveries handed to queue-mode consumers (redeliveries included)",
+            received.clone(),
+        );
+        let redelivered = Counter::default();
+        metrics.register(
+            "girder_topics_messages_redelivered",
+            "Deliveries of a message delivered before (delivery_count above 1)",
+            redelivered.clone(),
+        );
+        let acked = Counter::default();
+        metrics.register(
+            "girder_topics_messages_acked",
+            "Deliveries acked, by ack or by transaction",
+            acked.clone(),
         );
         metrics.register(
             "girder_topic_dlq_depth",
@@ -64,7 +86,89 @@ impl TopicsState {
                 topics: Arc::clone(&topics),
             },
         );
-        Self { topics, produced }
+        metrics.register(
+            "girder_topic_consumer_lag",
+            "Messages below the high watermark a consumer group has not consumed, per partition",
+            GroupGauge {
+                topics: Arc::clone(&topics),
+                kind: GroupGaugeKind::Lag,
+            },
+        );
+        metrics.register(
+            "girder_topic_in_flight",
+            "Queue-mode deliveries hidden awaiting their ack, per group",
+            GroupGauge {
+                topics: Arc::clone(&topics),
+                kind: GroupGaugeKind::InFlight,
+            },
+        );
+        Self {
+            topics,
+            produced,
+            received,
+            redelivered,
+            acked,
+        }
+    }
+}
+
+/// Most series one scrape of `girder_topic_consumer_lag` reports (topics × groups ×
+/// partitions); past it the rest is left out, so a scrape stays bounded.
+pub const MAX_LAG_SERIES: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+enum GroupGaugeKind {
+    Lag,
+    InFlight,
+}
+
+/// `girder_topic_consumer_lag{topic,group,mode,partition}` and
+/// `girder_topic_in_flight{topic,group}`, read from the engine at each scrape.
+#[derive(Debug)]
+struct GroupGauge {
+    topics: Arc<Topics>,
+    kind: GroupGaugeKind,
+}
+
+impl EncodeMetric for GroupGauge {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let mut series = 0;
+        for topic in self.topics.list(None, usize::MAX) {
+            for g in topic.consumer_lag() {
+                match self.kind {
+                    GroupGaugeKind::Lag => {
+                        for (p, lag) in g.lag {
+                            if series >= MAX_LAG_SERIES {
+                                return Ok(());
+                            }
+                            series += 1;
+                            let labels = [
+                                ("topic", topic.name().to_owned()),
+                                ("group", g.group.clone()),
+                                ("mode", g.mode.to_owned()),
+                                ("partition", p.to_string()),
+                            ];
+                            let lag = i64::try_from(lag).unwrap_or(i64::MAX);
+                            encoder.encode_family(&labels)?.encode_gauge(&lag)?;
+                        }
+                    }
+                    GroupGaugeKind::InFlight if g.mode == "queue" => {
+                        let labels = [
+                            ("topic", topic.name().to_owned()),
+                            ("group", g.group.clone()),
+                        ];
+                        let n = i64::try_from(g.in_flight).unwrap_or(i64::MAX);
+                        encoder.encode_family(&labels)?.encode_gauge(&n)?;
+                    }
+                    GroupGaugeKind::InFlight => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
     }
 }
 
@@ -111,6 +215,7 @@ pub fn router(state: TopicsState) -> Router {
         .route("/v1/topics/{topic}/groups/{group}/ack", post(ack))
         .route("/v1/topics/{topic}/groups/{group}/nack", post(nack))
         .route("/v1/topics/{topic}/groups/{group}/extend", post(extend))
+        .route("/v1/topics/{topic}/groups/{group}/transact", post(transact))
         .route("/v1/topics/{topic}/dlq/redrive", post(redrive))
         .with_state(state)
 }
@@ -131,6 +236,7 @@ pub fn router(state: TopicsState) -> Router {
         ack,
         nack,
         extend,
+        transact,
         redrive
     ),
     components(schemas(
@@ -157,6 +263,10 @@ pub fn router(state: TopicsState) -> Router {
         AckResponse,
         NackRequest,
         ExtendRequest,
+        TransactRequest,
+        TransactOutput,
+        TransactResponse,
+        TransactProduced,
         RedriveRequest,
         RedriveResponse
     )),
@@ -1083,6 +1193,10 @@ pub async fn receive(
         }
         let _ = tokio::time::timeout_at(deadline, wake).await;
     };
+    state.received.inc_by(delivered.len() as u64);
+    state
+        .redelivered
+        .inc_by(delivered.iter().filter(|d| d.delivery_count > 1).count() as u64);
     Ok(Json(ReceiveResponse {
         messages: delivered
             .into_iter()
@@ -1144,6 +1258,9 @@ pub async fn ack(
     })
     .await?;
     let results = acked.durable().await.map_err(queue_error)?;
+    state
+        .acked
+        .inc_by(results.iter().filter(|r| r.is_ok()).count() as u64);
     Ok(Json(AckResponse {
         results: receipts
             .into_iter()
@@ -1292,5 +1409,133 @@ pub async fn redrive(
     let redriven = blocking(move || topic.redrive(max as usize)).await?;
     Ok(Json(RedriveResponse {
         redriven: redriven as u64,
+    }))
+}
+
+/// Body of a transaction.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransactRequest {
+    /// 1 to 100 receipts of this group's deliveries to ack, each naming another
+    /// message.
+    #[schema(min_items = 1, max_items = 100, unique_items = true)]
+    pub ack: Vec<String>,
+    /// Messages to produce, per topic (at most 1000 messages and 16 MiB in all).
+    #[serde(default)]
+    pub produce: Vec<TransactOutput>,
+}
+
+/// Messages for one topic in a transaction.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransactOutput {
+    /// The topic (any existing topic, the input topic included).
+    pub topic: String,
+    /// Its messages, in order (one key's messages keep this order).
+    pub messages: Vec<MessageIn>,
+}
+
+/// Where one produced message of a transaction is.
+#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TransactProduced {
+    /// Its topic.
+    pub topic: String,
+    /// Its partition.
+    pub partition: u32,
+    /// Its offset in the partition.
+    pub offset: u64,
+    /// True when its id was already seen within the topic's dedup window: nothing was
+    /// appended and `partition`/`offset` are the original's.
+    pub duplicate: bool,
+}
+
+/// What a transaction did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TransactResponse {
+    /// Deliveries acked (all of `ack`).
+    pub acked: u32,
+    /// Every produced message, in request order.
+    pub produced: Vec<TransactProduced>,
+}
+
+/// Ack deliveries and produce messages atomically (exactly-once consume-transform-produce).
+///
+/// Either every receipt in `ack` is acked and every message in `produce` is appended
+/// once, or nothing happens — whatever crashes, client or server. A receipt that is not
+/// current (acked, nacked, redelivered, in another transaction, or from before a restart)
+/// fails the whole transaction with 410 and nothing happens; a consumer that gets 410 or
+/// loses the answer drops its work: if the transaction committed its inputs are acked,
+/// and if not they are delivered again. Answered once outputs and acks are durable under
+/// their topics' `fsync` policies. What stays at-least-once: side effects the consumer
+/// causes outside Girder.
+#[utoipa::path(
+    post,
+    path = "/v1/topics/{topic}/groups/{group}/transact",
+    tag = "topics",
+    params(
+        ("topic" = String, Path, description = "The topic the acked messages came from"),
+        ("group" = String, Path, description = GROUP_PARAM, pattern = "^[A-Za-z0-9._-]{1,200}$"),
+    ),
+    request_body = TransactRequest,
+    responses(
+        (status = 200, description = "Committed: acked and produced", body = TransactResponse),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic (input or output) or group; nothing happened. (Also when an output topic is deleted while the transaction commits: then the acks are applied and that topic's messages went with it.)", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "A receipt is not current; nothing happened", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A message is over 1 MiB, or the body over `http.body_limit`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No receipts or more than 100, a receipt listed twice or not a receipt, more than 1000 messages or 16 MiB, or a malformed message; nothing happened", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Storage failed: whether the transaction committed is known at the next start (its inputs stay hidden until then)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn transact(
+    State(state): State<TopicsState>,
+    ApiPath((name, group)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<TransactRequest>,
+) -> Result<Json<TransactResponse>, ApiError> {
+    let topics: Vec<String> = body.produce.iter().map(|o| o.topic.clone()).collect();
+    let request = TxnRequest {
+        topic: name,
+        group,
+        acks: body.ack,
+        produce: body
+            .produce
+            .into_iter()
+            .map(|o| TxnOutput {
+                topic: o.topic,
+                messages: o.messages.into_iter().map(Message::from).collect(),
+            })
+            .collect(),
+    };
+    let engine = Arc::clone(&state.topics);
+    // A task of its own: a client that goes away mid-request must not stop a transaction
+    // between its commit point and its apply (its inputs would stay hidden until a
+    // restart completed it).
+    let run = tokio::spawn(async move {
+        let e = Arc::clone(&engine);
+        let mut prepared = blocking_queue(move || e.prepare_txn(request)).await?;
+        prepared.committed().await.map_err(queue_error)?;
+        let applied = blocking_queue(move || engine.apply_txn(prepared)).await?;
+        applied.durable().await.map_err(queue_error)
+    });
+    let result = run
+        .await
+        .map_err(|_| ApiError::internal("the transaction was interrupted"))??;
+    state.acked.inc_by(result.acked as u64);
+    let mut produced = Vec::new();
+    for (topic, results) in topics.into_iter().zip(result.produced) {
+        state
+            .produced
+            .inc_by(results.iter().filter(|r| !r.duplicate).count() as u64);
+        produced.extend(results.into_iter().map(|r| TransactProduced {
+            topic: topic.clone(),
+            partition: r.partition,
+            offset: r.offset,
+            duplicate: r.duplicate,
+        }));
+    }
+    Ok(Json(TransactResponse {
+        acked: result.acked as u32,
+        produced,
     }))
 }

@@ -28,7 +28,8 @@
 //!   a name no topic can have) before removing it, so a crash never leaves half a topic.
 //!
 //! Queue mode (receive, ack, nack, extend; SQS FIFO message groups) is in [`queue`]
-//! (module docs there); dead letters and redrive in [`dlq`]. Not here yet: transactions.
+//! (module docs there); dead letters and redrive in [`dlq`]; exactly-once
+//! consume-transform-produce transactions in [`txn`].
 //!
 //! - **A topic with `max_deliveries` has a dead-letter topic** `<name>.dlq`, created
 //!   with it (and at open if a crash came between the two creations); deleting the
@@ -40,13 +41,18 @@ pub mod queue;
 pub mod record;
 #[cfg(test)]
 mod tests;
+pub mod txn;
 
 pub use meta::{
     validate_name, TopicFsync, TopicSpec, DEFAULT_DEDUP_WINDOW_MS, MAX_NAME_LEN, MAX_PARTITIONS,
 };
 pub use queue::dlq::{self, DLQ_SUFFIX, MAX_REDRIVE, REDRIVE_GROUP};
-pub use queue::{Acked, Delivery, QueueError, ReceiveOptions};
+pub use queue::{Acked, Delivery, GroupLag, QueueError, ReceiveOptions};
 pub use record::Message;
+pub use txn::{
+    AppliedTxn, PreparedTxn, TxnOutput, TxnRequest, TxnResult, MAX_TXN_ACKS, MAX_TXN_BYTES,
+    MAX_TXN_MESSAGES,
+};
 
 use dedup::{Dedup, Placed};
 use girder_log::{FsyncPolicy, Log, LogConfig, LogError, Retention};
@@ -497,6 +503,28 @@ impl Topic {
 
     /// Place, deduplicate (producers only), append.
     fn append_as(&self, messages: &[Message], origin: Origin) -> Result<Vec<Produced>, TopicError> {
+        self.append_inner(messages, origin, None)
+    }
+
+    /// Where message `m` goes: its key's partition, or the next in round-robin order.
+    fn place(&self, m: &Message) -> u32 {
+        match &m.key {
+            Some(key) => self.partition_for_key(key.as_bytes()),
+            None => {
+                let n = self.round_robin.fetch_add(1, Ordering::Relaxed);
+                (n % u64::from(self.spec.partitions)) as u32
+            }
+        }
+    }
+
+    /// [`Topic::append_as`]; with `tagged`, each message goes to the partition chosen
+    /// when its transaction committed and carries the transaction's tag (see [`txn`]).
+    fn append_inner(
+        &self,
+        messages: &[Message],
+        origin: Origin,
+        tagged: Option<&txn::Tagged<'_>>,
+    ) -> Result<Vec<Produced>, TopicError> {
         self.check_live()?;
         if origin == Origin::Producer {
             for m in messages {
@@ -531,12 +559,9 @@ impl Topic {
                 }
                 batch_ids.insert(id, i);
             }
-            let partition = match &m.key {
-                Some(key) => self.partition_for_key(key.as_bytes()),
-                None => {
-                    let n = self.round_robin.fetch_add(1, Ordering::Relaxed);
-                    (n % u64::from(self.spec.partitions)) as u32
-                }
+            let partition = match tagged {
+                Some(t) => t.partitions[i],
+                None => self.place(m),
             };
             per_partition.entry(partition).or_default().push(i);
         }
@@ -545,7 +570,8 @@ impl Topic {
             buf.clear();
             let mut ends = Vec::with_capacity(indexes.len());
             for &i in &indexes {
-                record::encode(&messages[i], &mut buf);
+                let tag = tagged.map(|t| (t.txn, t.indexes[i]));
+                record::encode_tagged(&messages[i], tag, &mut buf);
                 ends.push(buf.len());
             }
             let mut payloads = Vec::with_capacity(indexes.len());
@@ -735,6 +761,8 @@ pub struct TopicsReport {
     pub topics: usize,
     /// Directories removed: creations cut short and deletions not finished.
     pub removed: Vec<PathBuf>,
+    /// Transactions committed after the last checkpoint, completed again.
+    pub transactions: usize,
 }
 
 /// The registry of topics under one directory.
@@ -745,6 +773,8 @@ pub struct Topics {
     /// take it.
     admin: Mutex<()>,
     trash_seq: AtomicU64,
+    /// The transaction log (see [`txn`]).
+    txn: txn::TxnLog,
 }
 
 impl fmt::Debug for Topics {
@@ -774,6 +804,9 @@ impl Topics {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name == txn::TXN_DIR {
+                continue;
+            }
             let trash = name.starts_with(TRASH_PREFIX);
             if !trash && validate_name(&name).is_err() {
                 tracing::warn!(dir = %path.display(), "ignoring a directory that is not a topic");
@@ -797,6 +830,7 @@ impl Topics {
             topics.insert(name, Arc::new(topic));
         }
         let this = Self {
+            txn: txn::TxnLog::open(&root)?,
             config,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
@@ -808,6 +842,7 @@ impl Topics {
                 this.link_dlq(&topic)?;
             }
         }
+        report.transactions = this.recover_transactions()?;
         report.topics = this.list(None, usize::MAX).len();
         Ok((this, report))
     }
@@ -1025,7 +1060,8 @@ impl Topics {
         Ok(())
     }
 
-    /// fsyncs every partition of every topic (at shutdown).
+    /// fsyncs every partition of every topic and checkpoints the transactions (at
+    /// shutdown).
     ///
     /// # Errors
     /// The first that fails.
@@ -1033,6 +1069,6 @@ impl Topics {
         for topic in self.list(None, usize::MAX) {
             topic.sync()?;
         }
-        Ok(())
+        self.checkpoint_transactions()
     }
 }

@@ -132,6 +132,9 @@ pub struct Delivery {
     pub stored: StoredMessage,
 }
 
+/// A message's place: (partition, offset).
+pub(crate) type PartitionOffset = (u32, u64);
+
 /// The wait for an ack record to be durable.
 type DurableWait = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
 
@@ -218,6 +221,10 @@ enum Slot {
     InFlight { deadline: u64 },
     /// Nacked; visible from `until`.
     Delayed { until: u64 },
+    /// Acked by a transaction that is committing (see [`super::txn`]): hidden, and its
+    /// receipt no longer current. Back to `InFlight { deadline }` if the transaction
+    /// fails before its commit record is written; acked once it is applied.
+    Committing { deadline: u64 },
 }
 
 #[derive(Debug)]
@@ -236,6 +243,7 @@ impl Entry {
             Slot::Ready => true,
             Slot::InFlight { deadline } => deadline <= now,
             Slot::Delayed { until } => until <= now,
+            Slot::Committing { .. } => false,
         }
     }
 }
@@ -319,6 +327,13 @@ impl fmt::Debug for Queue {
             .field("dir", &self.log.dir())
             .field("epoch", &self.epoch)
             .finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    /// fsyncs the group's ack log.
+    pub(crate) fn sync(&self) -> Result<(), LogError> {
+        self.log.sync()
     }
 }
 
@@ -442,6 +457,33 @@ fn replay(parts: &mut [Part], payload: &[u8]) -> Result<(), &'static str> {
         return Err("trailing bytes in ack record");
     }
     Ok(())
+}
+
+/// Marks `offset` of partition `p` acked in memory: out of the window (freeing its key's
+/// next message) and into the acked set.
+fn settle_acked(st: &mut State, p: u32, offset: u64) {
+    let part = &mut st.parts[p as usize];
+    if let Some(e) = part.pending.remove(&offset) {
+        if let Some(k) = e.key {
+            if let Some(qk) = part.keys.get_mut(&k) {
+                // Only a key's head is delivered, so it is almost always the front.
+                if qk.front() == Some(&offset) {
+                    qk.pop_front();
+                } else {
+                    qk.retain(|&o| o != offset);
+                }
+                if qk.is_empty() {
+                    part.keys.remove(&k);
+                }
+            }
+        }
+        st.pending -= 1;
+    }
+    let part = &mut st.parts[p as usize];
+    if offset >= part.prefix {
+        part.acked.insert(offset);
+        part.settle_prefix();
+    }
 }
 
 fn snapshot_record(parts: &[Part]) -> Vec<u8> {
@@ -752,42 +794,41 @@ impl Topic {
         }
         let mut st = lock(&q.state);
         let mut results = Vec::with_capacity(receipts.len());
-        let mut record = vec![VERSION, KIND_ACKS, 0, 0, 0, 0];
-        let mut count: u32 = 0;
+        let mut offsets = Vec::with_capacity(receipts.len());
         for receipt in receipts {
-            let r = match self.current(&q, &mut st, receipt) {
-                Ok((r, _)) => r,
-                Err(e) => {
-                    results.push(Err(e));
-                    continue;
+            match self.current(&q, &mut st, receipt) {
+                Ok((r, _)) => {
+                    // Taken out at once, so the same receipt twice acks once.
+                    settle_acked(&mut st, r.partition, r.offset);
+                    offsets.push((r.partition, r.offset));
+                    results.push(Ok(()));
                 }
-            };
-            let part = &mut st.parts[r.partition as usize];
-            if let Some(e) = part.pending.remove(&r.offset) {
-                if let Some(k) = e.key {
-                    if let Some(qk) = part.keys.get_mut(&k) {
-                        qk.pop_front();
-                        if qk.is_empty() {
-                            part.keys.remove(&k);
-                        }
-                    }
-                }
+                Err(e) => results.push(Err(e)),
             }
-            part.acked.insert(r.offset);
-            part.settle_prefix();
-            st.pending -= 1;
-            record.extend_from_slice(&r.partition.to_le_bytes());
-            record.extend_from_slice(&r.offset.to_le_bytes());
-            count += 1;
-            results.push(Ok(()));
         }
-        if count == 0 {
-            return Ok(Acked {
-                results,
-                durable: None,
-            });
+        let durable = self.record_acks(&q, st, &offsets)?;
+        Ok(Acked { results, durable })
+    }
+
+    /// Appends an ack record for `offsets` (already settled in `st`), snapshots the
+    /// group's log when due, wakes receivers; the wait for the record to be durable
+    /// under the topic's policy (`None`: nothing to wait for).
+    fn record_acks(
+        &self,
+        q: &Queue,
+        mut st: std::sync::MutexGuard<'_, State>,
+        offsets: &[(u32, u64)],
+    ) -> Result<Option<DurableWait>, QueueError> {
+        if offsets.is_empty() {
+            return Ok(None);
         }
-        record[2..6].copy_from_slice(&count.to_le_bytes());
+        let mut record = Vec::with_capacity(6 + 12 * offsets.len());
+        record.extend_from_slice(&[VERSION, KIND_ACKS]);
+        record.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
+        for (p, o) in offsets {
+            record.extend_from_slice(&p.to_le_bytes());
+            record.extend_from_slice(&o.to_le_bytes());
+        }
         let now = self.clock.now_ms();
         let mut last = q.log.append(now, &record)?;
         st.since_snapshot += 1;
@@ -808,11 +849,93 @@ impl Topic {
             q.log.sync()?;
             q.log.delete_before(at)?;
         }
-        let durable: Option<DurableWait> = match self.spec.fsync {
+        Ok(match self.spec.fsync {
             TopicFsync::Interval => None,
             TopicFsync::Always | TopicFsync::Never => Some(Box::pin(q.log.wait_durable(last))),
-        };
-        Ok(Acked { results, durable })
+        })
+    }
+
+    /// Takes the deliveries `receipts` name out of circulation for a transaction: all
+    /// of them, or none (then the error names why). They stay hidden, their receipts
+    /// stop being current, and nothing is written yet: [`Topic::abort_commit`] gives
+    /// them back, [`Topic::finish_commit`] acks them.
+    ///
+    /// # Errors
+    /// An unknown group, a receipt that does not parse or is listed twice, or one that
+    /// is not current.
+    pub(crate) fn begin_commit(
+        &self,
+        group: &str,
+        receipts: &[String],
+    ) -> Result<(Arc<Queue>, Vec<PartitionOffset>), QueueError> {
+        let q = self.queue(group, false)?;
+        let mut seen = std::collections::HashSet::with_capacity(receipts.len());
+        for r in receipts {
+            let parsed = Receipt::parse(r)?;
+            if !seen.insert((parsed.partition, parsed.offset)) {
+                return Err(TopicError::InvalidSpec {
+                    field: "ack",
+                    reason: format!("receipt '{r}' names a message another receipt names"),
+                }
+                .into());
+            }
+        }
+        let mut st = lock(&q.state);
+        for receipt in receipts {
+            self.current(&q, &mut st, receipt)?;
+        }
+        let mut offsets = Vec::with_capacity(receipts.len());
+        for receipt in receipts {
+            let (r, entry) = self.current(&q, &mut st, receipt)?;
+            let Slot::InFlight { deadline } = entry.slot else {
+                unreachable!("current() only returns in-flight deliveries");
+            };
+            entry.slot = Slot::Committing { deadline };
+            offsets.push((r.partition, r.offset));
+        }
+        drop(st);
+        Ok((q, offsets))
+    }
+
+    /// Gives back deliveries [`Topic::begin_commit`] took: in flight again until their
+    /// old deadline, under their old receipts.
+    pub(crate) fn abort_commit(&self, q: &Queue, offsets: &[(u32, u64)]) {
+        let mut st = lock(&q.state);
+        for &(p, o) in offsets {
+            if let Some(e) = st.parts[p as usize].pending.get_mut(&o) {
+                if let Slot::Committing { deadline } = e.slot {
+                    e.slot = Slot::InFlight { deadline };
+                }
+            }
+        }
+    }
+
+    /// Acks what [`Topic::begin_commit`] took (or, at recovery, any offsets): settles
+    /// them and appends one ack record; the wait for it to be durable.
+    ///
+    /// # Errors
+    /// The group's log failed.
+    pub(crate) fn finish_commit(
+        &self,
+        q: &Queue,
+        offsets: &[(u32, u64)],
+    ) -> Result<Option<DurableWait>, QueueError> {
+        let mut st = lock(&q.state);
+        let n = st.parts.len();
+        let offsets: Vec<(u32, u64)> = offsets
+            .iter()
+            .copied()
+            .filter(|&(p, _)| (p as usize) < n)
+            .collect();
+        for &(p, o) in &offsets {
+            settle_acked(&mut st, p, o);
+        }
+        self.record_acks(q, st, &offsets)
+    }
+
+    /// The group's queue if it exists (on disk or open).
+    pub(crate) fn existing_queue(&self, group: &str) -> Result<Arc<Queue>, QueueError> {
+        self.queue(group, false)
     }
 
     /// Makes a delivery visible again after `delay_ms` (0: at once). Its key stays held
@@ -880,6 +1003,79 @@ impl Topic {
             deadline: self.clock.now_ms().saturating_add(visibility_timeout_ms),
         };
         Ok(())
+    }
+}
+
+/// One consumer group's position on a topic, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLag {
+    /// The group.
+    pub group: String,
+    /// `"queue"` (receive/ack) or `"log"` (fetch and committed offsets): the two are
+    /// separate groups even under one name.
+    pub mode: &'static str,
+    /// Per partition, messages below the high watermark the group has not consumed:
+    /// not acked (queue mode), or at or past the committed offset (log mode; only
+    /// partitions with a committed offset).
+    pub lag: Vec<(u32, u64)>,
+    /// Queue mode: deliveries hidden awaiting their ack (in flight, or in a committing
+    /// transaction). Log mode: 0.
+    pub in_flight: u64,
+}
+
+impl Topic {
+    /// Every consumer group's lag: queue groups used since the topic was opened (a group
+    /// nobody has received from or acked for since the start is not loaded), and every
+    /// group with committed offsets. Internal groups (`__…`) are left out.
+    pub fn consumer_lag(&self) -> Vec<GroupLag> {
+        let hws: Vec<u64> = self.logs.iter().map(|l| self.high_watermark(l)).collect();
+        let queues: Vec<Arc<Queue>> = lock(&self.groups).values().cloned().collect();
+        let mut out = Vec::with_capacity(queues.len());
+        for q in queues {
+            let st = lock(&q.state);
+            let lag = st
+                .parts
+                .iter()
+                .zip(&hws)
+                .enumerate()
+                .map(|(p, (part, &hw))| {
+                    let acked_below = part.acked.range(..hw).count() as u64;
+                    (
+                        p as u32,
+                        hw.saturating_sub(part.prefix).saturating_sub(acked_below),
+                    )
+                })
+                .collect();
+            let in_flight = st
+                .parts
+                .iter()
+                .flat_map(|p| p.pending.values())
+                .filter(|e| matches!(e.slot, Slot::InFlight { .. } | Slot::Committing { .. }))
+                .count() as u64;
+            out.push(GroupLag {
+                group: q.group.clone(),
+                mode: "queue",
+                lag,
+                in_flight,
+            });
+        }
+        for (group, committed) in lock(&self.offsets).iter() {
+            if group.starts_with("__") {
+                continue;
+            }
+            let lag = committed
+                .iter()
+                .filter_map(|(&p, &o)| Some((p, hws.get(p as usize)?.saturating_sub(o))))
+                .collect();
+            out.push(GroupLag {
+                group: group.clone(),
+                mode: "log",
+                lag,
+                in_flight: 0,
+            });
+        }
+        out.sort_by(|a, b| (a.mode, &a.group).cmp(&(b.mode, &b.group)));
+        out
     }
 }
 

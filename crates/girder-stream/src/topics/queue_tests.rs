@@ -476,3 +476,268 @@ fn retention_drops_deleted_messages_from_the_window() {
     assert!(ack(&topic, &[&next[0].receipt])[0].is_ok());
     assert_eq!(receive(&topic, 10, 1000)[0].stored.offset, start + 1);
 }
+
+// ---- Transactions (`txn`): ack and produce, all or nothing ----
+
+fn txn_request(receipts: &[&str], out: &[Message]) -> crate::topics::TxnRequest {
+    crate::topics::TxnRequest {
+        topic: "q".into(),
+        group: "g".into(),
+        acks: receipts.iter().map(|r| (*r).to_owned()).collect(),
+        produce: vec![crate::topics::TxnOutput {
+            topic: "out".into(),
+            messages: out.to_vec(),
+        }],
+    }
+}
+
+fn transact(
+    topics: &Topics,
+    receipts: &[&str],
+    out: &[Message],
+) -> Result<crate::topics::TxnResult, QueueError> {
+    let mut p = topics.prepare_txn(txn_request(receipts, out))?;
+    block_on(p.committed())?;
+    block_on(topics.apply_txn(p)?.durable())
+}
+
+/// Every message of `out`, all partitions, offset order per partition.
+fn all_values(topics: &Topics, name: &str) -> Vec<String> {
+    let t = topics.get(name).unwrap();
+    let mut v = Vec::new();
+    for p in 0..t.spec().partitions {
+        let page = t.fetch(p, 0, 10_000, 64 << 20).unwrap();
+        v.extend(page.messages.into_iter().map(|m| m.message.value));
+    }
+    v.sort();
+    v
+}
+
+fn with_out(topics: &Topics, partitions: u32) {
+    let mut spec = TopicSpec::new("out", partitions);
+    spec.fsync = TopicFsync::Never;
+    topics.create(spec).unwrap();
+}
+
+#[test]
+fn a_transaction_acks_and_produces_together() {
+    let (_dir, clock, topics, topic) = setup(2);
+    with_out(&topics, 3);
+    produce(
+        &topic,
+        &[msg(Some("k"), "a"), msg(None, "b"), msg(None, "c")],
+    );
+    let got = receive(&topic, 10, 1000);
+    assert_eq!(got.len(), 3);
+    let outs = [msg(Some("k"), "A1"), msg(Some("k"), "A2"), msg(None, "B")];
+    let r = transact(&topics, &[&got[0].receipt, &got[1].receipt], &outs).unwrap();
+    assert_eq!(r.acked, 2);
+    assert_eq!(r.produced.len(), 1);
+    assert_eq!(r.produced[0].len(), 3);
+    // One key's outputs: one partition, request order.
+    assert_eq!(r.produced[0][0].partition, r.produced[0][1].partition);
+    assert!(r.produced[0][0].offset < r.produced[0][1].offset);
+    assert_eq!(all_values(&topics, "out"), ["A1", "A2", "B"]);
+    // Tags stay out of what consumers see.
+    let out = topics.get("out").unwrap();
+    let p = r.produced[0][0].partition;
+    let page = out.fetch(p, 0, 10, 1 << 20).unwrap();
+    assert!(page.messages.iter().all(|m| m.message.headers.is_empty()));
+    // The acked receipts are spent; the third delivery is untouched.
+    assert!(matches!(
+        ack(&topic, &[&got[0].receipt])[0],
+        Err(QueueError::ReceiptExpired)
+    ));
+    assert!(ack(&topic, &[&got[2].receipt])[0].is_ok());
+    clock.advance(10_000);
+    assert!(
+        receive(&topic, 10, 1000).is_empty(),
+        "acked by the transaction"
+    );
+}
+
+#[test]
+fn a_transaction_with_one_stale_receipt_does_nothing() {
+    let (_dir, clock, topics, topic) = setup(1);
+    with_out(&topics, 1);
+    produce(&topic, &[msg(None, "a"), msg(None, "b")]);
+    let got = receive(&topic, 10, 1000);
+    assert!(ack(&topic, &[&got[1].receipt])[0].is_ok());
+    let e = transact(
+        &topics,
+        &[&got[0].receipt, &got[1].receipt],
+        &[msg(None, "x")],
+    );
+    assert!(matches!(e, Err(QueueError::ReceiptExpired)), "{e:?}");
+    assert!(all_values(&topics, "out").is_empty());
+    // The good receipt was given back, current as before.
+    let e = transact(&topics, &[&got[0].receipt, &got[0].receipt], &[]);
+    assert!(
+        matches!(
+            e,
+            Err(QueueError::Topic(TopicError::InvalidSpec {
+                field: "ack",
+                ..
+            }))
+        ),
+        "a receipt twice: {e:?}"
+    );
+    assert!(topic.extend("g", &got[0].receipt, 1000).is_ok());
+    // Limits and unknown names, checked before anything is taken.
+    assert!(matches!(
+        transact(&topics, &[], &[]),
+        Err(QueueError::Topic(TopicError::InvalidSpec {
+            field: "ack",
+            ..
+        }))
+    ));
+    let mut req = txn_request(&[&got[0].receipt], &[]);
+    req.produce[0].topic = "nope".into();
+    assert!(matches!(
+        topics.prepare_txn(req),
+        Err(QueueError::Topic(TopicError::NoSuchTopic(n))) if n == "nope"
+    ));
+    let too_many: Vec<Message> = (0..=MAX_TXN_MESSAGES).map(|_| msg(None, "m")).collect();
+    assert!(matches!(
+        transact(&topics, &[&got[0].receipt], &too_many),
+        Err(QueueError::Topic(TopicError::InvalidSpec {
+            field: "produce",
+            ..
+        }))
+    ));
+    let mut req = txn_request(&[&got[0].receipt], &[]);
+    req.group = "other".into();
+    assert!(matches!(
+        topics.prepare_txn(req),
+        Err(QueueError::NoSuchGroup { .. })
+    ));
+    // While a transaction holds a delivery, it is neither redelivered nor ackable.
+    let mut p = topics
+        .prepare_txn(txn_request(&[&got[0].receipt], &[msg(None, "y")]))
+        .unwrap();
+    clock.advance(5_000);
+    assert!(receive(&topic, 10, 1000).is_empty());
+    assert!(matches!(
+        ack(&topic, &[&got[0].receipt])[0],
+        Err(QueueError::ReceiptExpired)
+    ));
+    block_on(p.committed()).unwrap();
+    block_on(topics.apply_txn(p).unwrap().durable()).unwrap();
+    assert_eq!(all_values(&topics, "out"), ["y"]);
+}
+
+use crate::topics::txn::MAX_TXN_MESSAGES;
+
+#[test]
+fn a_committed_transaction_is_completed_at_open_exactly_once() {
+    let (dir, clock, topics, topic) = setup(2);
+    with_out(&topics, 2);
+    let inputs: Vec<Message> = (0..4).map(|i| msg(None, &format!("in{i}"))).collect();
+    produce(&topic, &inputs);
+    let got = receive(&topic, 10, 60_000);
+    assert_eq!(got.len(), 4);
+    // Transaction 1: committed, then the process "dies" before applying anything.
+    let outs1: Vec<Message> = (0..3).map(|i| msg(None, &format!("one{i}"))).collect();
+    let mut p1 = topics
+        .prepare_txn(txn_request(&[&got[0].receipt, &got[1].receipt], &outs1))
+        .unwrap();
+    block_on(p1.committed()).unwrap();
+    // Transaction 2: committed, and only its first output was appended before "death".
+    let outs2: Vec<Message> = (0..3)
+        .map(|i| msg(Some(&format!("k{i}")), &format!("two{i}")))
+        .collect();
+    let mut p2 = topics
+        .prepare_txn(txn_request(&[&got[2].receipt], &outs2))
+        .unwrap();
+    block_on(p2.committed()).unwrap();
+    {
+        let out = topics.get("out").unwrap();
+        let parts = p2.commit.outputs[0].partitions.clone();
+        let tagged = crate::topics::txn::Tagged {
+            txn: p2.txn,
+            partitions: &parts[..1],
+            indexes: &[0],
+        };
+        out.append_inner(&outs2[..1], super::super::Origin::Producer, Some(&tagged))
+            .unwrap();
+    }
+    // Transaction 3: fully applied, never checkpointed.
+    let mut p3 = topics
+        .prepare_txn(txn_request(&[&got[3].receipt], &[msg(None, "three")]))
+        .unwrap();
+    block_on(p3.committed()).unwrap();
+    block_on(topics.apply_txn(p3).unwrap().durable()).unwrap();
+    drop((p1, p2, topic, topics));
+
+    let topics = open(dir.path(), &clock);
+    let mut want: Vec<String> = ["one0", "one1", "one2", "two0", "two1", "two2", "three"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    want.sort();
+    assert_eq!(all_values(&topics, "out"), want, "each output once");
+    let topic = topics.get("q").unwrap();
+    clock.advance(100_000);
+    assert!(receive(&topic, 10, 1000).is_empty(), "every input acked");
+    // The recovery checkpointed: a second open has nothing to redo.
+    drop((topic, topics));
+    let (topics, report) = Topics::open(TopicsConfig {
+        clock: Arc::clone(&clock) as Arc<dyn Clock>,
+        ..TopicsConfig::new(dir.path())
+    })
+    .unwrap();
+    assert_eq!(report.transactions, 0);
+    assert_eq!(all_values(&topics, "out"), want);
+}
+
+#[test]
+fn checkpoints_bound_the_work_at_open() {
+    let (dir, clock, topics, topic) = setup(1);
+    with_out(&topics, 1);
+    let inputs: Vec<Message> = (0..50).map(|i| msg(None, &format!("in{i}"))).collect();
+    produce(&topic, &inputs);
+    for (i, d) in receive(&topic, 50, 60_000).iter().enumerate() {
+        transact(&topics, &[&d.receipt], &[msg(None, &format!("out{i}"))]).unwrap();
+        if i == 39 {
+            topics.checkpoint_transactions().unwrap();
+        }
+    }
+    drop((topic, topics));
+    let (topics, report) = Topics::open(TopicsConfig {
+        clock: Arc::clone(&clock) as Arc<dyn Clock>,
+        ..TopicsConfig::new(dir.path())
+    })
+    .unwrap();
+    assert_eq!(report.transactions, 10, "only those after the checkpoint");
+    assert_eq!(all_values(&topics, "out").len(), 50);
+}
+
+#[test]
+fn consumer_lag_and_in_flight_per_group() {
+    let (_dir, _clock, _topics, topic) = setup(1);
+    let batch: Vec<Message> = (0..5).map(|i| msg(None, &format!("m{i}"))).collect();
+    produce(&topic, &batch);
+    assert!(topic.consumer_lag().is_empty(), "no group yet");
+    let got = receive(&topic, 2, 60_000);
+    assert!(ack(&topic, &[&got[1].receipt])[0].is_ok());
+    topic.commit_offset("reader", 0, 3).unwrap();
+    topic.commit_offset("__internal", 0, 0).unwrap();
+    let lag = topic.consumer_lag();
+    assert_eq!(
+        lag,
+        vec![
+            GroupLag {
+                group: "reader".into(),
+                mode: "log",
+                lag: vec![(0, 2)],
+                in_flight: 0
+            },
+            GroupLag {
+                group: "g".into(),
+                mode: "queue",
+                lag: vec![(0, 4)],
+                in_flight: 1
+            },
+        ]
+    );
+}

@@ -6,9 +6,10 @@
 //! | bytes | field |
 //! |---|---|
 //! | 1 | version (1) |
-//! | 1 | flags: bit 0 a key follows, bit 1 an id follows |
+//! | 1 | flags: bit 0 a key follows, bit 1 an id follows, bit 2 a transaction tag follows |
 //! | 4 + n | key length and bytes (when flagged) |
 //! | 4 + n | id length and bytes (when flagged) |
+//! | 8 + 4 | transaction tag (when flagged): the commit record's offset in the transaction log and the output's index in it; never shown to consumers (see `txn`) |
 //! | 4 | header count, then per header 4 + n name and 4 + n value |
 //! | rest | the value |
 //!
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 const VERSION: u8 = 1;
 const HAS_KEY: u8 = 1;
 const HAS_ID: u8 = 2;
+const HAS_TXN: u8 = 4;
 
 /// One message, as produced and as read back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,6 +64,15 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 
 /// Appends the encoding of `m` to `out`.
 pub fn encode(m: &Message, out: &mut Vec<u8>) {
+    encode_tagged(m, None, out);
+}
+
+/// A transactional output's tag: (commit record offset, index among its outputs).
+pub type TxnTag = (u64, u32);
+
+/// [`encode`], marking the record as output `tag.1` of the transaction committed at
+/// `tag.0`, so recovery can tell which outputs of a transaction were appended.
+pub fn encode_tagged(m: &Message, tag: Option<TxnTag>, out: &mut Vec<u8>) {
     let mut flags = 0;
     if m.key.is_some() {
         flags |= HAS_KEY;
@@ -69,12 +80,19 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
     if m.id.is_some() {
         flags |= HAS_ID;
     }
+    if tag.is_some() {
+        flags |= HAS_TXN;
+    }
     out.extend_from_slice(&[VERSION, flags]);
     if let Some(key) = &m.key {
         put_str(out, key);
     }
     if let Some(id) = &m.id {
         put_str(out, id);
+    }
+    if let Some((txn, index)) = tag {
+        out.extend_from_slice(&txn.to_le_bytes());
+        out.extend_from_slice(&index.to_le_bytes());
     }
     let count = u32::try_from(m.headers.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&count.to_le_bytes());
@@ -106,6 +124,18 @@ impl<'a> Reader<'a> {
         let len = self.u32()? as usize;
         utf8(self.take(len)?)
     }
+
+    fn skip_string(&mut self) -> Result<(), DecodeError> {
+        let len = self.u32()? as usize;
+        self.take(len).map(drop)
+    }
+
+    fn tag(&mut self) -> Result<TxnTag, DecodeError> {
+        let b = self.take(8)?;
+        let mut txn = [0; 8];
+        txn.copy_from_slice(b);
+        Ok((u64::from_le_bytes(txn), self.u32()?))
+    }
 }
 
 fn utf8(b: &[u8]) -> Result<String, DecodeError> {
@@ -120,11 +150,14 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
         return Err(DecodeError("unknown record version"));
     }
     let flags = head[1];
-    if flags & !(HAS_KEY | HAS_ID) != 0 {
+    if flags & !(HAS_KEY | HAS_ID | HAS_TXN) != 0 {
         return Err(DecodeError("unknown flags"));
     }
     let key = (flags & HAS_KEY != 0).then(|| r.string()).transpose()?;
     let id = (flags & HAS_ID != 0).then(|| r.string()).transpose()?;
+    if flags & HAS_TXN != 0 {
+        r.tag()?;
+    }
     let count = r.u32()?;
     let mut headers = BTreeMap::new();
     for _ in 0..count {
@@ -151,10 +184,28 @@ pub fn decode_id(bytes: &[u8]) -> Result<Option<String>, DecodeError> {
         return Ok(None);
     }
     if head[1] & HAS_KEY != 0 {
-        let len = r.u32()? as usize;
-        r.take(len)?;
+        r.skip_string()?;
     }
     r.string().map(Some)
+}
+
+/// Only the transaction tag of a record, if it has one.
+pub fn decode_tag(bytes: &[u8]) -> Result<Option<TxnTag>, DecodeError> {
+    let mut r = Reader(bytes);
+    let head = r.take(2)?;
+    if head[0] != VERSION {
+        return Err(DecodeError("unknown record version"));
+    }
+    if head[1] & HAS_TXN == 0 {
+        return Ok(None);
+    }
+    if head[1] & HAS_KEY != 0 {
+        r.skip_string()?;
+    }
+    if head[1] & HAS_ID != 0 {
+        r.skip_string()?;
+    }
+    r.tag().map(Some)
 }
 
 #[cfg(test)]
@@ -181,17 +232,21 @@ mod tests {
                 ..Message::default()
             },
         ] {
-            let mut buf = Vec::new();
-            encode(&m, &mut buf);
-            assert_eq!(decode(&buf).unwrap(), m);
-            assert_eq!(decode_id(&buf).unwrap(), m.id);
-            // Every strict prefix that cuts a length-prefixed field is an error, not a panic.
-            for cut in 0..buf.len() {
-                let _ = decode(&buf[..cut]);
-                let _ = decode_id(&buf[..cut]);
+            for tag in [None, Some((u64::MAX - 3, 7))] {
+                let mut buf = Vec::new();
+                encode_tagged(&m, tag, &mut buf);
+                assert_eq!(decode(&buf).unwrap(), m);
+                assert_eq!(decode_id(&buf).unwrap(), m.id);
+                assert_eq!(decode_tag(&buf).unwrap(), tag);
+                // Every strict prefix that cuts a field is an error, not a panic.
+                for cut in 0..buf.len() {
+                    let _ = decode(&buf[..cut]);
+                    let _ = decode_id(&buf[..cut]);
+                    let _ = decode_tag(&buf[..cut]);
+                }
             }
         }
         assert!(decode(&[2, 0, 0, 0, 0, 0]).is_err());
-        assert!(decode(&[1, 4, 0, 0, 0, 0]).is_err());
+        assert!(decode(&[1, 8, 0, 0, 0, 0]).is_err());
     }
 }

@@ -92,3 +92,60 @@ pub async fn call(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
 pub fn problem_type(body: &Value) -> &str {
     body["type"].as_str().unwrap_or("")
 }
+
+/// The real binary, killed (SIGKILL) when dropped.
+pub struct Process {
+    /// The child process.
+    pub child: std::process::Child,
+    /// `http://addr` of its HTTP front end.
+    pub base: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `girder serve` on port 0 with its data in `data` and the given environment
+/// (no inherited `GIRDER_*`), and waits until its HTTP front end listens.
+pub fn spawn(data: &Path, env: &[(&str, &str)]) -> Process {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_girder"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GIRDER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let mut child = cmd
+        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .args(["--resp-addr", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn girder");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["fields"]["message"] == "listening" && v["fields"]["service"] == "http" {
+                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or("").to_owned());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("girder did not start listening");
+    Process {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
