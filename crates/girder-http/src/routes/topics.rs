@@ -1418,7 +1418,7 @@ pub async fn redrive(
 pub struct TransactRequest {
     /// 1 to 100 receipts of this group's deliveries to ack, each naming another
     /// message.
-    #[schema(min_items = 1, max_items = 100, unique_items = true)]
+    #[schema(value_type = std::collections::BTreeSet<String>, min_items = 1, max_items = 100)]
     pub ack: Vec<String>,
     /// Messages to produce, per topic (at most 1000 messages and 16 MiB in all).
     #[serde(default)]
