@@ -7,8 +7,10 @@
 //! printing a number.
 //!
 //! Benchmarks: [`streams`] (XADD, then XREADGROUP + XACK); [`jobs`] (the scheduler over
-//! HTTP: enqueue → claim → complete throughput, and start lateness).
+//! HTTP: enqueue → claim → complete throughput, and start lateness); [`brokers`] (Girder's
+//! topics against RabbitMQ and NATS JetStream: produce, consume, end-to-end latency).
 
+pub mod brokers;
 pub mod conn;
 pub mod jobs;
 pub mod resp;

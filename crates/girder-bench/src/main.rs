@@ -1,7 +1,7 @@
 //! The `girder-bench` command line: see the crate docs of `girder_bench`.
 
 use clap::{Parser, Subcommand};
-use girder_bench::{jobs, streams};
+use girder_bench::{brokers, jobs, streams};
 use std::process::ExitCode;
 
 /// Girder's load generator: drives Girder or any Redis-compatible server over RESP2.
@@ -30,6 +30,58 @@ enum Bench {
     /// Prints one JSON line per phase. Exits with status 1 if any request failed or a
     /// job was lost, claimed twice or left behind.
     Jobs(JobsArgs),
+    /// Girder's topics against RabbitMQ (quorum queue) and NATS JetStream (file
+    /// storage): produce with confirms, consume with manual acks, end-to-end latency.
+    ///
+    /// Prints one JSON line per phase. Exits with status 1 if any request failed or a
+    /// message was lost or received twice.
+    Brokers(BrokersArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BrokersArgs {
+    /// girder, rabbitmq or nats.
+    #[arg(long)]
+    system: brokers::System,
+    /// Girder's HTTP base URL.
+    #[arg(long, default_value = "http://127.0.0.1:7380")]
+    base: String,
+    /// RabbitMQ's AMQP URL.
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    amqp: String,
+    /// NATS's URL.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// Messages to produce, then to consume.
+    #[arg(long, default_value_t = 100_000)]
+    messages: u64,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Producer tasks.
+    #[arg(long, default_value_t = 4)]
+    producers: usize,
+    /// Consumer tasks.
+    #[arg(long, default_value_t = 4)]
+    consumers: usize,
+    /// Messages in flight per producer (Girder: messages per produce request).
+    #[arg(long, default_value_t = 100)]
+    window: usize,
+    /// Messages per receive and per ack.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Partitions of the Girder topic.
+    #[arg(long, default_value_t = 4)]
+    partitions: u32,
+    /// Girder topic's fsync policy (always or never).
+    #[arg(long, default_value = "always")]
+    fsync: String,
+    /// Messages in the end-to-end phase (0 skips it).
+    #[arg(long, default_value_t = 20_000)]
+    e2e_messages: u64,
+    /// Total publish rate of the end-to-end phase, msgs/s.
+    #[arg(long, default_value_t = 5_000)]
+    e2e_rate: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,6 +186,24 @@ fn main() -> ExitCode {
                 enqueue_batch: a.enqueue_batch,
                 complete_batch: a.complete_batch,
                 late_jobs: a.late_jobs,
+            }))
+            .map_err(|e| e.to_string()),
+        Bench::Brokers(a) => runtime
+            .block_on(brokers::run(&brokers::Config {
+                system: a.system,
+                base: a.base,
+                amqp: a.amqp,
+                nats: a.nats,
+                messages: a.messages,
+                size: a.size,
+                producers: a.producers,
+                consumers: a.consumers,
+                window: a.window,
+                batch: a.batch,
+                partitions: a.partitions,
+                girder_fsync: a.fsync,
+                e2e_messages: a.e2e_messages,
+                e2e_rate: a.e2e_rate,
             }))
             .map_err(|e| e.to_string()),
     };

@@ -413,6 +413,7 @@ impl Log {
                 pos,
                 &mut next,
                 sh.config.max_record_bytes,
+                sh.config.index_interval_bytes,
                 &mut budget,
                 &mut out,
                 |_| true,
@@ -471,6 +472,7 @@ impl Log {
                 pos,
                 &mut next,
                 sh.config.max_record_bytes,
+                sh.config.index_interval_bytes,
                 &mut budget,
                 &mut out,
                 |f| f.timestamp_ms >= ts_ms,
@@ -616,6 +618,10 @@ impl Budget {
         self.taken += n;
         self.records += 1;
     }
+    /// Payload bytes still wanted.
+    fn remaining(&self) -> usize {
+        self.max.saturating_sub(self.taken)
+    }
 }
 
 /// Decodes in-memory frames with offsets `>= from` that `pick` accepts.
@@ -656,11 +662,17 @@ fn read_segment(
     pos: u64,
     next: &mut u64,
     max_payload: u32,
+    index_interval: u32,
     budget: &mut Budget,
     out: &mut Vec<Record>,
     pick: impl Fn(&format::Frame<'_>) -> bool,
 ) -> Result<(), LogError> {
-    let mut cursor = FrameCursor::new(&*view.file, pos, view.size, max_payload);
+    // The sparse index puts `pos` up to one index interval before the first record
+    // wanted: read that much more than the budget at first.
+    let first = budget
+        .remaining()
+        .saturating_add(2 * index_interval as usize);
+    let mut cursor = FrameCursor::with_first_chunk(&*view.file, pos, view.size, max_payload, first);
     let mut expected: Option<u64> = None;
     while !budget.done() {
         match cursor.next().at(&view.path)? {

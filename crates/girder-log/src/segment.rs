@@ -279,10 +279,24 @@ pub(crate) struct FrameCursor<'f> {
     buf_pos: u64,
     cur: usize,
     max_payload: u32,
+    /// Bytes the next refill reads at least; doubles up to [`CHUNK`].
+    chunk: usize,
 }
 
 impl<'f> FrameCursor<'f> {
     pub fn new(file: &'f dyn FsFile, pos: u64, end: u64, max_payload: u32) -> Self {
+        Self::with_first_chunk(file, pos, end, max_payload, CHUNK)
+    }
+
+    /// A cursor whose first read is about `first_chunk` bytes (a reader that wants a
+    /// few small records does not read and copy [`CHUNK`] bytes), doubling after.
+    pub fn with_first_chunk(
+        file: &'f dyn FsFile,
+        pos: u64,
+        end: u64,
+        max_payload: u32,
+        first_chunk: usize,
+    ) -> Self {
         FrameCursor {
             file,
             end,
@@ -290,6 +304,7 @@ impl<'f> FrameCursor<'f> {
             buf_pos: pos,
             cur: 0,
             max_payload,
+            chunk: first_chunk.clamp(FRAME_HEADER, CHUNK),
         }
     }
 
@@ -332,7 +347,8 @@ impl<'f> FrameCursor<'f> {
             self.buf.drain(..self.cur);
             self.buf_pos += self.cur as u64;
             self.cur = 0;
-            let want = need.max(CHUNK).min((self.end - self.buf_pos) as usize);
+            let want = need.max(self.chunk).min((self.end - self.buf_pos) as usize);
+            self.chunk = (self.chunk * 2).min(CHUNK);
             let have = self.buf.len();
             self.buf.resize(want, 0);
             let n = self

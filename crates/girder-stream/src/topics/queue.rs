@@ -69,8 +69,15 @@ pub const MAX_VISIBILITY_MS: u64 = 43_200_000;
 const COMPACT_MIN_RECORDS: u64 = 4096;
 /// A snapshot is skipped while the acked offsets above the prefixes exceed this.
 const MAX_SNAPSHOT_OFFSETS: usize = 1_000_000;
-/// Record bytes one read of a partition takes while looking for messages to deliver.
+/// Record bytes one read of a partition takes at most while looking for messages to
+/// deliver (at least one message is always read).
 const READ_BYTES: usize = 1 << 20;
+/// Messages one read of a partition takes at most.
+const READ_MESSAGES: usize = 1000;
+/// Bytes a read budgets per message it wants, so a page of small messages is not a
+/// megabyte of records read and thrown away (larger messages take more reads: the
+/// page doubles each time).
+const PAGE_BYTES_PER_MESSAGE: usize = 512;
 
 const VERSION: u8 = 1;
 const KIND_ACKS: u8 = 1;
@@ -666,13 +673,20 @@ impl Topic {
             .map(|(o, _)| (*o, None))
             .take(want)
             .collect();
-        // Read on from the log while more are wanted and the bounds allow.
+        // Read on from the log while more are wanted and the bounds allow. Pages start
+        // at what is wanted (what a page holds past the first `want` heads is read again
+        // by the next receive, so a large page is mostly wasted decoding) and double
+        // while messages behind busy keys fill them.
+        let mut page_len = (want - chosen.len()).max(1);
         'read: while chosen.len() < want {
             let part = &st.parts[p];
             if st.pending >= MAX_IN_FLIGHT || part.scan - part.prefix >= MAX_WINDOW {
                 break;
             }
-            let page = match self.fetch(p as u32, part.scan, 1000, READ_BYTES) {
+            let limit = page_len.min(READ_MESSAGES);
+            page_len = page_len.saturating_mul(2);
+            let max_bytes = limit.saturating_mul(PAGE_BYTES_PER_MESSAGE).min(READ_BYTES);
+            let page = match self.fetch(p as u32, part.scan, limit, max_bytes) {
                 Ok(page) => page,
                 // Retention moved the start since the trim above; the next receive trims.
                 Err(TopicError::OffsetOutOfRange { .. }) => break,
