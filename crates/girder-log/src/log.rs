@@ -412,8 +412,7 @@ impl Log {
                 &view,
                 pos,
                 &mut next,
-                sh.config.max_record_bytes,
-                sh.config.index_interval_bytes,
+                &sh.config,
                 &mut budget,
                 &mut out,
                 |_| true,
@@ -471,8 +470,7 @@ impl Log {
                 &view,
                 pos,
                 &mut next,
-                sh.config.max_record_bytes,
-                sh.config.index_interval_bytes,
+                &sh.config,
                 &mut budget,
                 &mut out,
                 |f| f.timestamp_ms >= ts_ms,
@@ -661,8 +659,7 @@ fn read_segment(
     view: &SegView,
     pos: u64,
     next: &mut u64,
-    max_payload: u32,
-    index_interval: u32,
+    config: &LogConfig,
     budget: &mut Budget,
     out: &mut Vec<Record>,
     pick: impl Fn(&format::Frame<'_>) -> bool,
@@ -671,7 +668,8 @@ fn read_segment(
     // wanted: read that much more than the budget at first.
     let first = budget
         .remaining()
-        .saturating_add(2 * index_interval as usize);
+        .saturating_add(2 * config.index_interval_bytes as usize);
+    let max_payload = config.max_record_bytes;
     let mut cursor = FrameCursor::with_first_chunk(&*view.file, pos, view.size, max_payload, first);
     let mut expected: Option<u64> = None;
     while !budget.done() {
