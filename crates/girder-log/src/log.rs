@@ -273,6 +273,13 @@ impl Log {
         offset: u64,
     ) -> impl std::future::Future<Output = Result<(), LogError>> + Send + 'static {
         let mut rx = self.shared.durable_tx.subscribe();
+        if matches!(self.shared.config.fsync, FsyncPolicy::Never)
+            && self.shared.durable.load(Ordering::Acquire) <= offset
+        {
+            // A lingering flusher writes at once for a waiter (see `run_flusher`); it
+            // may have looked before this waiter subscribed.
+            self.shared.work_cv.notify_one();
+        }
         async move {
             loop {
                 let s = *rx.borrow_and_update();
@@ -734,7 +741,14 @@ impl Shared {
                     };
                     let wanted =
                         inner.sync_target > inner.fsynced_end || (inner.shutdown && unsynced);
+                    // Under `Never` a writer waiting in `wait_durable` waits for the
+                    // write itself: lingering would add a millisecond to every such
+                    // answer (and cap them at one batch per millisecond). What is
+                    // appended meanwhile still joins the next write.
+                    let awaited = matches!(self.config.fsync, FsyncPolicy::Never)
+                        && self.durable_tx.receiver_count() > 0;
                     let eager = matches!(self.config.fsync, FsyncPolicy::Always)
+                        || awaited
                         || inner.pending.len() >= EAGER_BYTES
                         || inner.shutdown
                         || linger_since.is_some_and(|t| t.elapsed() >= LINGER);
