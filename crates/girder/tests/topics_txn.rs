@@ -73,6 +73,14 @@ async fn transact_answers_bad_input_and_commits_all_or_nothing() {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
+            json!({"ack": [r(0)], "produce": [{"topic": "out", "messages": []}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"ack": [r(0)], "produce": vec![json!({"topic": "out", "messages": [{"value": "m"}]}); 101]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
             json!({"ack": [r(0)], "produce": [{"topic": "nope", "messages": [{"value": "x"}]}]}),
             StatusCode::NOT_FOUND,
         ),

@@ -112,8 +112,9 @@ impl TopicsState {
     }
 }
 
-/// Most series one scrape of `girder_topic_consumer_lag` reports (topics × groups ×
-/// partitions); past it the rest is left out, so a scrape stays bounded.
+/// Most series one scrape of `girder_topic_consumer_lag` (topics × groups × partitions)
+/// or `girder_topic_in_flight` reports; past it the rest is left out, so a scrape stays
+/// bounded.
 pub const MAX_LAG_SERIES: usize = 10_000;
 
 #[derive(Debug, Clone, Copy)]
@@ -153,6 +154,10 @@ impl EncodeMetric for GroupGauge {
                         }
                     }
                     GroupGaugeKind::InFlight if g.mode == "queue" => {
+                        if series >= MAX_LAG_SERIES {
+                            return Ok(());
+                        }
+                        series += 1;
                         let labels = [
                             ("topic", topic.name().to_owned()),
                             ("group", g.group.clone()),
@@ -1420,8 +1425,10 @@ pub struct TransactRequest {
     /// message.
     #[schema(value_type = std::collections::BTreeSet<String>, min_items = 1, max_items = 100)]
     pub ack: Vec<String>,
-    /// Messages to produce, per topic (at most 1000 messages and 16 MiB in all).
+    /// Messages to produce, per topic (at most 100 entries, each with at least one
+    /// message; at most 1000 messages and 16 MiB in all).
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub produce: Vec<TransactOutput>,
 }
 
@@ -1432,6 +1439,7 @@ pub struct TransactOutput {
     /// The topic (any existing topic, the input topic included).
     pub topic: String,
     /// Its messages, in order (one key's messages keep this order).
+    #[schema(min_items = 1)]
     pub messages: Vec<MessageIn>,
 }
 

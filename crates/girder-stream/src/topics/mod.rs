@@ -51,7 +51,7 @@ pub use queue::{Acked, Delivery, GroupLag, QueueError, ReceiveOptions};
 pub use record::Message;
 pub use txn::{
     AppliedTxn, PreparedTxn, TxnOutput, TxnRequest, TxnResult, MAX_TXN_ACKS, MAX_TXN_BYTES,
-    MAX_TXN_MESSAGES,
+    MAX_TXN_MESSAGES, MAX_TXN_OUTPUTS,
 };
 
 use dedup::{Dedup, Placed};
@@ -70,8 +70,9 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub const MAX_HEADERS: usize = 100;
 /// Most consumer groups with committed offsets per topic.
 pub const MAX_GROUPS: usize = 10_000;
-/// Bytes of record framing beyond [`Message::size`]: version, flags, lengths.
-const RECORD_OVERHEAD: usize = 16 + 8 * MAX_HEADERS;
+/// Bytes of record framing beyond [`Message::size`]: version and flags (2), key, id
+/// and header-count lengths (12), a transaction tag (12), and two lengths per header.
+const RECORD_OVERHEAD: usize = 32 + 8 * MAX_HEADERS;
 /// How long [`Topics::delete`] waits for requests still holding the topic.
 pub const DELETE_WAIT: Duration = Duration::from_secs(5);
 /// Prefix of a deleted topic's directory while it is being removed (`~` is not allowed

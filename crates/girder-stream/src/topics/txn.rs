@@ -19,12 +19,15 @@
 //!    topics' own policies, as `produce` and `ack` answer.
 //!
 //! # Recovery
-//! A **checkpoint** record `upto` says: every transaction committed below `upto` is
-//! applied and its outputs and acks are fsynced. [`Topics::checkpoint_transactions`]
-//! (every second, and at shutdown) takes the lowest commit still being applied (or the
-//! log's end), fsyncs every partition and group log that transactions touched since the
-//! last checkpoint, then writes the checkpoint. At open, every commit at or after the last
-//! checkpoint is applied again, idempotently: acking an acked offset changes nothing,
+//! A **checkpoint** record `(upto, pending)` says: every transaction committed below
+//! `upto`, except those in `pending`, is applied and its outputs and acks are fsynced.
+//! [`Topics::checkpoint_transactions`] (every second, and at shutdown) takes the log's
+//! end and the commits still being applied (or whose apply failed), fsyncs every
+//! partition and group log that transactions touched since the last checkpoint, then
+//! writes the checkpoint; so one failed apply does not hold back the checkpoints of all
+//! later transactions. At open, every commit at or after the last checkpoint's `upto`,
+//! or in its `pending`, is applied again, idempotently: acking an acked offset changes
+//! nothing (acks of offsets a power loss took from the input partition are dropped),
 //! and each output partition a pending commit names is scanned from the lowest end
 //! offset those commits recorded (outputs are appended after the commit, so at or after
 //! it) for tags; an output whose tag is found is not appended again. Then a checkpoint.
@@ -61,8 +64,10 @@ pub const MAX_TXN_ACKS: usize = 100;
 pub const MAX_TXN_MESSAGES: usize = 1000;
 /// Most bytes of messages ([`Message::size`]) one transaction produces.
 pub const MAX_TXN_BYTES: usize = 16 << 20;
-/// Commits below a checkpoint before the log's start is moved past them.
-const COMPACT_RECORDS: u64 = 1024;
+/// Most output entries (topics) in one transaction.
+pub const MAX_TXN_OUTPUTS: usize = 100;
+/// Records below a checkpoint before the log's start is moved past them.
+const COMPACT_RECORDS: u64 = 64;
 
 const VERSION: u8 = 1;
 const KIND_COMMIT: u8 = 1;
@@ -186,7 +191,18 @@ fn encode_commit(c: &Commit) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum TxnRecord {
     Commit(Commit),
-    Checkpoint(u64),
+    /// `upto` and the commits below it still pending.
+    Checkpoint(u64, Vec<u64>),
+}
+
+fn encode_checkpoint(upto: u64, pending: &BTreeSet<u64>) -> Vec<u8> {
+    let mut rec = vec![VERSION, KIND_CHECKPOINT];
+    rec.extend_from_slice(&upto.to_le_bytes());
+    rec.extend_from_slice(&(pending.len() as u32).to_le_bytes());
+    for p in pending {
+        rec.extend_from_slice(&p.to_le_bytes());
+    }
+    rec
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -270,7 +286,15 @@ fn decode(payload: &[u8]) -> Result<TxnRecord, &'static str> {
                 outputs,
             })
         }
-        KIND_CHECKPOINT => TxnRecord::Checkpoint(r.u64()?),
+        KIND_CHECKPOINT => {
+            let upto = r.u64()?;
+            let n = r.count(8)?;
+            let mut pending = Vec::with_capacity(n);
+            for _ in 0..n {
+                pending.push(r.u64()?);
+            }
+            TxnRecord::Checkpoint(upto, pending)
+        }
         _ => return Err("unknown transaction record kind"),
     };
     if !r.0.is_empty() {
@@ -282,6 +306,8 @@ fn decode(payload: &[u8]) -> Result<TxnRecord, &'static str> {
 /// What the transaction log tracks between checkpoints.
 #[derive(Debug, Default)]
 struct TxnState {
+    /// The last checkpoint's `pending`.
+    checkpoint_pending: BTreeSet<u64>,
     /// Commits appended whose apply has not finished.
     in_progress: BTreeSet<u64>,
     /// Partitions `(topic, partition)` transactions appended to since the last checkpoint.
@@ -296,6 +322,8 @@ struct TxnState {
 pub(crate) struct TxnLog {
     log: Log,
     state: Mutex<TxnState>,
+    /// Held through a whole checkpoint, so two never interleave their syncs and records.
+    checkpointing: Mutex<()>,
 }
 
 impl fmt::Debug for TxnLog {
@@ -317,9 +345,12 @@ impl TxnLog {
             ..LogConfig::default()
         };
         let (log, _report) = Log::open(&dir, config)?;
+        // The directory entry itself must survive a power loss.
+        super::meta::sync_dir(topics_dir)?;
         Ok(Self {
             log,
             state: Mutex::new(TxnState::default()),
+            checkpointing: Mutex::new(()),
         })
     }
 
@@ -415,6 +446,23 @@ impl Topics {
                     "must hold 1 to {MAX_TXN_ACKS} receipts (got {})",
                     req.acks.len()
                 ),
+            }
+            .into());
+        }
+        if req.produce.len() > MAX_TXN_OUTPUTS {
+            return Err(TopicError::InvalidSpec {
+                field: "produce",
+                reason: format!(
+                    "at most {MAX_TXN_OUTPUTS} entries (got {})",
+                    req.produce.len()
+                ),
+            }
+            .into());
+        }
+        if let Some(o) = req.produce.iter().find(|o| o.messages.is_empty()) {
+            return Err(TopicError::InvalidSpec {
+                field: "produce",
+                reason: format!("the entry for topic '{}' has no messages", o.topic),
             }
             .into());
         }
@@ -572,25 +620,26 @@ impl Topics {
     /// A log that fails to sync (then no checkpoint is written, and the next try syncs
     /// the same logs again).
     pub fn checkpoint_transactions(&self) -> Result<(), TopicError> {
-        let (upto, parts, groups) = {
+        let _one = lock(&self.txn.checkpointing);
+        let (upto, pending, parts, groups) = {
             let mut st = lock(&self.txn.state);
-            let upto = st
-                .in_progress
-                .first()
-                .copied()
-                .unwrap_or_else(|| self.txn.log.end_offset());
-            if upto == st.checkpoint && st.parts.is_empty() && st.groups.is_empty() {
+            let upto = self.txn.log.end_offset();
+            if upto == st.checkpoint
+                && st.parts.is_empty()
+                && st.groups.is_empty()
+                && st.in_progress == st.checkpoint_pending
+            {
                 return Ok(());
             }
             (
                 upto,
+                st.in_progress.clone(),
                 std::mem::take(&mut st.parts),
                 std::mem::take(&mut st.groups),
             )
         };
         let synced = self.sync_touched(&parts, &groups).and_then(|()| {
-            let mut rec = vec![VERSION, KIND_CHECKPOINT];
-            rec.extend_from_slice(&upto.to_le_bytes());
+            let rec = encode_checkpoint(upto, &pending);
             self.txn.log.append(self.config.clock.now_ms(), &rec)?;
             self.txn.log.sync()?;
             Ok(())
@@ -602,9 +651,11 @@ impl Topics {
             return Err(e);
         }
         st.checkpoint = st.checkpoint.max(upto);
+        let keep_from = pending.first().copied().unwrap_or(upto).min(upto);
+        st.checkpoint_pending = pending;
         drop(st);
-        if upto >= self.txn.log.start_offset() + COMPACT_RECORDS {
-            self.txn.log.delete_before(upto)?;
+        if keep_from >= self.txn.log.start_offset() + COMPACT_RECORDS {
+            self.txn.log.delete_before(keep_from)?;
         }
         Ok(())
     }
@@ -642,8 +693,9 @@ impl Topics {
     /// checkpoints. Called by [`Topics::open`]; returns how many commits it looked at.
     pub(crate) fn recover_transactions(&self) -> Result<usize, TopicError> {
         let log = &self.txn.log;
-        let mut commits: Vec<(u64, Commit)> = Vec::new();
+        // Pass 1: the last checkpoint, from the record kinds alone (commits can be big).
         let mut upto = 0;
+        let mut pending_below: BTreeSet<u64> = BTreeSet::new();
         let mut from = log.start_offset();
         let end = log.end_offset();
         while from < end {
@@ -651,14 +703,47 @@ impl Topics {
             let Some(last) = records.last() else { break };
             from = last.offset + 1;
             for r in records {
-                match decode(&r.payload).map_err(|e| self.txn.damaged(r.offset, e))? {
-                    TxnRecord::Commit(c) => commits.push((r.offset, c)),
-                    TxnRecord::Checkpoint(u) => upto = upto.max(u),
+                if r.payload.get(1) == Some(&KIND_CHECKPOINT) {
+                    if let TxnRecord::Checkpoint(u, pending) =
+                        decode(&r.payload).map_err(|e| self.txn.damaged(r.offset, e))?
+                    {
+                        if u >= upto {
+                            upto = u;
+                            pending_below = pending.into_iter().collect();
+                        }
+                    }
                 }
             }
         }
-        commits.retain(|(at, _)| *at >= upto);
-        lock(&self.txn.state).checkpoint = upto;
+        // Pass 2: decode the commits to redo.
+        let mut commits: Vec<(u64, Commit)> = Vec::new();
+        let mut from = pending_below
+            .first()
+            .copied()
+            .unwrap_or(upto)
+            .min(upto)
+            .max(log.start_offset());
+        while from < end {
+            let records = log.read(from, 4 << 20)?;
+            let Some(last) = records.last() else { break };
+            from = last.offset + 1;
+            for r in records {
+                let wanted = r.offset >= upto || pending_below.contains(&r.offset);
+                if !wanted || r.payload.get(1) != Some(&KIND_COMMIT) {
+                    continue;
+                }
+                if let TxnRecord::Commit(c) =
+                    decode(&r.payload).map_err(|e| self.txn.damaged(r.offset, e))?
+                {
+                    commits.push((r.offset, c));
+                }
+            }
+        }
+        {
+            let mut st = lock(&self.txn.state);
+            st.checkpoint = upto;
+            st.checkpoint_pending = pending_below;
+        }
         if commits.is_empty() {
             return Ok(0);
         }
@@ -719,7 +804,11 @@ impl Topics {
                         partitions: &partitions,
                         indexes: &indexes,
                     };
-                    t.append_inner(&messages, Origin::Producer, Some(&tagged))?;
+                    // One output that cannot be appended (limits changed, a failed log)
+                    // must not keep the node from starting: it is reported, loudly.
+                    if let Err(e) = t.append_inner(&messages, Origin::Producer, Some(&tagged)) {
+                        tracing::error!(transaction = at, topic = %o.topic, error = %e, outputs = messages.len(), "a committed transaction's outputs could not be appended at recovery");
+                    }
                 }
                 let mut st = lock(&self.txn.state);
                 for &(p, _) in &o.hints {
@@ -729,18 +818,28 @@ impl Topics {
             if let Some(t) = self.get(&c.topic) {
                 match t.existing_queue(&c.group) {
                     Ok(q) => {
+                        // Offsets a power loss took from the input partition (under
+                        // `interval`) are not acked: new messages will take them.
+                        let acks: Vec<(u32, u64)> = c
+                            .acks
+                            .iter()
+                            .copied()
+                            .filter(|&(p, o)| {
+                                t.logs.get(p as usize).is_some_and(|l| o < l.end_offset())
+                            })
+                            .collect();
                         // The wait is covered by the checkpoint's sync below.
-                        let _ = t.finish_commit(&q, &c.acks).map_err(|e| match e {
-                            QueueError::Topic(e) => e,
-                            other => TopicError::InvalidMessage(other.to_string()),
-                        })?;
+                        if let Err(e) = t.finish_commit(&q, &acks) {
+                            tracing::error!(transaction = at, topic = %c.topic, group = %c.group, error = %e, "a committed transaction's acks could not be applied at recovery");
+                        }
                         lock(&self.txn.state)
                             .groups
                             .insert((c.topic.clone(), c.group.clone()));
                     }
                     Err(QueueError::NoSuchGroup { .. }) => {}
-                    Err(QueueError::Topic(e)) => return Err(e),
-                    Err(e) => return Err(TopicError::InvalidMessage(e.to_string())),
+                    Err(e) => {
+                        tracing::error!(transaction = at, topic = %c.topic, group = %c.group, error = %e, "a committed transaction's group could not be opened at recovery");
+                    }
                 }
             }
         }
@@ -807,9 +906,9 @@ mod tests {
         let mut long = bytes.clone();
         long.push(0);
         assert!(decode(&long).is_err());
-        let mut cp = vec![VERSION, KIND_CHECKPOINT];
-        cp.extend_from_slice(&7u64.to_le_bytes());
-        assert_eq!(decode(&cp), Ok(TxnRecord::Checkpoint(7)));
+        let cp = encode_checkpoint(7, &[3, 5].into());
+        assert_eq!(decode(&cp), Ok(TxnRecord::Checkpoint(7, vec![3, 5])));
+        assert!(decode(&cp[..cp.len() - 1]).is_err());
         assert!(decode(&[VERSION, 9]).is_err());
         assert!(decode(&[2, KIND_CHECKPOINT]).is_err());
         // A count that claims more than the record holds is refused before allocating.
