@@ -242,6 +242,10 @@ impl TopicError {
     }
 }
 
+/// A wait for records to be durable under their log's policy.
+type DurableWait =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), LogError>> + Send>>;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -482,19 +486,32 @@ impl Topic {
     /// or a failed log (then nothing from that partition is acknowledged).
     pub async fn produce(&self, messages: &[Message]) -> Result<Vec<Produced>, TopicError> {
         let results = self.append(messages)?;
-        if self.spec.fsync != TopicFsync::Interval {
-            let mut last: BTreeMap<u32, u64> = BTreeMap::new();
-            for r in &results {
-                let e = last.entry(r.partition).or_insert(r.offset);
-                *e = (*e).max(r.offset);
-            }
-            for (partition, offset) in last {
-                self.log(partition)?.wait_durable(offset).await?;
-            }
+        for wait in self.durable_waits(&results) {
+            wait.await?;
         }
         // Now visible to consumers (below the high watermark): wake long-polling receives.
         self.wake.notify_waiters();
         Ok(results)
+    }
+
+    /// The waits for `results` (duplicates included: their originals may be another
+    /// producer's append, not yet durable) to be durable under the topic's policy, one
+    /// per partition; none under `interval`, which answers at once.
+    fn durable_waits(&self, results: &[Produced]) -> Vec<DurableWait> {
+        if self.spec.fsync == TopicFsync::Interval {
+            return Vec::new();
+        }
+        let mut last: BTreeMap<u32, u64> = BTreeMap::new();
+        for r in results {
+            let e = last.entry(r.partition).or_insert(r.offset);
+            *e = (*e).max(r.offset);
+        }
+        last.into_iter()
+            .filter_map(|(p, o)| {
+                let log = self.logs.get(p as usize)?;
+                Some(Box::pin(log.wait_durable(o)) as DurableWait)
+            })
+            .collect()
     }
 
     /// The synchronous half of `produce`: place, deduplicate, append.

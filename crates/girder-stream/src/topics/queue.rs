@@ -46,13 +46,11 @@
 //! it. A snapshot overrides everything before it, so after one is written the log's
 //! start moves to it (`delete_before`) and old segments go.
 
-use super::{lock, meta, StoredMessage, Topic, TopicError, TopicFsync, MAX_GROUPS};
+use super::{lock, meta, DurableWait, StoredMessage, Topic, TopicError, TopicFsync, MAX_GROUPS};
 use girder_log::{FsyncPolicy, Log, LogConfig, LogError};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -141,9 +139,6 @@ pub struct Delivery {
 
 /// A message's place: (partition, offset).
 pub(crate) type PartitionOffset = (u32, u64);
-
-/// The wait for an ack record to be durable.
-type DurableWait = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
 
 /// Acks applied in memory, and the wait for them to be durable.
 pub struct Acked {

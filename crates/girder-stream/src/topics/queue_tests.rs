@@ -3,6 +3,7 @@
 use super::*;
 use crate::topics::{Clock, Message, TopicSpec, Topics, TopicsConfig};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::Path;
 
 #[derive(Debug, Default)]

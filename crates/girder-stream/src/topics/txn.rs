@@ -46,13 +46,11 @@
 //! (an email sent twice if the consumer dies after sending and before committing).
 
 use super::queue::{Queue, QueueError};
-use super::{lock, record, Message, Origin, Produced, Topic, TopicError, Topics};
+use super::{lock, record, DurableWait, Message, Origin, Produced, Topic, TopicError, Topics};
 use girder_log::{FsyncPolicy, Log, LogConfig, LogError};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 /// The transaction log's directory under the topics directory (`~` is not allowed in
@@ -72,8 +70,6 @@ const COMPACT_RECORDS: u64 = 64;
 const VERSION: u8 = 1;
 const KIND_COMMIT: u8 = 1;
 const KIND_CHECKPOINT: u8 = 2;
-
-type DurableWait = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
 
 /// Messages for one topic in a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -849,27 +845,6 @@ impl Topics {
             "transactions after the last checkpoint completed"
         );
         Ok(looked)
-    }
-}
-
-impl Topic {
-    /// The waits for `results` to be durable under the topic's policy (none for
-    /// `interval`, which answers at once).
-    fn durable_waits(&self, results: &[Produced]) -> Vec<DurableWait> {
-        if self.spec.fsync == super::TopicFsync::Interval {
-            return Vec::new();
-        }
-        let mut last: BTreeMap<u32, u64> = BTreeMap::new();
-        for r in results.iter().filter(|r| !r.duplicate) {
-            let e = last.entry(r.partition).or_insert(r.offset);
-            *e = (*e).max(r.offset);
-        }
-        last.into_iter()
-            .filter_map(|(p, o)| {
-                let log = self.logs.get(p as usize)?;
-                Some(Box::pin(log.wait_durable(o)) as DurableWait)
-            })
-            .collect()
     }
 }
 
