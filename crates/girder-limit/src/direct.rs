@@ -69,10 +69,10 @@ impl<C: Clock> DirectLimiter<C> {
         // all writers to it; nothing else is published through it.
         let mut current = self.tat.0.load(Ordering::Relaxed);
         loop {
-            let (decision, next) = self.gcra.decide(current, now, cost);
             // Cost 0 only reads; a write would needlessly contend the line.
-            let Some(next) = next.filter(|_| cost > 0) else {
-                return decision;
+            let next = match self.gcra.admit(current, now, cost) {
+                Some(next) if cost > 0 => next,
+                _ => return self.gcra.denied(current, now, cost),
             };
             match self.tat.0.compare_exchange_weak(
                 current,
@@ -80,7 +80,7 @@ impl<C: Clock> DirectLimiter<C> {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return decision,
+                Ok(_) => return self.gcra.allowed(next, now),
                 Err(actual) => current = actual,
             }
         }

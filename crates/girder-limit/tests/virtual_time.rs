@@ -229,6 +229,23 @@ fn direct_limiter_matches_keyed_gcra() {
 }
 
 #[test]
+fn a_clock_that_steps_back_reads_as_no_time_passed() {
+    // A TSC read on another core can be earlier than the last admission's.
+    let clock = ManualClock::new();
+    let quota = Quota::new(2, Duration::from_secs(1)).with_burst(2);
+    let direct = DirectLimiter::with_clock(quota, clock.clone()).unwrap();
+    clock.set(10_000_000_000);
+    assert!(direct.check(2).allowed);
+    clock.set(9_000_000_000);
+    let read = direct.check(0);
+    assert_eq!(read.remaining, 0);
+    let denied = direct.check(1);
+    assert!(!denied.allowed);
+    assert_eq!(denied.remaining, 0);
+    assert_eq!(denied.retry_after, Duration::from_millis(1500));
+}
+
+#[test]
 fn invalid_quotas_are_rejected() {
     let cases = [
         Quota::new(0, Duration::from_secs(1)),

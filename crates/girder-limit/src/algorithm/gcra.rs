@@ -70,32 +70,47 @@ impl Gcra {
         })
     }
 
-    /// The decision for a key whose stored TAT is `tat`, and the TAT to store if
-    /// it changes (`None` when nothing must be written).
+    /// The TAT after admitting `cost` at `now` for a key whose stored TAT is
+    /// `tat`, or `None` if the request is denied (nothing to store).
     ///
-    /// Kept separate from [`Algorithm::check`] so the direct limiter can run it
-    /// inside a compare-and-swap loop on an `AtomicU64`.
+    /// Split from the [`Decision`] so the direct limiter's compare-and-swap loop
+    /// works on plain integers and builds the decision once, after the CAS; a
+    /// `(Decision, Option<u64>)` returned through the loop was spilled to the
+    /// stack on every check.
     #[inline]
-    pub(crate) fn decide(&self, tat: u64, now: u64, cost: u64) -> (Decision, Option<u64>) {
-        let tat = tat.max(now);
-        let limit_at = now.saturating_add(self.dvt);
+    pub(crate) fn admit(&self, tat: u64, now: u64, cost: u64) -> Option<u64> {
         if cost > self.quota.burst {
-            let d = Decision::deny(self.per_t.div(limit_at - tat), tat - now, u64::MAX);
-            return (d, None);
+            return None;
         }
         // cost·T <= burst·T, which validate() proved fits in u64.
+        let new_tat = tat.max(now).saturating_add(cost * self.t);
+        (new_tat <= now.saturating_add(self.dvt)).then_some(new_tat)
+    }
+
+    /// The decision for an admission that stored `new_tat` at `now`.
+    #[inline]
+    pub(crate) fn allowed(&self, new_tat: u64, now: u64) -> Decision {
+        let limit_at = now.saturating_add(self.dvt);
+        Decision::allow(self.per_t.div(limit_at - new_tat), new_tat - now)
+    }
+
+    /// The decision for a denial (or a read with `cost` 0) against stored `tat` at `now`.
+    #[inline]
+    pub(crate) fn denied(&self, tat: u64, now: u64, cost: u64) -> Decision {
+        let tat = tat.max(now);
+        let limit_at = now.saturating_add(self.dvt);
+        // Saturating: a clock read earlier than a stored admission (see `Clock`)
+        // can leave `tat` past `limit_at`.
+        let remaining = self.per_t.div(limit_at.saturating_sub(tat));
+        if cost > self.quota.burst {
+            return Decision::deny(remaining, tat - now, u64::MAX);
+        }
         let new_tat = tat.saturating_add(cost * self.t);
         if new_tat <= limit_at {
-            let d = Decision::allow(self.per_t.div(limit_at - new_tat), new_tat - now);
-            (d, Some(new_tat))
-        } else {
-            let d = Decision::deny(
-                self.per_t.div(limit_at - tat),
-                tat - now,
-                new_tat - limit_at,
-            );
-            (d, None)
+            // Only reached for cost 0, which admits without spending.
+            return Decision::allow(remaining, tat - now);
         }
+        Decision::deny(remaining, tat - now, new_tat - limit_at)
     }
 }
 
@@ -108,11 +123,13 @@ impl Algorithm for Gcra {
 
     #[inline]
     fn check(&self, state: &mut u64, now: u64, cost: u64) -> Decision {
-        let (decision, new_tat) = self.decide(*state, now, cost);
-        if let Some(new_tat) = new_tat {
-            *state = new_tat;
+        match self.admit(*state, now, cost) {
+            Some(new_tat) if cost > 0 => {
+                *state = new_tat;
+                self.allowed(new_tat, now)
+            }
+            _ => self.denied(*state, now, cost),
         }
-        decision
     }
 
     #[inline]
