@@ -18,7 +18,13 @@ const BLOCKING: [&[u8]; 5] = [b"blpop", b"brpop", b"blmove", b"blmpop", b"brpopl
 fuzz_target!(|data: &[u8]| {
     let clock = Arc::new(ManualClock::new(1_800_000_000_000));
     let keyspace = Keyspace::new(clock.clone(), 1 << 16);
-    let shared = Shared::new(RespConfig::default(), &Metrics::new(BuildInfo::default()));
+    let ids = girder_id::Generator::new(girder_id::Config::default(), girder_id::SystemClock)
+        .expect("node 0 is a valid generator");
+    let shared = Shared::new(
+        RespConfig::default(),
+        Arc::new(ids),
+        &Metrics::new(BuildInfo::default()),
+    );
     let addr = "127.0.0.1:1".parse().unwrap();
     let mut client = shared.register(addr, addr);
     let limits = Limits {

@@ -28,6 +28,7 @@
 
 pub mod hashes;
 pub mod keys;
+pub mod leases;
 pub mod lists;
 pub mod sets;
 mod shard;
@@ -122,6 +123,9 @@ pub enum KvError {
     /// HINCRBYFLOAT on a field whose value is not a float.
     #[error("ERR hash value is not a float")]
     HashValueNotFloat,
+    /// The key's shard holds the most outstanding cache leases it may.
+    #[error("ERR too many outstanding cache leases, retry later")]
+    TooManyLeases,
 }
 
 /// The keyspace: all databases.

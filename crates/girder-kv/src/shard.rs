@@ -171,6 +171,8 @@ pub(crate) struct Shard {
     /// Keys under WATCH: (number of watchers, version). Empty unless transactions use
     /// WATCH, so writes pay one `is_empty` check.
     watched: HashMap<Key, (usize, u64), ahash::RandomState>,
+    /// Outstanding cache leases (`leases.rs`); each holds one watch of its key.
+    pub(crate) leases: crate::leases::Leases,
 }
 
 impl Shard {

@@ -23,6 +23,7 @@ pub mod commands;
 pub mod metrics;
 pub mod notify;
 pub mod pubsub;
+pub mod ratelimits;
 pub mod server;
 pub mod state;
 

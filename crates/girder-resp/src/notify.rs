@@ -506,6 +506,13 @@ fn command_events(
             }
         }
         "setnx" if done(reply) => out.push(ev(STRING, "set", &args[1])),
+        // CACHE.FILL key token value [EX s | PX ms]: a SET when the lease was valid.
+        "cache.fill" if done(reply) => {
+            out.push(ev(STRING, "set", &args[1]));
+            if args.len() > 4 {
+                out.push(ev(GENERIC, "expire", &args[1]));
+            }
+        }
         "getset" => out.push(ev(STRING, "set", &args[1])),
         "setex" | "psetex" => {
             out.push(ev(STRING, "set", &args[1]));

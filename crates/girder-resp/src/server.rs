@@ -38,6 +38,7 @@ pub struct RespService {
     listener: TcpListener,
     keyspace: Arc<Keyspace>,
     config: RespConfig,
+    ids: Option<Arc<girder_id::Generator>>,
 }
 
 impl std::fmt::Debug for RespService {
@@ -53,7 +54,15 @@ impl RespService {
             listener,
             keyspace,
             config,
+            ids: None,
         }
+    }
+
+    /// Serves `ID.NEXT` from `ids` (the node's generator, shared with `GET /v1/ids`)
+    /// instead of a generator of node 0.
+    pub fn with_ids(mut self, ids: Arc<girder_id::Generator>) -> Self {
+        self.ids = Some(ids);
+        self
     }
 }
 
@@ -66,9 +75,16 @@ impl Service for RespService {
         Box::pin(async move {
             let addr = self.listener.local_addr()?;
             tracing::info!(service = "resp", %addr, "listening");
+            let ids = match self.ids {
+                Some(ids) => ids,
+                None => Arc::new(girder_id::Generator::new(
+                    girder_id::Config::default(),
+                    girder_id::SystemClock,
+                )?),
+            };
             let server = Arc::new(Server {
                 keyspace: self.keyspace,
-                shared: Shared::new(self.config, &ctx.metrics),
+                shared: Shared::new(self.config, ids, &ctx.metrics),
             });
             // The active expiry reports removed keys here (`expired` events); weak, so
             // the keyspace does not keep the server alive.

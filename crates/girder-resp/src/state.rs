@@ -24,6 +24,8 @@ pub struct RespConfig {
     pub pubsub_queue_limit: usize,
     /// Initial `notify-keyspace-events` flags ([`crate::notify::parse`]); 0 is off.
     pub notify_keyspace_events: u32,
+    /// Most keys `RL.CHECK` tracks per distinct quota ([`crate::ratelimits`]).
+    pub rate_limit_keys: usize,
 }
 
 impl Default for RespConfig {
@@ -34,6 +36,7 @@ impl Default for RespConfig {
             max_clients: 10_000,
             pubsub_queue_limit: 10_000,
             notify_keyspace_events: 0,
+            rate_limit_keys: 1_000_000,
         }
     }
 }
@@ -137,6 +140,10 @@ pub struct Shared {
     pub pubsub: crate::pubsub::PubSub,
     /// `notify-keyspace-events`.
     pub notify: crate::notify::Notifications,
+    /// The node's Snowflake generator (`ID.NEXT`).
+    pub ids: Arc<girder_id::Generator>,
+    /// `RL.CHECK` limiters.
+    pub rate_limits: crate::ratelimits::RateLimits,
 }
 
 /// Counters for INFO stats.
@@ -152,7 +159,11 @@ pub struct Stats {
 
 impl Shared {
     /// Server state with no clients; registers the RESP metrics in `metrics`.
-    pub fn new(config: RespConfig, metrics: &girder_runtime::Metrics) -> Self {
+    pub fn new(
+        config: RespConfig,
+        ids: Arc<girder_id::Generator>,
+        metrics: &girder_runtime::Metrics,
+    ) -> Self {
         tracing::info!(
             service = "resp",
             pubsub_queue_limit = config.pubsub_queue_limit,
@@ -160,8 +171,11 @@ impl Shared {
         );
         let pubsub = crate::pubsub::PubSub::new(config.pubsub_queue_limit);
         let notify = crate::notify::Notifications::new(config.notify_keyspace_events);
+        let rate_limits = crate::ratelimits::RateLimits::new(config.rate_limit_keys);
         Self {
             config,
+            ids,
+            rate_limits,
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),

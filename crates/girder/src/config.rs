@@ -191,6 +191,9 @@ pub struct RespSection {
     /// Keyspace notification classes, as Redis's `notify-keyspace-events` (`""` is off;
     /// `CONFIG SET` changes it at run time).
     pub notify_keyspace_events: String,
+    /// Most keys `RL.CHECK` tracks per distinct quota; idle keys are reclaimed on their
+    /// own, and at the cap the keys nearest to a fresh state are forgotten first.
+    pub rate_limit_keys: u64,
 }
 
 impl Default for RespSection {
@@ -203,6 +206,7 @@ impl Default for RespSection {
             client_query_buffer_limit: 1024 * 1024 * 1024,
             pubsub_queue_limit: 10_000,
             notify_keyspace_events: String::new(),
+            rate_limit_keys: 1_000_000,
         }
     }
 }
@@ -639,7 +643,7 @@ impl Config {
                 self.http.max_connections
             )));
         }
-        let ranges: [(&str, u64, u64, u64); 7] = [
+        let ranges: [(&str, u64, u64, u64); 8] = [
             (
                 "streams.segment_bytes",
                 self.streams.segment_bytes,
@@ -659,6 +663,12 @@ impl Config {
                 10_000_000,
             ),
             ("resp.maxclients", self.resp.maxclients, 1, 1_000_000),
+            (
+                "resp.rate_limit_keys",
+                self.resp.rate_limit_keys,
+                1,
+                100_000_000,
+            ),
             (
                 "resp.proto_max_bulk_len",
                 self.resp.proto_max_bulk_len,

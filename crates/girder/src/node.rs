@@ -100,7 +100,7 @@ impl NodeBuilder {
         };
         let ids = Arc::new(Generator::new(config.id_config(), SystemClock)?);
         let mut app = HttpApp::new(Api {
-            ids,
+            ids: Arc::clone(&ids),
             readiness: ctx.readiness.clone(),
             metrics: ctx.metrics.clone(),
         });
@@ -155,16 +155,16 @@ impl NodeBuilder {
                 config.resp.notify_keyspace_events.as_bytes(),
             )
             .unwrap_or(0),
+            rate_limit_keys: to_usize(config.resp.rate_limit_keys),
         };
         Ok(Node {
             http_addr,
             resp_addr,
             services: vec![
-                Box::new(RespService::new(
-                    resp_listener,
-                    Arc::clone(&keyspace),
-                    resp_config,
-                )),
+                Box::new(
+                    RespService::new(resp_listener, Arc::clone(&keyspace), resp_config)
+                        .with_ids(Arc::clone(&ids)),
+                ),
                 Box::new(StreamJournalService {
                     journal,
                     keyspace: Arc::clone(&keyspace),

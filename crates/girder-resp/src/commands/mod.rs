@@ -7,6 +7,7 @@
 //! are generated from the same table.
 
 mod connection;
+mod girder;
 mod hashes;
 mod keys;
 mod lists;
@@ -94,6 +95,7 @@ static FAMILIES: &[&[Spec]] = &[
     pubsub::SPECS,
     streams::SPECS,
     stream_groups::SPECS,
+    girder::SPECS,
 ];
 
 /// Every command Girder serves, in a stable order (families in the order above).

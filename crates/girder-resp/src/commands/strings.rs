@@ -208,7 +208,7 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// Resolves a relative or absolute expire argument to a deadline in ms, rejecting
 /// values Redis rejects (zero, negative, overflowing).
-fn deadline(
+pub(super) fn deadline(
     now_ms: u64,
     amount: &[u8],
     unit_ms: i64,
