@@ -82,10 +82,18 @@ impl Service for RespService {
                     girder_id::SystemClock,
                 )?),
             };
+            // Protected mode: no password-less service beyond this machine.
+            let protected = self.config.protected_mode && !addr.ip().is_loopback();
+            if protected && self.config.requirepass.is_empty() {
+                anyhow::bail!(
+                    "refusing to serve RESP on the non-loopback address {addr} without a password (protected mode): set resp.requirepass, or resp.protected_mode = false"
+                );
+            }
             let server = Arc::new(Server {
                 keyspace: self.keyspace,
                 shared: Shared::new(self.config, ids, &ctx.metrics),
             });
+            server.shared.settings.set_protected(protected);
             // The active expiry reports removed keys here (`expired` events); weak, so
             // the keyspace does not keep the server alive.
             let weak = Arc::downgrade(&server);
@@ -133,7 +141,7 @@ async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: Cancellatio
             .connections_received
             .fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
-        if server.shared.connected() >= server.shared.config.max_clients {
+        if server.shared.connected() >= server.shared.settings.max_clients() {
             server
                 .shared
                 .stats
@@ -291,9 +299,23 @@ async fn serve_client(
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
+        // `timeout`: an idle client is closed, unless it is a subscriber (as in Redis;
+        // blocked clients wait elsewhere and are exempt too).
+        let idle_secs = server.shared.settings.timeout_secs();
+        let exempt = idle_secs == 0 || client.pubsub.active();
+        let idle = async move {
+            if exempt {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(idle_secs)).await;
+        };
         // `next` never completes for a connection that has not subscribed.
         let n = tokio::select! {
             read = stream.read_buf(&mut input) => read?,
+            () = idle => {
+                tracing::debug!(service = "resp", client = client.id, idle_secs, "closing idle client (timeout)");
+                return Ok(());
+            }
             message = client.pubsub.next() => {
                 message.into_reply().encode(client.protocol, &mut output);
                 deliver_queued(client, &mut output);

@@ -26,6 +26,12 @@ pub struct RespConfig {
     pub notify_keyspace_events: u32,
     /// Most keys `RL.CHECK` tracks per distinct quota ([`crate::ratelimits`]).
     pub rate_limit_keys: usize,
+    /// The default user's password (`requirepass`); empty: none.
+    pub requirepass: String,
+    /// Seconds a client may stay idle before it is closed (`timeout`); 0 is never.
+    pub timeout_secs: u64,
+    /// Refuse to serve on a non-loopback address without a password.
+    pub protected_mode: bool,
 }
 
 impl Default for RespConfig {
@@ -37,6 +43,9 @@ impl Default for RespConfig {
             pubsub_queue_limit: 10_000,
             notify_keyspace_events: 0,
             rate_limit_keys: 1_000_000,
+            requirepass: String::new(),
+            timeout_secs: 0,
+            protected_mode: true,
         }
     }
 }
@@ -99,6 +108,9 @@ pub struct ClientState {
     pub tx: Transaction,
     /// SUBSCRIBE / PSUBSCRIBE state and the queue of messages to deliver.
     pub pubsub: crate::pubsub::Subscriptions,
+    /// Whether the client may run commands: true from the start when no password is
+    /// required, else after AUTH or HELLO AUTH.
+    pub authenticated: bool,
 }
 
 /// A connection's transaction state.
@@ -144,6 +156,8 @@ pub struct Shared {
     pub ids: Arc<girder_id::Generator>,
     /// `RL.CHECK` limiters.
     pub rate_limits: crate::ratelimits::RateLimits,
+    /// `requirepass`, `maxclients` and `timeout`, changed by CONFIG SET.
+    pub settings: crate::auth::Settings,
 }
 
 /// Counters for INFO stats.
@@ -172,7 +186,13 @@ impl Shared {
         let pubsub = crate::pubsub::PubSub::new(config.pubsub_queue_limit);
         let notify = crate::notify::Notifications::new(config.notify_keyspace_events);
         let rate_limits = crate::ratelimits::RateLimits::new(config.rate_limit_keys);
+        let settings = crate::auth::Settings::new(
+            &config.requirepass,
+            config.max_clients,
+            config.timeout_secs,
+        );
         Self {
+            settings,
             config,
             ids,
             rate_limits,
@@ -212,6 +232,7 @@ impl Shared {
             handle,
             blocked: None,
             tx: Transaction::default(),
+            authenticated: !self.settings.password_required(),
             pubsub: crate::pubsub::Subscriptions::default(),
         }
     }

@@ -194,6 +194,13 @@ pub struct RespSection {
     /// Most keys `RL.CHECK` tracks per distinct quota; idle keys are reclaimed on their
     /// own, and at the cap the keys nearest to a fresh state are forgotten first.
     pub rate_limit_keys: u64,
+    /// The default user's password (Redis `requirepass`); empty: none. Kept only as
+    /// its SHA-256 once the node runs.
+    pub requirepass: String,
+    /// Seconds a client may stay idle before it is closed (Redis `timeout`); 0 is never.
+    pub timeout: u64,
+    /// Refuse to serve RESP on a non-loopback address without `requirepass`.
+    pub protected_mode: bool,
 }
 
 impl Default for RespSection {
@@ -207,6 +214,9 @@ impl Default for RespSection {
             pubsub_queue_limit: 10_000,
             notify_keyspace_events: String::new(),
             rate_limit_keys: 1_000_000,
+            requirepass: String::new(),
+            timeout: 0,
+            protected_mode: true,
         }
     }
 }
@@ -694,6 +704,22 @@ impl Config {
                     "{key} must be between {min} and {max} (got {value})"
                 )));
             }
+        }
+        if self.resp.timeout > i32::MAX as u64 {
+            return Err(error(format!(
+                "resp.timeout must be between 0 and {} seconds (got {})",
+                i32::MAX,
+                self.resp.timeout
+            )));
+        }
+        if self.resp.protected_mode
+            && self.resp.requirepass.is_empty()
+            && !self.resp.addr.ip().is_loopback()
+        {
+            return Err(error(format!(
+                "resp.addr {} is not a loopback address and resp.requirepass is empty: set a password, or resp.protected_mode = false to serve without one (protected mode)",
+                self.resp.addr
+            )));
         }
         if girder_resp::notify::parse(self.resp.notify_keyspace_events.as_bytes()).is_none() {
             return Err(error(format!(

@@ -156,6 +156,9 @@ impl NodeBuilder {
             )
             .unwrap_or(0),
             rate_limit_keys: to_usize(config.resp.rate_limit_keys),
+            requirepass: config.resp.requirepass.clone(),
+            timeout_secs: config.resp.timeout,
+            protected_mode: config.resp.protected_mode,
         };
         Ok(Node {
             http_addr,

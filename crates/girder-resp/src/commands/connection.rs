@@ -1,6 +1,7 @@
 //! Connection commands: PING ECHO HELLO AUTH SELECT QUIT RESET CLIENT.
 
 use super::{count, int_arg, is, spec, syntax_error, Ctx, Spec};
+use crate::auth;
 use crate::codec::{Protocol, Reply};
 use bytes::Bytes;
 use girder_kv::DATABASES;
@@ -111,6 +112,8 @@ pub fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
 }
 
 pub fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
+    // Back to the default user: logged out again if it has a password, as in Redis.
+    ctx.client.authenticated = !ctx.shared.settings.password_required();
     super::transactions::release(ctx.keyspace, ctx.client);
     ctx.shared.pubsub.release(ctx.client);
     ctx.client.select(0);
@@ -121,14 +124,21 @@ pub fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
 
 const NO_PASSWORD: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
 
-pub fn auth(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match args.len() {
-        2 => Reply::error(NO_PASSWORD),
-        // AUTH user pass: without ACL users configured, only "default" exists and has
-        // no password.
-        3 => Reply::error("WRONGPASS invalid username-password pair or user is disabled."),
-        _ => syntax_error(),
+/// AUTH [user] password. A failed attempt leaves the connection as it was.
+pub fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let settings = &ctx.shared.settings;
+    let ok = match args {
+        // The one-argument form is Redis's legacy requirepass check.
+        [_, _] if !settings.password_required() => return Reply::error(NO_PASSWORD),
+        [_, password] => settings.check(auth::DEFAULT_USER, password),
+        [_, user, password] => settings.check(user, password),
+        _ => return syntax_error(),
+    };
+    if !ok {
+        return Reply::error(auth::WRONGPASS);
     }
+    ctx.client.authenticated = true;
+    Reply::OK
 }
 
 /// HELLO [protover [AUTH user pass] [SETNAME name]]
@@ -147,11 +157,15 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         i = 2;
     }
     let mut name = None;
+    let mut login = false;
     while i < args.len() {
         let remaining = args.len() - i - 1;
         if is(&args[i], "AUTH") && remaining >= 2 {
-            // No users with passwords exist yet: any AUTH in HELLO fails as in Redis.
-            return Reply::error("WRONGPASS invalid username-password pair or user is disabled.");
+            if !ctx.shared.settings.check(&args[i + 1], &args[i + 2]) {
+                return Reply::error(auth::WRONGPASS);
+            }
+            login = true;
+            i += 3;
         } else if is(&args[i], "SETNAME") && remaining >= 1 {
             if let Err(e) = valid_name(&args[i + 1]) {
                 return e;
@@ -165,6 +179,10 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             ));
         }
     }
+    if !login && !ctx.client.authenticated {
+        return Reply::error(auth::NOAUTH_HELLO);
+    }
+    ctx.client.authenticated = true;
     ctx.client.protocol = protocol;
     if let Some(name) = name {
         ctx.client.handle.meta.lock().name = Some(name);

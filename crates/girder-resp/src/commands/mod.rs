@@ -174,6 +174,11 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
         transactions::refuse(ctx);
         return (Some(index), wrong_arity(spec.name));
     }
+    // As Redis: an unknown command or a wrong arity is reported before NOAUTH.
+    if !ctx.client.authenticated && !matches!(spec.name, "auth" | "hello" | "quit" | "reset") {
+        transactions::refuse(ctx);
+        return (Some(index), Reply::error(crate::auth::NOAUTH));
+    }
     // RESP2 subscribe mode restricts what may run (a client in it cannot be in MULTI).
     if let Some(reply) = pubsub::intercept(ctx, spec.name, args) {
         return (Some(index), reply);

@@ -184,7 +184,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             out,
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
             shared.connected(),
-            shared.config.max_clients
+            shared.settings.max_clients()
         );
     }
     if want("memory") {
@@ -243,8 +243,15 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match sub.as_str() {
         "get" if args.len() >= 3 => {
             let c = &ctx.shared.config;
-            let settings: [(&str, String); 8] = [
-                ("maxclients", c.max_clients.to_string()),
+            let s = &ctx.shared.settings;
+            let settings: [(&str, String); 11] = [
+                ("maxclients", s.max_clients().to_string()),
+                ("timeout", s.timeout_secs().to_string()),
+                ("requirepass", s.describe_password()),
+                (
+                    "protected-mode",
+                    if c.protected_mode { "yes" } else { "no" }.into(),
+                ),
                 ("proto-max-bulk-len", c.limits.max_bulk_len.to_string()),
                 (
                     "client-query-buffer-limit",
@@ -280,30 +287,89 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
 }
 
-/// CONFIG SET name value [name value ...]: only `notify-keyspace-events` is settable.
-/// Every pair is checked before any is applied, as Redis does.
-fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
-    let mut flags = None;
-    for pair in pairs.chunks(2) {
-        if !is(&pair[0], "notify-keyspace-events") {
-            return Reply::error(format!(
-                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-                String::from_utf8_lossy(&pair[0])
-            ));
-        }
-        if flags.is_some() {
-            return Reply::error(
-                "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - duplicate parameter",
-            );
-        }
-        match notify::parse(&pair[1]) {
-            Some(f) => flags = Some(f),
-            None => return Reply::error(notify::INVALID),
-        }
+/// One `CONFIG SET` change, checked before any is applied.
+enum Change {
+    Notify(u32),
+    RequirePass(Bytes),
+    MaxClients(usize),
+    Timeout(u64),
+}
+
+/// Redis's wording for a refused CONFIG SET value.
+fn config_set_failed(name: &str, why: &str) -> Reply {
+    Reply::error(format!(
+        "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+    ))
+}
+
+fn config_int(name: &str, value: &[u8], min: i64, max: i64) -> Result<i64, Reply> {
+    let n = super::parse_i64(value)
+        .ok_or_else(|| config_set_failed(name, "argument couldn't be parsed into an integer"))?;
+    if !(min..=max).contains(&n) {
+        return Err(config_set_failed(
+            name,
+            &format!("argument must be between {min} and {max} inclusive"),
+        ));
     }
-    if let Some(flags) = flags {
-        ctx.shared.notify.set(flags);
-        ctx.keyspace.report_expired(notify::reports_expired(flags));
+    Ok(n)
+}
+
+/// CONFIG SET name value [name value ...] for `notify-keyspace-events`, `requirepass`,
+/// `maxclients` and `timeout`. Every pair is checked before any is applied, as Redis
+/// does.
+fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
+    let mut changes: Vec<(String, Change)> = Vec::new();
+    for pair in pairs.chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        let value = &pair[1];
+        let change = match name.as_str() {
+            "notify-keyspace-events" => match notify::parse(value) {
+                Some(f) => Change::Notify(f),
+                None => return Reply::error(notify::INVALID),
+            },
+            "requirepass" => {
+                if value.is_empty() && ctx.shared.settings.protected() {
+                    return config_set_failed(
+                        &name,
+                        "protected mode: the server listens on a non-loopback address, so it keeps a password",
+                    );
+                }
+                Change::RequirePass(value.clone())
+            }
+            "maxclients" => match config_int(&name, value, 1, 1_000_000) {
+                Ok(n) => Change::MaxClients(n as usize),
+                Err(e) => return e,
+            },
+            "timeout" => match config_int(&name, value, 0, i64::from(i32::MAX)) {
+                Ok(n) => Change::Timeout(n as u64),
+                Err(e) => return e,
+            },
+            _ => {
+                return Reply::error(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                    String::from_utf8_lossy(&pair[0])
+                ))
+            }
+        };
+        if changes.iter().any(|(n, _)| *n == name) {
+            return config_set_failed(&name, "duplicate parameter");
+        }
+        changes.push((name, change));
+    }
+    let settings = &ctx.shared.settings;
+    for (_, change) in changes {
+        match change {
+            Change::Notify(flags) => {
+                ctx.shared.notify.set(flags);
+                ctx.keyspace.report_expired(notify::reports_expired(flags));
+            }
+            // Checked above; nothing else clears protection meanwhile.
+            Change::RequirePass(p) => {
+                let _ = settings.set_password(&p);
+            }
+            Change::MaxClients(n) => settings.set_max_clients(n),
+            Change::Timeout(secs) => settings.set_timeout_secs(secs),
+        }
     }
     Reply::OK
 }
