@@ -27,6 +27,7 @@ pub mod pubsub;
 pub mod ratelimits;
 pub mod server;
 pub mod state;
+pub mod tls;
 
 pub use server::RespService;
 pub use state::RespConfig;

@@ -28,8 +28,8 @@ use girder_runtime::{BoxFuture, Service, ServiceContext};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -39,6 +39,7 @@ pub struct RespService {
     keyspace: Arc<Keyspace>,
     config: RespConfig,
     ids: Option<Arc<girder_id::Generator>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for RespService {
@@ -55,7 +56,14 @@ impl RespService {
             keyspace,
             config,
             ids: None,
+            tls: None,
         }
+    }
+
+    /// Speaks TLS only, with `config` (see [`crate::tls::server_config`]).
+    pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// Serves `ID.NEXT` from `ids` (the node's generator, shared with `GET /v1/ids`)
@@ -109,7 +117,8 @@ impl Service for RespService {
             server
                 .keyspace
                 .report_expired(notify::reports_expired(server.shared.notify.flags()));
-            serve(self.listener, server, ctx.shutdown).await;
+            let tls = self.tls.map(tokio_rustls::TlsAcceptor::from);
+            serve(self.listener, server, tls, ctx.shutdown).await;
             tracing::info!(service = "resp", "stopped");
             Ok(())
         })
@@ -121,7 +130,15 @@ struct Server {
     shared: Shared,
 }
 
-async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: CancellationToken) {
+/// Longest a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn serve(
+    listener: TcpListener,
+    server: Arc<Server>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+) {
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -160,9 +177,26 @@ async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: Cancellatio
         server.shared.metrics.clients.inc();
         let server = Arc::clone(&server);
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
             let id = client.id;
-            if let Err(e) = connection(stream, &server, client, shutdown).await {
+            let result = match tls {
+                None => connection(stream, &server, client, shutdown).await,
+                Some(tls) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, &server, client, shutdown).await,
+                        Ok(Err(e)) => {
+                            tracing::info!(service = "resp", client = id, %peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::info!(service = "resp", client = id, %peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(service = "resp", client = id, error = %e, "connection closed with an error");
             }
             server.shared.unregister(id);
@@ -174,8 +208,19 @@ async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: Cancellatio
     connections.wait().await;
 }
 
-async fn connection(
-    mut stream: TcpStream,
+/// A client connection: plain TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
+/// Writes all of `data` and flushes it: a TLS stream holds written bytes in its session
+/// until flushed (for TCP the flush is free).
+async fn send<S: Stream>(stream: &mut S, data: &[u8]) -> std::io::Result<()> {
+    stream.write_all(data).await?;
+    stream.flush().await
+}
+
+async fn connection<S: Stream>(
+    mut stream: S,
     server: &Server,
     mut client: ClientState,
     shutdown: CancellationToken,
@@ -189,8 +234,8 @@ async fn connection(
     result
 }
 
-async fn serve_client(
-    stream: &mut TcpStream,
+async fn serve_client<S: Stream>(
+    stream: &mut S,
     server: &Server,
     client: &mut ClientState,
     stats: &mut LocalStats,
@@ -225,7 +270,7 @@ async fn serve_client(
                         settle(server, client, &mut shows_journaled).await?;
                         // The replies before it go out now: the client may need them.
                         if !output.is_empty() {
-                            stream.write_all(&output).await?;
+                            send(stream, &output).await?;
                             output.clear();
                         }
                         let limit = server.shared.config.query_buffer_limit;
@@ -257,7 +302,7 @@ async fn serve_client(
                     reply.encode(client.protocol, &mut output);
                     if client.closing {
                         settle(server, client, &mut shows_journaled).await?;
-                        stream.write_all(&output).await?;
+                        send(stream, &output).await?;
                         return Ok(());
                     }
                     // A long pipeline's replies go out as they accumulate, so its output
@@ -390,8 +435,8 @@ fn deliver_queued(client: &mut ClientState, output: &mut BytesMut) {
 /// Writes `output`; returns false, without finishing, if the client is killed or the
 /// server shuts down meanwhile. A subscriber that stopped reading blocks this write, and
 /// is killed when its message queue overflows: the write must not outlive it.
-async fn write_or_killed(
-    stream: &mut TcpStream,
+async fn write_or_killed<S: Stream>(
+    stream: &mut S,
     output: &[u8],
     kill: &CancellationToken,
     shutdown: &CancellationToken,
@@ -399,7 +444,7 @@ async fn write_or_killed(
     // Biased: a write that can finish now does, even if shutdown has begun.
     tokio::select! {
         biased;
-        written = stream.write_all(output) => written.map(|()| true),
+        written = send(stream, output) => written.map(|()| true),
         () = kill.cancelled() => Ok(false),
         () = shutdown.cancelled() => Ok(false),
     }
@@ -408,8 +453,8 @@ async fn write_or_killed(
 /// Completes when a blocked client must stop waiting: the peer closed the connection or
 /// sent more than the query buffer limit (input that arrives meanwhile is kept, to run
 /// after the blocked command), CLIENT KILL, or shutdown.
-async fn interrupted(
-    stream: &mut TcpStream,
+async fn interrupted<S: Stream>(
+    stream: &mut S,
     input: &mut BytesMut,
     limit: usize,
     kill: &CancellationToken,
@@ -432,8 +477,8 @@ async fn interrupted(
     }
 }
 
-async fn protocol_error(
-    stream: &mut TcpStream,
+async fn protocol_error<S: Stream>(
+    stream: &mut S,
     output: &mut BytesMut,
     server: &Server,
     client: &ClientState,
@@ -447,7 +492,7 @@ async fn protocol_error(
     tracing::debug!(service = "resp", client = client.id, error = %e, "protocol error; closing");
     Reply::Error(format!("ERR {e}")).encode(client.protocol, output);
     settle(server, client, &mut true).await?;
-    stream.write_all(output).await?;
+    send(stream, output).await?;
     stream.shutdown().await
 }
 

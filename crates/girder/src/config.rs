@@ -201,6 +201,21 @@ pub struct RespSection {
     pub timeout: u64,
     /// Refuse to serve RESP on a non-loopback address without `requirepass`.
     pub protected_mode: bool,
+    /// `[resp.tls]`: TLS on `resp.addr`.
+    pub tls: RespTls,
+}
+
+/// `[resp.tls]`: with `cert` and `key` set, `resp.addr` speaks TLS only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RespTls {
+    /// PEM certificate chain, the server's certificate first (Redis `tls-cert-file`).
+    pub cert: Option<PathBuf>,
+    /// PEM private key of that certificate (Redis `tls-key-file`).
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates; when set, every client must present a certificate they
+    /// signed (Redis `tls-ca-cert-file` with `tls-auth-clients yes`).
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for RespSection {
@@ -217,6 +232,7 @@ impl Default for RespSection {
             requirepass: String::new(),
             timeout: 0,
             protected_mode: true,
+            tls: RespTls::default(),
         }
     }
 }
@@ -704,6 +720,17 @@ impl Config {
                     "{key} must be between {min} and {max} (got {value})"
                 )));
             }
+        }
+        let tls = &self.resp.tls;
+        if tls.cert.is_some() != tls.key.is_some() {
+            return Err(error(
+                "resp.tls.cert and resp.tls.key must be set together".to_owned(),
+            ));
+        }
+        if tls.client_ca.is_some() && tls.cert.is_none() {
+            return Err(error(
+                "resp.tls.client_ca needs resp.tls.cert and resp.tls.key".to_owned(),
+            ));
         }
         if self.resp.timeout > i32::MAX as u64 {
             return Err(error(format!(

@@ -160,14 +160,19 @@ impl NodeBuilder {
             timeout_secs: config.resp.timeout,
             protected_mode: config.resp.protected_mode,
         };
+        let mut resp = RespService::new(resp_listener, Arc::clone(&keyspace), resp_config)
+            .with_ids(Arc::clone(&ids));
+        if let (Some(cert), Some(key)) = (&config.resp.tls.cert, &config.resp.tls.key) {
+            let tls =
+                girder_resp::tls::server_config(cert, key, config.resp.tls.client_ca.as_deref())
+                    .context("resp.tls")?;
+            resp = resp.with_tls(tls);
+        }
         Ok(Node {
             http_addr,
             resp_addr,
             services: vec![
-                Box::new(
-                    RespService::new(resp_listener, Arc::clone(&keyspace), resp_config)
-                        .with_ids(Arc::clone(&ids)),
-                ),
+                Box::new(resp),
                 Box::new(StreamJournalService {
                     journal,
                     keyspace: Arc::clone(&keyspace),
