@@ -108,9 +108,13 @@ pub struct ClientState {
     pub tx: Transaction,
     /// SUBSCRIBE / PSUBSCRIBE state and the queue of messages to deliver.
     pub pubsub: crate::pubsub::Subscriptions,
-    /// Whether the client may run commands: true from the start when no password is
-    /// required, else after AUTH or HELLO AUTH.
+    /// Whether the client may run commands: true from the start when the default user
+    /// needs no password, else after AUTH or HELLO AUTH.
     pub authenticated: bool,
+    /// The ACL user this connection runs as.
+    pub user: Arc<crate::acl::User>,
+    /// The ACL epoch `user` was read at; a newer one means it must be read again.
+    pub acl_epoch: u64,
 }
 
 /// A connection's transaction state.
@@ -156,8 +160,10 @@ pub struct Shared {
     pub ids: Arc<girder_id::Generator>,
     /// `RL.CHECK` limiters.
     pub rate_limits: crate::ratelimits::RateLimits,
-    /// `requirepass`, `maxclients` and `timeout`, changed by CONFIG SET.
+    /// `maxclients` and `timeout`, changed by CONFIG SET.
     pub settings: crate::auth::Settings,
+    /// ACL users (`requirepass` is the default user's password).
+    pub acl: crate::acl::Acl,
 }
 
 /// Counters for INFO stats.
@@ -186,13 +192,11 @@ impl Shared {
         let pubsub = crate::pubsub::PubSub::new(config.pubsub_queue_limit);
         let notify = crate::notify::Notifications::new(config.notify_keyspace_events);
         let rate_limits = crate::ratelimits::RateLimits::new(config.rate_limit_keys);
-        let settings = crate::auth::Settings::new(
-            &config.requirepass,
-            config.max_clients,
-            config.timeout_secs,
-        );
+        let settings = crate::auth::Settings::new(config.max_clients, config.timeout_secs);
+        let acl = crate::acl::Acl::new(&config.requirepass);
         Self {
             settings,
+            acl,
             config,
             ids,
             rate_limits,
@@ -232,7 +236,9 @@ impl Shared {
             handle,
             blocked: None,
             tx: Transaction::default(),
-            authenticated: !self.settings.password_required(),
+            authenticated: !self.acl.default_user().needs_password(),
+            user: self.acl.default_user(),
+            acl_epoch: self.acl.epoch(),
             pubsub: crate::pubsub::Subscriptions::default(),
         }
     }

@@ -274,3 +274,125 @@ fn protected_mode_refuses_a_public_address_without_a_password() {
         "protected-mode yes"
     );
 }
+
+#[test]
+fn acl_users_are_limited_to_their_commands_keys_and_channels() {
+    let addr = start(config("acl"));
+    let mut admin = Conn::open(addr);
+    assert_eq!(
+        admin.call(&[
+            "ACL",
+            "SETUSER",
+            "alice",
+            "on",
+            ">pw1",
+            "~cache:*",
+            "+@all",
+            "-@dangerous"
+        ]),
+        "+OK"
+    );
+    assert_eq!(
+        admin.call(&["ACL", "SETUSER", "carol", "on", "nopass", "+get", "~x", "&news.*"]),
+        "+OK"
+    );
+    assert_eq!(
+        admin.call(&["ACL", "SETUSER", "alice", "badrule"]),
+        "-ERR Error in ACL SETUSER modifier 'badrule': Syntax error"
+    );
+    assert_eq!(
+        admin.call(&["ACL", "SETUSER", "alice", "+nosuchcmd"]),
+        "-ERR Error in ACL SETUSER modifier '+nosuchcmd': Unknown command or category name in ACL"
+    );
+    assert_eq!(
+        admin.call(&["ACL", "DELUSER", "default"]),
+        "-ERR The 'default' user cannot be removed"
+    );
+    // SHA-256("pw1"): passwords are stored hashed, as Redis shows them.
+    let list = admin.call(&["ACL", "LIST"]);
+    assert_eq!(
+        list,
+        "user alice on #c592df4a86933b92addc9842402ddf198c638ea9be58916ee6e3734e1e3152f8 ~cache:* resetchannels +@all -@dangerous \
+         user carol on nopass ~x resetchannels &news.* -@all +get \
+         user default on nopass ~* &* +@all"
+    );
+    assert_eq!(admin.call(&["ACL", "USERS"]), "alice carol default");
+    assert_eq!(admin.call(&["ACL", "WHOAMI"]), "default");
+
+    let mut alice = Conn::open(addr);
+    assert!(alice
+        .call(&["AUTH", "alice", "wrong"])
+        .starts_with("-WRONGPASS"));
+    assert_eq!(alice.call(&["AUTH", "alice", "pw1"]), "+OK");
+    assert_eq!(alice.call(&["ACL", "WHOAMI"]), "alice");
+    assert_eq!(alice.call(&["SET", "cache:1", "v"]), "+OK");
+    let nokey = "-NOPERM this user has no permissions to access one of the keys used as arguments";
+    assert_eq!(alice.call(&["SET", "other", "v"]), nokey);
+    assert_eq!(alice.call(&["MGET", "cache:1", "other"]), nokey);
+    assert_eq!(
+        alice.call(&["ZUNIONSTORE", "cache:dst", "2", "cache:a", "secret"]),
+        nokey,
+        "source keys are checked too"
+    );
+    assert_eq!(
+        alice.call(&["FLUSHALL"]),
+        "-NOPERM this user has no permissions to run the 'flushall' command"
+    );
+    assert_eq!(
+        alice.call(&["KEYS", "*"]),
+        "-NOPERM this user has no permissions to run the 'keys' command"
+    );
+    assert_eq!(
+        alice.call(&["CONFIG", "GET", "maxclients"]),
+        "-NOPERM this user has no permissions to run the 'config|get' command"
+    );
+    // A refused command inside MULTI aborts the transaction.
+    assert_eq!(alice.call(&["MULTI"]), "+OK");
+    assert_eq!(alice.call(&["SET", "other", "v"]), nokey);
+    assert!(alice.call(&["EXEC"]).starts_with("-EXECABORT"));
+
+    let mut carol = Conn::open(addr);
+    assert_eq!(carol.call(&["AUTH", "carol", "anything"]), "+OK");
+    assert_eq!(carol.call(&["GET", "x"]), "(nil)");
+    assert_eq!(
+        carol.call(&["SET", "x", "1"]),
+        "-NOPERM this user has no permissions to run the 'set' command"
+    );
+    assert_eq!(carol.call(&["GET", "y"]), nokey);
+    assert_eq!(
+        admin.call(&["ACL", "SETUSER", "carol", "+publish"]),
+        "+OK",
+        "applies to connected clients at once"
+    );
+    assert_eq!(carol.call(&["PUBLISH", "news.today", "hi"]), ":0");
+    assert_eq!(
+        carol.call(&["PUBLISH", "gossip", "hi"]),
+        "-NOPERM this user has no permissions to access one of the channels used as arguments"
+    );
+    // A deleted user's connections are closed.
+    assert_eq!(admin.call(&["ACL", "DELUSER", "carol", "nobody"]), ":1");
+    assert_eq!(
+        carol.call(&["GET", "x"]),
+        "-ERR the ACL user of this connection was deleted"
+    );
+    assert!(carol.closed_within(Duration::from_secs(2)));
+
+    // An `off` user cannot log in; GETUSER describes a user.
+    assert_eq!(admin.call(&["ACL", "SETUSER", "alice", "off"]), "+OK");
+    let mut again = Conn::open(addr);
+    assert!(again
+        .call(&["AUTH", "alice", "pw1"])
+        .starts_with("-WRONGPASS"));
+    assert_eq!(
+        admin.call(&["ACL", "GETUSER", "alice"]),
+        "flags off passwords c592df4a86933b92addc9842402ddf198c638ea9be58916ee6e3734e1e3152f8 commands +@all -@dangerous keys ~cache:* channels  selectors "
+    );
+    assert_eq!(admin.call(&["ACL", "GETUSER", "nobody"]), "(nil)");
+    assert!(admin
+        .call(&["ACL", "CAT", "dangerous"])
+        .contains("flushall"));
+    assert_eq!(
+        admin.call(&["ACL", "NOPE"]),
+        "-ERR unknown subcommand 'NOPE'. Try ACL HELP."
+    );
+}

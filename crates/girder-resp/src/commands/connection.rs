@@ -113,7 +113,10 @@ pub fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
 
 pub fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
     // Back to the default user: logged out again if it has a password, as in Redis.
-    ctx.client.authenticated = !ctx.shared.settings.password_required();
+    let default = ctx.shared.acl.default_user();
+    ctx.client.authenticated = !default.needs_password();
+    ctx.client.user = default;
+    ctx.client.acl_epoch = ctx.shared.acl.epoch();
     super::transactions::release(ctx.keyspace, ctx.client);
     ctx.shared.pubsub.release(ctx.client);
     ctx.client.select(0);
@@ -126,19 +129,25 @@ const NO_PASSWORD: &str = "ERR AUTH <password> called without any password confi
 
 /// AUTH [user] password. A failed attempt leaves the connection as it was.
 pub fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let settings = &ctx.shared.settings;
-    let ok = match args {
+    let acl = &ctx.shared.acl;
+    let user = match args {
         // The one-argument form is Redis's legacy requirepass check.
-        [_, _] if !settings.password_required() => return Reply::error(NO_PASSWORD),
-        [_, password] => settings.check(auth::DEFAULT_USER, password),
-        [_, user, password] => settings.check(user, password),
+        [_, _] if !acl.default_user().needs_password() => return Reply::error(NO_PASSWORD),
+        [_, password] => acl.authenticate(auth::DEFAULT_USER, password),
+        [_, user, password] => acl.authenticate(user, password),
         _ => return syntax_error(),
     };
-    if !ok {
+    let Some(user) = user else {
         return Reply::error(auth::WRONGPASS);
-    }
-    ctx.client.authenticated = true;
+    };
+    log_in(ctx, user);
     Reply::OK
+}
+
+fn log_in(ctx: &mut Ctx<'_>, user: std::sync::Arc<crate::acl::User>) {
+    ctx.client.authenticated = true;
+    ctx.client.user = user;
+    ctx.client.acl_epoch = ctx.shared.acl.epoch();
 }
 
 /// HELLO [protover [AUTH user pass] [SETNAME name]]
@@ -157,14 +166,14 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         i = 2;
     }
     let mut name = None;
-    let mut login = false;
+    let mut login = None;
     while i < args.len() {
         let remaining = args.len() - i - 1;
         if is(&args[i], "AUTH") && remaining >= 2 {
-            if !ctx.shared.settings.check(&args[i + 1], &args[i + 2]) {
-                return Reply::error(auth::WRONGPASS);
+            match ctx.shared.acl.authenticate(&args[i + 1], &args[i + 2]) {
+                Some(user) => login = Some(user),
+                None => return Reply::error(auth::WRONGPASS),
             }
-            login = true;
             i += 3;
         } else if is(&args[i], "SETNAME") && remaining >= 1 {
             if let Err(e) = valid_name(&args[i + 1]) {
@@ -179,10 +188,11 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             ));
         }
     }
-    if !login && !ctx.client.authenticated {
-        return Reply::error(auth::NOAUTH_HELLO);
+    match login {
+        Some(user) => log_in(ctx, user),
+        None if !ctx.client.authenticated => return Reply::error(auth::NOAUTH_HELLO),
+        None => {}
     }
-    ctx.client.authenticated = true;
     ctx.client.protocol = protocol;
     if let Some(name) = name {
         ctx.client.handle.meta.lock().name = Some(name);

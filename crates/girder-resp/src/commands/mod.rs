@@ -6,6 +6,7 @@
 //! table, so handlers only see argument counts they accept; `COMMAND COUNT/INFO/DOCS`
 //! are generated from the same table.
 
+mod acl;
 mod connection;
 mod girder;
 mod hashes;
@@ -85,6 +86,7 @@ pub struct Spec {
 static FAMILIES: &[&[Spec]] = &[
     connection::SPECS,
     server::SPECS,
+    acl::SPECS,
     keys::SPECS,
     strings::SPECS,
     hashes::SPECS,
@@ -175,9 +177,14 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
         return (Some(index), wrong_arity(spec.name));
     }
     // As Redis: an unknown command or a wrong arity is reported before NOAUTH.
-    if !ctx.client.authenticated && !matches!(spec.name, "auth" | "hello" | "quit" | "reset") {
+    let no_auth = matches!(spec.name, "auth" | "hello" | "quit" | "reset");
+    if !ctx.client.authenticated && !no_auth {
         transactions::refuse(ctx);
         return (Some(index), Reply::error(crate::auth::NOAUTH));
+    }
+    if let Err(reply) = check_acl(ctx, spec, args, no_auth) {
+        transactions::refuse(ctx);
+        return (Some(index), reply);
     }
     // RESP2 subscribe mode restricts what may run (a client in it cannot be in MULTI).
     if let Some(reply) = pubsub::intercept(ctx, spec.name, args) {
@@ -189,6 +196,74 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
     let reply = crate::notify::run(ctx, spec, args);
     announce_key_changes(ctx, spec, args);
     (Some(index), reply)
+}
+
+/// Refuses what the connection's ACL user may not run or touch. Free while the user may
+/// do everything; a changed ACL (epoch) is read again first, and a connection whose
+/// user was deleted is closed.
+fn check_acl(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Bytes], no_auth: bool) -> Result<(), Reply> {
+    let acl = &ctx.shared.acl;
+    let epoch = acl.epoch();
+    if ctx.client.acl_epoch != epoch {
+        ctx.client.acl_epoch = epoch;
+        match acl.user(&ctx.client.user.name) {
+            Some(user) => ctx.client.user = user,
+            None => {
+                ctx.client.closing = true;
+                return Err(Reply::error(
+                    "ERR the ACL user of this connection was deleted",
+                ));
+            }
+        }
+    }
+    let user = &ctx.client.user;
+    if user.unrestricted || no_auth {
+        return Ok(());
+    }
+    let sub = (crate::acl::has_subcommands(spec.name) && args.len() > 1)
+        .then(|| String::from_utf8_lossy(&args[1]).to_ascii_lowercase());
+    if !user.may_run(spec, sub.as_deref()) {
+        let name = match &sub {
+            Some(s) => format!("{}|{s}", spec.name),
+            None => spec.name.to_owned(),
+        };
+        return Err(Reply::Error(crate::acl::Denied::Command(name).message()));
+    }
+    if acl_keys(spec, args).iter().any(|k| !user.may_access_key(k)) {
+        return Err(Reply::Error(crate::acl::Denied::Key.message()));
+    }
+    let channels: &[Bytes] = match spec.name {
+        "publish" => &args[1..2],
+        "subscribe" | "psubscribe" => &args[1..],
+        _ => &[],
+    };
+    let literal = spec.name == "psubscribe";
+    if channels
+        .iter()
+        .any(|c| !user.may_access_channel(c, literal))
+    {
+        return Err(Reply::Error(crate::acl::Denied::Channel.message()));
+    }
+    Ok(())
+}
+
+/// Every key a command names, sources included (`notify::key_args` lists the keys a
+/// command writes; the `numkeys` commands read more).
+fn acl_keys(spec: &Spec, args: &[Bytes]) -> Vec<Bytes> {
+    let numkeys_at = match spec.name {
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" => Some(1),
+        "zunionstore" | "zinterstore" | "zdiffstore" => Some(2),
+        _ => None,
+    };
+    let mut keys = crate::notify::key_args(spec, args);
+    if let Some(at) = numkeys_at {
+        let n = args
+            .get(at)
+            .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
+            .unwrap_or(0);
+        keys.extend(args.iter().skip(at + 1).take(n).cloned());
+    }
+    keys
 }
 
 /// While clients are blocked, tells the blocking registry of the keys a write command

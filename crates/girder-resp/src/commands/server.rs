@@ -247,7 +247,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             let settings: [(&str, String); 11] = [
                 ("maxclients", s.max_clients().to_string()),
                 ("timeout", s.timeout_secs().to_string()),
-                ("requirepass", s.describe_password()),
+                ("requirepass", ctx.shared.acl.describe_requirepass()),
                 (
                     "protected-mode",
                     if c.protected_mode { "yes" } else { "no" }.into(),
@@ -363,10 +363,7 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
                 ctx.shared.notify.set(flags);
                 ctx.keyspace.report_expired(notify::reports_expired(flags));
             }
-            // Checked above; nothing else clears protection meanwhile.
-            Change::RequirePass(p) => {
-                let _ = settings.set_password(&p);
-            }
+            Change::RequirePass(p) => ctx.shared.acl.set_requirepass(&p),
             Change::MaxClients(n) => settings.set_max_clients(n),
             Change::Timeout(secs) => settings.set_timeout_secs(secs),
         }
