@@ -37,7 +37,9 @@ COUNT=${COUNT:-100}
 # SKIP_BUILD=1 measures the binaries already in target/release (e.g. while the tree is
 # mid-change and does not build).
 [ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -p girder -p girder-bench
-GIRDER=target/release/girder
+# BENCH_GIRDER measures another girder binary (an A/B of two builds); not GIRDER_*, which
+# would be read as Girder configuration.
+GIRDER=${BENCH_GIRDER:-target/release/girder}
 BENCH=target/release/girder-bench
 
 mkdir -p target/streambench

@@ -12,7 +12,7 @@
 //! Girder does not have: they are given as the node counts Redis would have for a stream
 //! only ever appended to (100 entries a node).
 
-use super::streams::{interval_id, strict_id};
+use super::streams::{id_reply, interval_id, strict_id};
 use super::{count, int_arg, is, reply, spec, syntax_error, wrong_arity, Ctx, Spec};
 use crate::blocking::{Blocked, StreamRead};
 use crate::codec::{Protocol, Reply};
@@ -91,10 +91,6 @@ pub(super) static SPECS: &[Spec] = &[
         xinfo,
     ),
 ];
-
-fn id_reply(id: StreamId) -> Reply {
-    Reply::Bulk(Bytes::from(id.to_string()))
-}
 
 fn text(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).into_owned()
