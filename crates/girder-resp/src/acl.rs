@@ -164,6 +164,17 @@ fn parse_hex(s: &[u8]) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// `{prefix}*` for all, else each pattern with `prefix`, space-separated.
+fn patterns(prefix: char, all: bool, list: &[Bytes]) -> String {
+    if all {
+        return format!("{prefix}*");
+    }
+    list.iter()
+        .map(|p| format!("{prefix}{}", String::from_utf8_lossy(p)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Equality that takes the same time wherever the inputs differ.
 fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -433,64 +444,44 @@ impl User {
         }
     }
 
+    /// `on`/`off`, then `nopass` if set.
+    fn flags(&self) -> Vec<String> {
+        let mut flags = vec![if self.enabled { "on" } else { "off" }.to_owned()];
+        if self.nopass {
+            flags.push("nopass".into());
+        }
+        flags
+    }
+
+    /// `~*`, or the key patterns as `~pattern ...` (empty for none).
+    fn key_rules(&self) -> String {
+        patterns('~', self.all_keys, &self.key_patterns)
+    }
+
+    /// `&*`, or the channel patterns as `&pattern ...` (empty for none).
+    fn channel_rules(&self) -> String {
+        patterns('&', self.all_channels, &self.channel_patterns)
+    }
+
     /// The user as one `ACL LIST` line.
     pub fn describe(&self) -> String {
-        let mut parts = vec![
-            format!("user {}", self.name),
-            if self.enabled { "on" } else { "off" }.to_owned(),
-        ];
-        if self.nopass {
-            parts.push("nopass".into());
-        }
+        let mut parts = vec![format!("user {}", self.name)];
+        parts.extend(self.flags());
         parts.extend(self.passwords.iter().map(|p| format!("#{}", hex(p))));
-        if self.all_keys {
-            parts.push("~*".into());
-        } else {
-            parts.extend(
-                self.key_patterns
-                    .iter()
-                    .map(|p| format!("~{}", String::from_utf8_lossy(p))),
-            );
-        }
-        if self.all_channels {
-            parts.push("&*".into());
-        } else {
+        parts.push(self.key_rules());
+        if !self.all_channels {
             parts.push("resetchannels".into());
-            parts.extend(
-                self.channel_patterns
-                    .iter()
-                    .map(|p| format!("&{}", String::from_utf8_lossy(p))),
-            );
         }
+        parts.push(self.channel_rules());
         parts.push(self.command_rules());
+        parts.retain(|p| !p.is_empty());
         parts.join(" ")
     }
 
     /// `ACL GETUSER`'s fields: flags, password digests, command rules, key and
     /// channel patterns.
     pub fn fields(&self) -> (Vec<String>, Vec<String>, String, String, String) {
-        let mut flags = vec![if self.enabled { "on" } else { "off" }.to_owned()];
-        if self.nopass {
-            flags.push("nopass".into());
-        }
-        let keys = if self.all_keys {
-            "~*".to_owned()
-        } else {
-            self.key_patterns
-                .iter()
-                .map(|p| format!("~{}", String::from_utf8_lossy(p)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let channels = if self.all_channels {
-            "&*".to_owned()
-        } else {
-            self.channel_patterns
-                .iter()
-                .map(|p| format!("&{}", String::from_utf8_lossy(p)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let (flags, keys, channels) = (self.flags(), self.key_rules(), self.channel_rules());
         (
             flags,
             self.passwords.iter().map(hex).collect(),

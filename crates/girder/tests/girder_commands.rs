@@ -1,8 +1,8 @@
 //! Girder's own RESP commands against a real node, with the `redis` crate:
 //! `CACHE.GET` / `CACHE.FILL` / `CACHE.RELEASE` leases, `RL.CHECK`, `ID.NEXT`.
 
-use girder::config::Config;
-use girder::Node;
+mod common;
+
 use redis::{Commands, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,23 +15,9 @@ const NODE_ID: u64 = 37;
 fn resp_addr() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async move {
-                let dir = std::env::temp_dir()
-                    .join(format!("girder-own-commands-{}", std::process::id()));
-                let mut config = Config::default();
-                config.http.addr = "127.0.0.1:0".parse().unwrap();
-                config.resp.addr = "127.0.0.1:0".parse().unwrap();
-                config.node_id = NODE_ID;
-                config.data_dir = dir;
-                let node = Node::builder(config).bind().await.unwrap();
-                tx.send(node.resp_addr()).unwrap();
-                node.run(std::future::pending()).await.unwrap();
-            });
-        });
-        rx.recv().unwrap()
+        let mut config = common::local_config("own-commands");
+        config.node_id = NODE_ID;
+        common::serve_on_thread(config)
     })
 }
 

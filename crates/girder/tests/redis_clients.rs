@@ -3,8 +3,8 @@
 //! redis-py must be importable (`pip install redis`); without it the Python test prints a
 //! notice and passes, unless `REDIS_PY_REQUIRED=1` (set by `.ci/run`).
 
-use girder::config::Config;
-use girder::Node;
+mod common;
+
 use redis::Commands;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -12,24 +12,7 @@ use std::sync::OnceLock;
 /// One node for the whole test binary, on its own runtime thread.
 fn resp_addr() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async move {
-                let dir =
-                    std::env::temp_dir().join(format!("girder-clients-{}", std::process::id()));
-                let mut config = Config::default();
-                config.http.addr = "127.0.0.1:0".parse().unwrap();
-                config.resp.addr = "127.0.0.1:0".parse().unwrap();
-                config.data_dir = dir;
-                let node = Node::builder(config).bind().await.unwrap();
-                tx.send(node.resp_addr()).unwrap();
-                node.run(std::future::pending()).await.unwrap();
-            });
-        });
-        rx.recv().unwrap()
-    })
+    *ADDR.get_or_init(|| common::serve_on_thread(common::local_config("clients")))
 }
 
 fn client(db: u8) -> redis::Connection {

@@ -1,8 +1,9 @@
 //! `requirepass`, AUTH, NOAUTH, protected mode, `timeout` and `maxclients` against a real
 //! node, with raw RESP and the `redis` crate. Error texts are Redis 7.0's.
 
+mod common;
+
 use girder::config::Config;
-use girder::Node;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::OnceLock;
@@ -11,24 +12,11 @@ use std::time::{Duration, Instant};
 const PASSWORD: &str = "s3cret";
 
 fn start(config: Config) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let node = Node::builder(config).bind().await.unwrap();
-            tx.send(node.resp_addr()).unwrap();
-            node.run(std::future::pending()).await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
+    common::serve_on_thread(config)
 }
 
 fn config(name: &str) -> Config {
-    let mut config = Config::default();
-    config.http.addr = "127.0.0.1:0".parse().unwrap();
-    config.resp.addr = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = std::env::temp_dir().join(format!("girder-{name}-{}", std::process::id()));
-    config
+    common::local_config(name)
 }
 
 /// One node with a password for the tests that share it.

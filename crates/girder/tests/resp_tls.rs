@@ -4,6 +4,8 @@
 //! redis-cli must be on PATH for the redis-cli test; without it that test prints a
 //! notice and passes, unless `REDIS_CLI_REQUIRED=1` (set by `.ci/run`).
 
+mod common;
+
 use girder::config::Config;
 use girder::Node;
 use rustls::pki_types::pem::PemObject;
@@ -22,10 +24,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn config(name: &str, client_ca: bool) -> Config {
-    let mut config = Config::default();
-    config.http.addr = "127.0.0.1:0".parse().unwrap();
-    config.resp.addr = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = std::env::temp_dir().join(format!("girder-{name}-{}", std::process::id()));
+    let mut config = common::local_config(name);
     config.resp.tls.cert = Some(fixture("server.pem"));
     config.resp.tls.key = Some(fixture("server.key"));
     if client_ca {

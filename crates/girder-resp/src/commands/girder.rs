@@ -68,16 +68,6 @@ pub(super) static SPECS: &[Spec] = &[
     ),
 ];
 
-fn ids_reply(ids: Result<Vec<u64>, girder_id::Error>) -> Vec<Reply> {
-    match ids {
-        Ok(ids) => ids
-            .into_iter()
-            .map(|id| Reply::Integer(i64::try_from(id).unwrap_or(i64::MAX)))
-            .collect(),
-        Err(e) => vec![Reply::Error(format!("ERR {e}"))],
-    }
-}
-
 /// ID.NEXT [count]: one id as an integer, or an array of `count` increasing ids.
 pub fn id_next(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let count = match args {
@@ -91,16 +81,16 @@ pub fn id_next(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         },
         _ => return syntax_error(),
     };
-    let mut out = Vec::new();
-    let result = ctx
-        .shared
-        .ids
-        .next_ids(count.unwrap_or(1), &mut out)
-        .map(|()| out);
-    let mut replies = ids_reply(result);
-    match (count, replies.first()) {
-        (_, Some(Reply::Error(_))) | (None, _) => replies.swap_remove(0),
-        (Some(_), _) => Reply::Array(replies),
+    let mut ids = Vec::new();
+    if let Err(e) = ctx.shared.ids.next_ids(count.unwrap_or(1), &mut ids) {
+        return Reply::Error(format!("ERR {e}"));
+    }
+    let mut ids = ids
+        .into_iter()
+        .map(|id| Reply::Integer(i64::try_from(id).unwrap_or(i64::MAX)));
+    match count {
+        None => ids.next().unwrap_or(Reply::Null),
+        Some(_) => Reply::Array(ids.collect()),
     }
 }
 

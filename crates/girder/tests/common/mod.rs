@@ -33,6 +33,31 @@ impl Drop for TempDir {
     }
 }
 
+/// Defaults with both front ends on port 0 and data under the temp directory, named
+/// after `name` and this process.
+pub fn local_config(name: &str) -> Config {
+    let mut config = Config::default();
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.resp.addr = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = std::env::temp_dir().join(format!("girder-{name}-{}", std::process::id()));
+    config
+}
+
+/// Starts a node with `config` on a runtime thread of its own, for tests with blocking
+/// clients; returns its RESP address. The node runs until the test process ends.
+pub fn serve_on_thread(config: Config) -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let node = Node::builder(config).bind().await.unwrap();
+            tx.send(node.resp_addr()).unwrap();
+            node.run(std::future::pending()).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
 /// A node serving in this process.
 pub struct Running {
     /// `http://addr` of its HTTP front end.
