@@ -30,6 +30,8 @@ pub mod hashes;
 pub mod keys;
 pub mod leases;
 pub mod lists;
+pub mod origin;
+pub mod replay;
 pub mod sets;
 mod shard;
 pub mod streams;
@@ -142,9 +144,19 @@ pub struct Keyspace {
     /// Whether [`Keyspace::expire_cycle`] collects the keys it removes for the hook;
     /// off, the cycle allocates nothing.
     report_expired: std::sync::atomic::AtomicBool,
-    /// Where changes to durable types (streams) are recorded; set once at start.
+    /// Where changes are recorded; set once at start.
     journal: std::sync::OnceLock<Arc<dyn Journal>>,
+    /// Whether every write is journaled (the append-only file, or a snapshot being
+    /// taken), not only changes to streams.
+    journal_all: AtomicBool,
+    /// While a snapshot is taken: a multi-key write is journaled as the state it left,
+    /// never as its command (whose replay would read keys the snapshot has not reached).
+    exact: AtomicBool,
+    /// Changing write calls, striped like the gate (`rdb_changes_since_last_save`).
+    changes: Box<[Padded<std::sync::atomic::AtomicU64>]>,
 }
+
+use std::sync::atomic::AtomicBool;
 
 /// The durability seam: told of every change to a stream, in order, while the changed
 /// key's shard is locked (so the journal's order is the keyspace's order for each key).
@@ -169,12 +181,30 @@ pub trait Journal: Send + Sync + 'static {
         value: &streams::StreamValue,
         expire_at: Option<u64>,
     );
-    /// The stream at (`db`, `key`) was deleted, or overwritten by a value of another type.
-    fn stream_deleted(&self, db: usize, now_ms: u64, key: &[u8]);
+    /// (`db`, `key`) was deleted (a stream, or any key while every write is journaled),
+    /// or its stream was overwritten by a value of another type.
+    fn deleted(&self, db: usize, now_ms: u64, key: &[u8]);
+    /// One command that changed the keyspace, as its front end received it: replayed at
+    /// `now_ms` after everything journaled before it, it makes the same change
+    /// ([`origin`]). Only while every write is journaled.
+    fn command(&self, db: usize, now_ms: u64, args: &[bytes::Bytes]);
+    /// (`db`, `key`) now holds `entry` (never a stream), whatever it held before. Only
+    /// while every write is journaled.
+    fn value(&self, db: usize, now_ms: u64, key: &[u8], entry: &Entry);
+    /// These members were removed from the set at (`db`, `key`) (SPOP: a random choice
+    /// that replaying the command would not repeat). Only while every write is journaled.
+    fn set_removed(&self, db: usize, now_ms: u64, key: &[u8], members: &[bytes::Bytes]);
     /// The stream at (`db`, `key`) now has this deadline.
     fn stream_expire(&self, db: usize, now_ms: u64, key: &[u8], expire_at: Option<u64>);
     /// Every database was emptied (FLUSHALL; runs in the exclusive section).
     fn flushed_all(&self);
+    /// Database `db` was emptied (FLUSHDB; runs in the exclusive section).
+    fn flushed_db(&self, db: usize);
+    /// What this thread journals until [`Journal::end_atomic`] is one unit: replayed
+    /// whole or not at all (a transaction, in the exclusive section).
+    fn begin_atomic(&self);
+    /// Ends the unit [`Journal::begin_atomic`] began and records it.
+    fn end_atomic(&self);
     /// Databases `a` and `b` traded contents (SWAPDB; runs in the exclusive section).
     fn swapped(&self, a: usize, b: usize);
     /// What the calling thread recorded since it last asked, as something to wait for
@@ -228,6 +258,16 @@ impl std::fmt::Debug for Keyspace {
 /// exclusive side (which takes them all) stays cheap.
 const GATE_STRIPES: usize = 8;
 
+/// The calling thread's stripe (of the gate, of the change counter).
+fn thread_stripe() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % GATE_STRIPES;
+    }
+    STRIPE.with(|s| *s)
+}
+
 /// A reader-writer lock split into cache-line-sized stripes.
 struct Gate {
     stripes: Box<[Padded<RwLock<()>>]>,
@@ -250,13 +290,7 @@ impl Gate {
         if EXCLUSIVE_DEPTH.with(std::cell::Cell::get) > 0 {
             return None;
         }
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        thread_local! {
-            static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % GATE_STRIPES;
-        }
-        let stripe = STRIPE.with(|s| *s);
-        Some(self.stripes[stripe].0.read())
+        Some(self.stripes[thread_stripe()].0.read())
     }
 
     /// Every stripe, held exclusively, taken in order; nothing when this thread already
@@ -338,7 +372,45 @@ impl Keyspace {
             expired_hook: RwLock::new(None),
             report_expired: std::sync::atomic::AtomicBool::new(false),
             journal: std::sync::OnceLock::new(),
+            journal_all: AtomicBool::new(false),
+            exact: AtomicBool::new(false),
+            changes: (0..GATE_STRIPES)
+                .map(|_| Padded(std::sync::atomic::AtomicU64::new(0)))
+                .collect(),
         }
+    }
+
+    /// Journals every write from now on (`on`), or only changes to streams. Takes effect
+    /// for each write call that starts after it returns.
+    pub fn set_journal_all(&self, on: bool) {
+        self.journal_all
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether every write is journaled (a front end then runs commands inside
+    /// [`origin::run`]).
+    pub fn journals_all(&self) -> bool {
+        self.journal_all.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the snapshot mode ([`Keyspace`]'s `exact` field): multi-key writes are
+    /// journaled as state.
+    pub fn set_exact(&self, on: bool) {
+        self.exact.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Waits until every operation that started before this call has finished (and with
+    /// it, journaled what it did): the exclusive gate, taken and released.
+    pub fn quiesce(&self) {
+        drop(self.exclusive());
+    }
+
+    /// Changing write calls since the keyspace was created.
+    pub fn changes(&self) -> u64 {
+        self.changes
+            .iter()
+            .map(|c| c.0.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
     }
 
     /// Installs (or removes) the hook told of keys the active expiry removes.
@@ -503,6 +575,37 @@ impl Exclusive<'_> {
         }
     }
 
+    /// Runs `f` (a transaction's commands) so that the journal records everything it
+    /// journals as one unit: after a crash all of it is replayed or none.
+    pub fn atomically<R>(&self, f: impl FnOnce() -> R) -> R {
+        let Some(journal) = self.keyspace.journal.get() else {
+            return f();
+        };
+        journal.begin_atomic();
+        let result = f();
+        journal.end_atomic();
+        result
+    }
+
+    /// Empties database `index` (FLUSHDB), journaled as one record.
+    ///
+    /// # Errors
+    /// [`KvError::DbIndexOutOfRange`].
+    pub fn flush_db(&self, index: usize) -> Result<(), KvError> {
+        let db = self
+            .keyspace
+            .dbs
+            .get(index)
+            .ok_or(KvError::DbIndexOutOfRange)?;
+        for shard in db.shards.iter() {
+            shard.lock().clear();
+        }
+        if let Some(journal) = self.keyspace.journal.get() {
+            journal.flushed_db(index);
+        }
+        Ok(())
+    }
+
     /// Swaps the contents of two databases.
     ///
     /// # Errors
@@ -585,13 +688,28 @@ impl<'a> DbRef<'a> {
     /// Runs `f` with write access to `key`'s slot.
     pub fn write<R>(&self, key: &[u8], f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
         let mut shard = self.shard(key);
-        let mut slot = Slot {
+        let mut marks = Marks::default();
+        let journal = self.journal();
+        let all = journal.is_some() && self.keyspace.journals_all();
+        let result = f(&mut Slot {
             shard: &mut shard,
             key,
             now: self.now,
-            journal: self.journal(),
-        };
-        f(&mut slot)
+            journal,
+            all,
+            marks: &mut marks,
+        });
+        if marks.dirty {
+            self.count_changes(1);
+            let now = self.now;
+            self.journal_write(
+                all,
+                false,
+                &[(key, marks)],
+                |key, f| f(shard.live(key, now)),
+            );
+        }
+        result
     }
 
     /// Locks the shards of all `keys` (ascending shard order) and runs `f` with a view
@@ -604,8 +722,101 @@ impl<'a> DbRef<'a> {
             .into_iter()
             .map(|i| (i, self.db.shards[i].lock()))
             .collect();
-        let mut multi = Multi { db: self, guards };
-        f(&mut multi)
+        let all = self.journal().is_some() && self.keyspace.journals_all();
+        let mut multi = Multi {
+            db: self,
+            guards,
+            keys,
+            marks: vec![Marks::default(); keys.len()],
+            cursor: 0,
+            all,
+        };
+        let result = f(&mut multi);
+        let Multi {
+            mut guards, marks, ..
+        } = multi;
+        let mut dirty: Vec<(&[u8], Marks)> = Vec::new();
+        for (key, m) in keys.iter().zip(marks) {
+            // A key named twice is one key.
+            if m.dirty {
+                match dirty.iter_mut().find(|(k, _)| k == key) {
+                    Some((_, d)) => {
+                        d.stream |= m.stream;
+                        d.overridden |= m.overridden;
+                    }
+                    None => dirty.push((key, m)),
+                }
+            }
+        }
+        if !dirty.is_empty() {
+            self.count_changes(dirty.len());
+            let multi_key = keys.iter().any(|k| *k != keys[0]);
+            let now = self.now;
+            self.journal_write(all, multi_key, &dirty, |key, f| {
+                let id = self.keyspace.shard_of(key);
+                let shard = guards
+                    .iter_mut()
+                    .find(|(i, _)| *i == id)
+                    .map(|(_, g)| &mut **g)
+                    .expect("key was locked by write_many");
+                f(shard.live(key, now));
+            });
+        }
+        result
+    }
+
+    fn count_changes(&self, n: usize) {
+        self.keyspace.changes[thread_stripe()]
+            .0
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// After a write call that changed `dirty` keys, under its locks: journals it as its
+    /// command when it can ([`origin`]), else as the state each key was left in. Keys
+    /// holding streams are journaled by the stream operations themselves.
+    fn journal_write(
+        &self,
+        all: bool,
+        multi_key: bool,
+        dirty: &[(&[u8], Marks)],
+        mut with_entry: impl FnMut(&[u8], &mut dyn FnMut(Option<&Entry>)),
+    ) {
+        let (Some((journal, db)), true) = (self.journal(), all) else {
+            origin::on_write(None::<fn(&[bytes::Bytes])>);
+            return;
+        };
+        let exact = self
+            .keyspace
+            .exact
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let now = self.now;
+        let mut command_ok = !(exact && multi_key);
+        for (key, marks) in dirty {
+            if marks.stream || marks.overridden {
+                command_ok = false;
+            }
+            with_entry(key, &mut |e| {
+                if e.is_some_and(|e| matches!(e.value, Value::Stream(_))) {
+                    command_ok = false;
+                }
+            });
+        }
+        let journaled = origin::on_write(
+            command_ok.then_some(|args: &[bytes::Bytes]| journal.command(db, now, args)),
+        );
+        if journaled {
+            return;
+        }
+        for (key, marks) in dirty {
+            if marks.stream || marks.overridden {
+                continue;
+            }
+            with_entry(key, &mut |e| match e {
+                Some(e) if matches!(e.value, Value::Stream(_)) => {}
+                Some(e) => journal.value(db, now, key, e),
+                None => journal.deleted(db, now, key),
+            });
+        }
     }
 
     /// Visits every shard in order, for KEYS, RANDOMKEY and DBSIZE.
@@ -620,6 +831,12 @@ impl<'a> DbRef<'a> {
                 break;
             }
         }
+    }
+
+    /// Runs `f` on shard `index` (of [`SHARDS`]) alone, under its lock: a snapshot
+    /// records a shard's keys there, so every later change to them comes after.
+    pub fn visit_shard<R>(&self, index: usize, f: impl FnOnce(&ShardView<'_>) -> R) -> R {
+        self.with_shard(index, f)
     }
 
     /// Runs `f` on shard `index` alone: SCAN resumes an iteration at a given shard.
@@ -637,17 +854,19 @@ impl<'a> DbRef<'a> {
         self.keyspace.hasher.hash_one(key)
     }
 
-    /// Empties this database.
+    /// Empties this database beside other writers (FLUSHDB runs
+    /// [`Exclusive::flush_db`], journaled as one record).
     pub fn flush(&self) {
         let journal = self.journal();
+        let all = self.keyspace.journals_all();
         for shard in self.db.shards.iter() {
             let mut shard = shard.lock();
-            // FLUSHDB may run beside other writers: each stream's deletion is recorded
-            // under its shard's lock, so the journal's order is the keyspace's.
+            // Each deletion is journaled under its shard's lock, so the journal's order
+            // is the keyspace's.
             if let Some((journal, db)) = journal {
                 for (key, entry) in shard.iter() {
-                    if matches!(entry.value, Value::Stream(_)) {
-                        journal.stream_deleted(db, self.now, key);
+                    if all || matches!(entry.value, Value::Stream(_)) {
+                        journal.deleted(db, self.now, key);
                     }
                 }
             }
@@ -677,6 +896,17 @@ impl<'a> DbRef<'a> {
     }
 }
 
+/// What a write call did to one key, for the journal.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Marks {
+    /// Changed (conservatively: handed out for change).
+    dirty: bool,
+    /// A stream record was journaled for the key.
+    stream: bool,
+    /// The operation journaled its own effect ([`Slot::journal_set_removed`]).
+    overridden: bool,
+}
+
 /// Write access to one key's slot in its (locked) shard.
 pub struct Slot<'s> {
     shard: &'s mut Shard,
@@ -684,6 +914,9 @@ pub struct Slot<'s> {
     now: u64,
     /// The journal and this database's index, when a journal is installed.
     journal: Option<(&'s dyn Journal, usize)>,
+    /// Every write is journaled (read once per write call).
+    all: bool,
+    marks: &'s mut Marks,
 }
 
 impl std::fmt::Debug for Slot<'_> {
@@ -697,33 +930,42 @@ impl Slot<'_> {
     /// WATCH (conservatively: also when the caller then changes nothing).
     pub fn get(&mut self) -> Option<&mut Entry> {
         self.shard.touch(self.key);
-        self.shard.live_mut(self.key, self.now)
+        let entry = self.shard.live_mut(self.key, self.now);
+        // A missing key changes only through `put`. (An expired one was just removed:
+        // replay removes it the same way, at the same time.)
+        self.marks.dirty |= entry.is_some();
+        entry
     }
 
     /// The live entry, if any, for changing it in place, without counting as a
     /// modification for WATCH: the caller calls [`Slot::touch`] when it changes what
     /// WATCH watches (streams: entries, not group state — as Redis counts it).
     pub fn get_quiet(&mut self) -> Option<&mut Entry> {
-        self.shard.live_mut(self.key, self.now)
+        let entry = self.shard.live_mut(self.key, self.now);
+        self.marks.dirty |= entry.is_some();
+        entry
     }
 
     /// Counts a modification of the key for WATCH.
     pub fn touch(&mut self) {
+        self.marks.dirty = true;
         self.shard.touch(self.key);
     }
 
     /// Stores `value` with `expire_at`, replacing any entry. The key is copied.
     pub fn put(&mut self, value: Value, expire_at: Option<u64>) {
+        self.marks.dirty = true;
         let Some((journal, db)) = self.journal else {
             self.shard.put(self.key, value, expire_at);
             return;
         };
         if let Value::Stream(stream) = &value {
             journal.stream_replaced(db, self.now, self.key, stream, expire_at);
+            self.marks.stream = true;
         }
         let is_stream = matches!(value, Value::Stream(_));
         if self.shard.put(self.key, value, expire_at) && !is_stream {
-            journal.stream_deleted(db, self.now, self.key);
+            journal.deleted(db, self.now, self.key);
         }
     }
 
@@ -731,8 +973,10 @@ impl Slot<'_> {
     pub fn remove(&mut self) -> Option<Entry> {
         self.shard.live(self.key, self.now)?;
         let entry = self.shard.remove(self.key)?;
+        self.marks.dirty = true;
         if let (Some((journal, db)), Value::Stream(_)) = (self.journal, &entry.value) {
-            journal.stream_deleted(db, self.now, self.key);
+            journal.deleted(db, self.now, self.key);
+            self.marks.stream = true;
         }
         Some(entry)
     }
@@ -742,6 +986,7 @@ impl Slot<'_> {
         if self.shard.live(self.key, self.now).is_none() {
             return false;
         }
+        self.marks.dirty = true;
         self.shard.set_expire(self.key, expire_at);
         if let Some((journal, db)) = self.journal {
             if matches!(
@@ -749,9 +994,26 @@ impl Slot<'_> {
                 Some(Value::Stream(_))
             ) {
                 journal.stream_expire(db, self.now, self.key, expire_at);
+                self.marks.stream = true;
             }
         }
         true
+    }
+
+    /// Journals the removal of these members from the set here, in place of the command
+    /// (SPOP: replaying a random choice would choose again).
+    pub fn journal_set_removed(&mut self, members: &[bytes::Bytes]) {
+        let Some((journal, db)) = self.journal else {
+            return;
+        };
+        if members.is_empty() {
+            return;
+        }
+        self.marks.dirty = true;
+        self.marks.overridden = true;
+        if self.all {
+            journal.set_removed(db, self.now, self.key, members);
+        }
     }
 
     /// The time of the command, in ms since the Unix epoch.
@@ -764,6 +1026,12 @@ impl Slot<'_> {
 pub struct Multi<'m, 'a> {
     db: &'m DbRef<'a>,
     guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+    /// The keys given to `write_many`, and what was done to each.
+    keys: &'m [&'m [u8]],
+    marks: Vec<Marks>,
+    /// Where the last slot's key was found (commands visit keys in order).
+    cursor: usize,
+    all: bool,
 }
 
 impl std::fmt::Debug for Multi<'_, '_> {
@@ -787,11 +1055,19 @@ impl Multi<'_, '_> {
             .find(|(i, _)| *i == id)
             .map(|(_, g)| &mut **g)
             .expect("key was locked by write_many");
+        let n = self.keys.len();
+        let at = (0..n)
+            .map(|i| (self.cursor + i) % n)
+            .find(|&i| self.keys[i] == key)
+            .expect("key was given to write_many");
+        self.cursor = at + 1;
         Slot {
             shard,
             key,
             now,
             journal,
+            all: self.all,
+            marks: &mut self.marks[at],
         }
     }
 }

@@ -26,6 +26,18 @@ impl ListValue {
         "quicklist"
     }
 
+    /// A list of these elements, head first (a journal's replay).
+    pub fn from_items(items: impl IntoIterator<Item = Bytes>) -> Self {
+        Self {
+            items: items.into_iter().collect(),
+        }
+    }
+
+    /// The elements, head first.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Bytes> {
+        self.items.iter()
+    }
+
     fn push(&mut self, end: End, item: Bytes) {
         match end {
             End::Left => self.items.push_front(item),

@@ -336,11 +336,15 @@ pub fn scard(db: &DbRef<'_>, key: &[u8]) -> Result<usize, KvError> {
 /// WRONGTYPE.
 pub fn spop(db: &DbRef<'_>, key: &[u8]) -> Result<Option<Bytes>, KvError> {
     db.write(key, |slot| {
-        modify(slot, None, |set| {
+        let popped = modify(slot, None, |set| {
             let m = set.at(fastrand::usize(..set.len()));
             set.remove(&m);
             Some(m)
-        })
+        })?;
+        if let Some(m) = &popped {
+            slot.journal_set_removed(std::slice::from_ref(m));
+        }
+        Ok(popped)
     })
 }
 
@@ -354,13 +358,15 @@ pub fn spop_count(db: &DbRef<'_>, key: &[u8], count: usize) -> Result<Vec<Bytes>
         if count == 0 {
             return set_mut(slot).map(|_| Vec::new());
         }
-        modify(slot, Vec::new(), |set| {
+        let popped = modify(slot, Vec::new(), |set| {
             if count >= set.len() {
                 std::mem::take(set).members().collect()
             } else {
                 set.pop_some(count)
             }
-        })
+        })?;
+        slot.journal_set_removed(&popped);
+        Ok(popped)
     })
 }
 

@@ -79,6 +79,15 @@ impl ZSetValue {
         }
     }
 
+    /// A sorted set of these members and scores (a journal's replay).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (Bytes, f64)>) -> Self {
+        let mut z = Self::default();
+        for (member, score) in pairs {
+            z.insert_owned(member, score);
+        }
+        z
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         self.scores.len()

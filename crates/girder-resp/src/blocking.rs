@@ -272,6 +272,12 @@ impl Blocking {
         if self.waiting.load(Ordering::SeqCst) == 0 {
             return;
         }
+        // Serving waiters is not the pushing command's work: journaled as the state
+        // it leaves.
+        girder_kv::origin::detached(|| self.serve_pushed(keyspace, db, key));
+    }
+
+    fn serve_pushed(&self, keyspace: &Keyspace, db: usize, key: &[u8]) {
         let mut registry = self.registry.lock();
         // A served move pushes in turn: its destination joins the keys to serve.
         let mut ready = vec![Bytes::copy_from_slice(key)];

@@ -40,6 +40,7 @@ pub struct RespService {
     config: RespConfig,
     ids: Option<Arc<girder_id::Generator>>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    persistence: Option<Arc<dyn crate::persistence::Persistence>>,
 }
 
 impl std::fmt::Debug for RespService {
@@ -57,7 +58,18 @@ impl RespService {
             config,
             ids: None,
             tls: None,
+            persistence: None,
         }
+    }
+
+    /// Serves SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF and the persistence settings from
+    /// `persistence`; without it they answer that nothing is persisted.
+    pub fn with_persistence(
+        mut self,
+        persistence: Arc<dyn crate::persistence::Persistence>,
+    ) -> Self {
+        self.persistence = Some(persistence);
+        self
     }
 
     /// Speaks TLS only, with `config` (see [`crate::tls::server_config`]).
@@ -102,6 +114,9 @@ impl Service for RespService {
                 shared: Shared::new(self.config, ids, &ctx.metrics),
             });
             server.shared.settings.set_protected(protected);
+            if let Some(p) = self.persistence {
+                let _ = server.shared.persistence.set(p);
+            }
             // The active expiry reports removed keys here (`expired` events); weak, so
             // the keyspace does not keep the server alive.
             let weak = Arc::downgrade(&server);

@@ -164,6 +164,8 @@ pub struct Shared {
     pub settings: crate::auth::Settings,
     /// ACL users (`requirepass` is the default user's password).
     pub acl: crate::acl::Acl,
+    /// SAVE, BGSAVE and the persistence settings; unset when nothing is persisted.
+    pub persistence: std::sync::OnceLock<Arc<dyn crate::persistence::Persistence>>,
 }
 
 /// Counters for INFO stats.
@@ -208,6 +210,7 @@ impl Shared {
             pubsub,
             notify,
             metrics: crate::metrics::CommandMetrics::register(metrics),
+            persistence: std::sync::OnceLock::new(),
         }
     }
 

@@ -12,7 +12,20 @@
 //! tag 8    SnapshotEnd
 //! tag 9    Entries   db:u8 key:bytes count:varint (id fields)*
 //! tag 10   Pending   db:u8 key:bytes group:bytes count:varint (id consumer:bytes ms count)*
+//! tag 11   Command   db:u8 count:varint arg:bytes*         (a replayable write command)
+//! tag 12   Value     db:u8 key:bytes expire:opt-varint value  (a key's whole non-stream value)
+//! tag 13   SetRemoved db:u8 key:bytes count:varint member:bytes*   (SPOP's choice)
+//! tag 14   FlushedDb db:u8
+//! tag 15   Batch     count:varint (timestamp:varint record:bytes)*  (a transaction: whole or nothing)
+//!
+//! value    := 1 int:varint (two's complement) | 2 str:bytes | 3 raw:bytes
+//!           | 4 count (field:bytes value:bytes)* | 5 count item:bytes*
+//!           | 6 count member:bytes* | 7 count (member:bytes score:f64 LE)*
 //! ```
+//!
+//! Tags 11–14 come from journaling every write (`persistence.mode = aof`, or while a
+//! snapshot is taken); a `Command` is replayed through the front end that journaled it,
+//! at the record's time.
 //!
 //! A large stream is written as `Replaced` with its metadata and the first entries, then
 //! `Entries` and `Pending` records of at most [`CHUNK_BYTES`] each, all appended while the
@@ -33,6 +46,7 @@ use bytes::Bytes;
 use girder_kv::streams::{
     Consumer, ConsumerGroup, Fields, PendingEntry, StreamEffect, StreamId, StreamValue,
 };
+use girder_kv::{Entry, Value};
 
 /// The format version written by this build.
 pub const VERSION: u8 = 1;
@@ -109,6 +123,39 @@ pub enum JournalRecord {
         /// (id, owner, delivery time, delivery count).
         pending: Vec<(StreamId, Bytes, u64, u64)>,
     },
+    /// One write command, replayed at the record's time.
+    Command {
+        /// Database index.
+        db: u8,
+        /// The command and its arguments.
+        args: Vec<Bytes>,
+    },
+    /// The key now holds this (non-stream) value.
+    Value {
+        /// Database index.
+        db: u8,
+        /// The key.
+        key: Bytes,
+        /// The value and its deadline.
+        entry: Entry,
+    },
+    /// These members left the set at the key (SPOP).
+    SetRemoved {
+        /// Database index.
+        db: u8,
+        /// The key.
+        key: Bytes,
+        /// The members.
+        members: Vec<Bytes>,
+    },
+    /// FLUSHDB.
+    FlushedDb {
+        /// Database index.
+        db: u8,
+    },
+    /// Records that are replayed together or not at all (MULTI/EXEC), each with the
+    /// time of its command. Never nested.
+    Batch(Vec<(u64, JournalRecord)>),
 }
 
 /// The size a snapshot record aims at: a stream is split into records of about this
@@ -445,6 +492,86 @@ pub fn encode_pending_chunk(
     last
 }
 
+/// Appends a `Command` record.
+pub fn encode_command(out: &mut Vec<u8>, db: usize, args: &[Bytes]) {
+    out.extend_from_slice(&[VERSION, 11, db as u8]);
+    put_varint(out, args.len() as u64);
+    for a in args {
+        put_bytes(out, a);
+    }
+}
+
+/// Appends a `Value` record.
+pub fn encode_value(out: &mut Vec<u8>, db: usize, key: &[u8], entry: &Entry) {
+    out.extend_from_slice(&[VERSION, 12, db as u8]);
+    put_bytes(out, key);
+    put_opt(out, entry.expire_at);
+    match &entry.value {
+        Value::Int(i) => {
+            out.push(1);
+            put_varint(out, *i as u64);
+        }
+        Value::Str(b) => {
+            out.push(2);
+            put_bytes(out, b);
+        }
+        Value::Raw(b) => {
+            out.push(3);
+            put_bytes(out, b);
+        }
+        Value::Hash(h) => {
+            out.push(4);
+            put_varint(out, h.len() as u64);
+            for (f, v) in h.pairs() {
+                put_bytes(out, f);
+                put_bytes(out, v);
+            }
+        }
+        Value::List(l) => {
+            out.push(5);
+            put_varint(out, l.iter().len() as u64);
+            for item in l.iter() {
+                put_bytes(out, item);
+            }
+        }
+        Value::Set(set) => {
+            out.push(6);
+            put_varint(out, set.len() as u64);
+            set.iter().for_each(|m| put_bytes(out, m));
+        }
+        Value::ZSet(z) => {
+            out.push(7);
+            put_varint(out, z.len() as u64);
+            for (m, score) in z.iter() {
+                put_bytes(out, m);
+                out.extend_from_slice(&score.to_le_bytes());
+            }
+        }
+        // Streams have records of their own; the journal never asks for this.
+        Value::Stream(_) => unreachable!("a stream is journaled by its own records"),
+    }
+}
+
+/// Appends a `Batch` record of already encoded records and their times.
+pub fn encode_batch(out: &mut Vec<u8>, items: &[(u64, Vec<u8>)]) {
+    out.extend_from_slice(&[VERSION, 15]);
+    put_varint(out, items.len() as u64);
+    for (ts, record) in items {
+        put_varint(out, *ts);
+        put_bytes(out, record);
+    }
+}
+
+/// Appends a `SetRemoved` record.
+pub fn encode_set_removed(out: &mut Vec<u8>, db: usize, key: &[u8], members: &[Bytes]) {
+    out.extend_from_slice(&[VERSION, 13, db as u8]);
+    put_bytes(out, key);
+    put_varint(out, members.len() as u64);
+    for m in members {
+        put_bytes(out, m);
+    }
+}
+
 /// Appends the encoding of a key-level record (no stream body) to `out`.
 pub fn encode_simple(out: &mut Vec<u8>, record: &JournalRecord) {
     match record {
@@ -495,6 +622,17 @@ pub fn encode_simple(out: &mut Vec<u8>, record: &JournalRecord) {
                 put_varint(out, *ms);
                 put_varint(out, *count);
             }
+        }
+        JournalRecord::Command { db, args } => encode_command(out, *db as usize, args),
+        JournalRecord::Value { db, key, entry } => encode_value(out, *db as usize, key, entry),
+        JournalRecord::SetRemoved { db, key, members } => {
+            encode_set_removed(out, *db as usize, key, members)
+        }
+        JournalRecord::FlushedDb { db } => out.extend_from_slice(&[VERSION, 14, *db]),
+        JournalRecord::Batch(items) => {
+            let encoded: Vec<(u64, Vec<u8>)> =
+                items.iter().map(|(ts, r)| (*ts, encode(r))).collect();
+            encode_batch(out, &encoded);
         }
     }
 }
@@ -553,6 +691,65 @@ impl<'a> Reader<'a> {
         let start = self.whole.len() - self.buf.len();
         self.buf = &self.buf[n..];
         Ok(self.whole.slice(start..start + n))
+    }
+
+    /// A byte string copied out of the record: values stored in the keyspace must not
+    /// pin the buffer the log was read into.
+    fn owned(&mut self) -> Result<Bytes, DecodeError> {
+        let n = self.len()?;
+        let (b, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(Bytes::copy_from_slice(b))
+    }
+
+    fn value(&mut self) -> Result<Value, DecodeError> {
+        Ok(match self.u8()? {
+            1 => Value::Int(self.varint()? as i64),
+            2 => Value::Str(self.owned()?),
+            3 => Value::Raw(self.owned()?),
+            4 => {
+                let n = self.len()?;
+                let mut h = girder_kv::hashes::HashValue::default();
+                for _ in 0..n {
+                    let f = self.owned()?;
+                    h.set(&f, self.owned()?);
+                }
+                Value::Hash(Box::new(h))
+            }
+            5 => {
+                let n = self.len()?;
+                let items = (0..n)
+                    .map(|_| self.owned())
+                    .collect::<Result<Vec<_>, _>>()?;
+                Value::List(Box::new(girder_kv::lists::ListValue::from_items(items)))
+            }
+            6 => {
+                let n = self.len()?;
+                let members = (0..n)
+                    .map(|_| self.owned())
+                    .collect::<Result<Vec<_>, _>>()?;
+                Value::Set(Box::new(girder_kv::sets::SetValue::from_members(members)))
+            }
+            7 => {
+                let n = self.len()?;
+                let mut pairs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let m = self.owned()?;
+                    if self.buf.len() < 8 {
+                        return Err(DecodeError("truncated"));
+                    }
+                    let (score, rest) = self.buf.split_at(8);
+                    self.buf = rest;
+                    let score = f64::from_le_bytes(score.try_into().expect("8 bytes"));
+                    if score.is_nan() {
+                        return Err(DecodeError("NaN score"));
+                    }
+                    pairs.push((m, score));
+                }
+                Value::ZSet(Box::new(girder_kv::zsets::ZSetValue::from_pairs(pairs)))
+            }
+            _ => return Err(DecodeError("unknown value kind")),
+        })
     }
 
     fn id(&mut self) -> Result<StreamId, DecodeError> {
@@ -763,6 +960,44 @@ pub fn decode(record: &Bytes) -> Result<JournalRecord, DecodeError> {
                 group,
                 pending,
             }
+        }
+        11 => {
+            let db = r.u8()?;
+            let n = r.len()?;
+            let args = (0..n).map(|_| r.owned()).collect::<Result<_, _>>()?;
+            JournalRecord::Command { db, args }
+        }
+        12 => {
+            let db = r.u8()?;
+            let key = r.bytes()?;
+            let expire_at = r.opt()?;
+            let value = r.value()?;
+            JournalRecord::Value {
+                db,
+                key,
+                entry: Entry { value, expire_at },
+            }
+        }
+        13 => {
+            let db = r.u8()?;
+            let key = r.bytes()?;
+            let n = r.len()?;
+            let members = (0..n).map(|_| r.bytes()).collect::<Result<_, _>>()?;
+            JournalRecord::SetRemoved { db, key, members }
+        }
+        14 => JournalRecord::FlushedDb { db: r.u8()? },
+        15 => {
+            let n = r.len()?;
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                let ts = r.varint()?;
+                let record = decode(&r.bytes()?)?;
+                if matches!(record, JournalRecord::Batch(_)) {
+                    return Err(DecodeError("nested batch"));
+                }
+                items.push((ts, record));
+            }
+            JournalRecord::Batch(items)
         }
         _ => return Err(DecodeError("unknown record tag")),
     };

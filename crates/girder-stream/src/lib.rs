@@ -71,6 +71,9 @@ pub struct JournalConfig {
     /// Compact when this many bytes were journaled since the last snapshot and they are
     /// more than the last snapshot's size.
     pub compact_min_bytes: u64,
+    /// Journal every write (the append-only file), not only streams and what happens
+    /// while a snapshot is taken.
+    pub journal_all: bool,
 }
 
 /// A journal that cannot be opened or written.
@@ -98,6 +101,12 @@ pub struct RestoreReport {
     pub records: u64,
     /// Streams present after the replay.
     pub streams: u64,
+    /// Keys present after the replay (streams included).
+    pub keys: u64,
+    /// `Command` records replayed.
+    pub commands: u64,
+    /// Replayed commands that answered an error.
+    pub commands_failed: u64,
     /// Bytes cut from a torn tail of the log.
     pub truncated_bytes: u64,
 }
@@ -105,6 +114,8 @@ pub struct RestoreReport {
 /// What [`StreamJournal::compact`] did.
 #[derive(Debug, Clone, Default)]
 pub struct CompactReport {
+    /// Keys written to the snapshot (streams included).
+    pub keys: u64,
     /// Streams written to the snapshot.
     pub streams: u64,
     /// The snapshot's size in bytes.
@@ -131,6 +142,14 @@ pub struct StreamJournal {
     compacting: std::sync::Mutex<()>,
     /// Snapshot record size ([`codec::CHUNK_BYTES`]; tests make it small).
     chunk_bytes: std::sync::atomic::AtomicUsize,
+    /// Every write is journaled (`appendonly yes`), not only during snapshots.
+    all: std::sync::atomic::AtomicBool,
+    /// When the last snapshot was applied (ms since the epoch; LASTSAVE), or the open.
+    last_save_ms: AtomicU64,
+    /// The keyspace's change count when the last snapshot began.
+    changes_at_save: AtomicU64,
+    /// The fsync policy (CONFIG GET appendfsync).
+    fsync: Fsync,
 }
 
 impl std::fmt::Debug for StreamJournal {
@@ -141,6 +160,9 @@ impl std::fmt::Debug for StreamJournal {
     }
 }
 
+/// Encoded records of one atomic unit, with the times of their commands.
+type Batch = Vec<(u64, Vec<u8>)>;
+
 thread_local! {
     /// The greatest offset this thread appended and has not yet handed to its front end
     /// (`u64::MAX`: none).
@@ -149,6 +171,8 @@ thread_local! {
     static FAILED: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Scratch space for encoding records.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Records of the atomic unit this thread is in (`begin_atomic`), with their times.
+    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
 }
 
 fn now_ms() -> u64 {
@@ -166,6 +190,7 @@ impl StreamJournal {
     pub fn open(
         config: &JournalConfig,
         keyspace: &Keyspace,
+        replayer: &mut dyn Replayer,
     ) -> Result<(Arc<Self>, RestoreReport), JournalError> {
         let log_config = LogConfig {
             segment_bytes: config.segment_bytes,
@@ -190,13 +215,21 @@ impl StreamJournal {
             exclusive_events: AtomicU64::new(0),
             compacting: std::sync::Mutex::new(()),
             chunk_bytes: std::sync::atomic::AtomicUsize::new(codec::CHUNK_BYTES),
+            all: std::sync::atomic::AtomicBool::new(config.journal_all),
+            last_save_ms: AtomicU64::new(now_ms()),
+            changes_at_save: AtomicU64::new(0),
+            fsync: config.fsync,
         });
-        let mut report = journal.replay(keyspace)?;
+        let mut report = journal.replay(keyspace, replayer)?;
         report.truncated_bytes = recovery.truncated_bytes;
         Ok((journal, report))
     }
 
-    fn replay(&self, keyspace: &Keyspace) -> Result<RestoreReport, JournalError> {
+    fn replay(
+        &self,
+        keyspace: &Keyspace,
+        replayer: &mut dyn Replayer,
+    ) -> Result<RestoreReport, JournalError> {
         let mut report = RestoreReport::default();
         let mut offset = self.log.start_offset();
         let end = self.log.end_offset();
@@ -213,7 +246,15 @@ impl StreamJournal {
                         offset: record.offset,
                         source,
                     })?;
-                apply(keyspace, record.timestamp_ms, decoded);
+                let command = matches!(decoded, JournalRecord::Command { .. });
+                if let Err(e) = apply(keyspace, replayer, record.timestamp_ms, decoded) {
+                    // Expected inside a snapshot: a command journaled before its key's
+                    // snapshot record ran on what replay had built so far, and the
+                    // snapshot record puts the key right.
+                    report.commands_failed += 1;
+                    tracing::debug!(offset = record.offset, error = %e, "a journaled command failed on replay");
+                }
+                report.commands += u64::from(command);
                 report.records += 1;
             }
         }
@@ -223,7 +264,73 @@ impl StreamJournal {
                 restore::for_each_stream(&db, |_, _, _| report.streams += 1);
             }
         }
+        report.keys = keyspace
+            .db_sizes()
+            .iter()
+            .map(|(keys, _)| *keys as u64)
+            .sum();
         Ok(report)
+    }
+
+    /// Installs the journal in `keyspace` (after [`StreamJournal::open`] replayed it).
+    ///
+    /// # Errors
+    /// The keyspace already has a journal.
+    pub fn install(
+        self: &Arc<Self>,
+        keyspace: &Keyspace,
+    ) -> Result<(), girder_kv::JournalAlreadySet> {
+        keyspace.set_journal(Arc::clone(self) as Arc<dyn girder_kv::Journal>)?;
+        keyspace.set_journal_all(self.all.load(Ordering::SeqCst));
+        Ok(())
+    }
+
+    /// Turns journaling of every write on (`appendonly yes`) or off. Turning it on takes
+    /// a snapshot first, so the log holds what was written while it was off; blocking.
+    ///
+    /// # Errors
+    /// The snapshot failed (journaling stays off).
+    pub fn set_journal_all(&self, keyspace: &Keyspace, on: bool) -> Result<(), JournalError> {
+        if !on {
+            self.all.store(false, Ordering::SeqCst);
+            keyspace.set_journal_all(false);
+            return Ok(());
+        }
+        if self.all.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.all.store(true, Ordering::SeqCst);
+        match self.compact(keyspace) {
+            Ok(r) if r.applied => Ok(()),
+            Ok(_) => self.compact(keyspace).map(|_| ()),
+            Err(e) => {
+                self.all.store(false, Ordering::SeqCst);
+                keyspace.set_journal_all(false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether every write is journaled.
+    pub fn journals_all(&self) -> bool {
+        self.all.load(Ordering::SeqCst)
+    }
+
+    /// When the last snapshot was applied, in ms since the epoch (the open, before any).
+    pub fn last_save_ms(&self) -> u64 {
+        self.last_save_ms.load(Ordering::Relaxed)
+    }
+
+    /// Changes made since the last snapshot began (Redis's `rdb_changes_since_last_save`).
+    pub fn changes_since_save(&self, keyspace: &Keyspace) -> u64 {
+        keyspace
+            .changes()
+            .saturating_sub(self.changes_at_save.load(Ordering::Relaxed))
+    }
+
+    /// The fsync policy.
+    pub fn fsync(&self) -> Fsync {
+        self.fsync
     }
 
     /// The log underneath (for metrics and tests).
@@ -239,25 +346,15 @@ impl StreamJournal {
             encode(buf);
             self.since_snapshot
                 .fetch_add(buf.len() as u64, Ordering::Relaxed);
-            match self.log.append(now_ms, buf) {
-                Ok(offset) => {
-                    if self.wait {
-                        PENDING.with(|p| {
-                            let prev = p.get();
-                            p.set(if prev == u64::MAX {
-                                offset
-                            } else {
-                                prev.max(offset)
-                            });
-                        });
-                    }
+            let batched = BATCH.with_borrow_mut(|batch| match batch {
+                Some(items) => {
+                    items.push((now_ms, buf.clone()));
+                    true
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, dir = %self.dir.display(), "stream journal append failed");
-                    FAILED.with_borrow_mut(|f| {
-                        f.get_or_insert_with(|| format!("stream journal: {e}"));
-                    });
-                }
+                None => false,
+            });
+            if !batched {
+                self.append_now(now_ms, buf);
             }
         });
         // A large record leaves a large scratch buffer behind: give it back.
@@ -268,14 +365,43 @@ impl StreamJournal {
         });
     }
 
+    /// Appends one encoded record to the log, noting its offset for the front end.
+    fn append_now(&self, now_ms: u64, buf: &[u8]) {
+        match self.log.append(now_ms, buf) {
+            Ok(offset) => {
+                if self.wait {
+                    PENDING.with(|p| {
+                        let prev = p.get();
+                        p.set(if prev == u64::MAX {
+                            offset
+                        } else {
+                            prev.max(offset)
+                        });
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, dir = %self.dir.display(), "journal append failed");
+                FAILED.with_borrow_mut(|f| {
+                    f.get_or_insert_with(|| format!("journal: {e}"));
+                });
+            }
+        }
+    }
+
     /// Whether enough was journaled since the last snapshot to compact.
     pub fn needs_compaction(&self) -> bool {
         let since = self.since_snapshot.load(Ordering::Relaxed);
         since >= self.compact_min_bytes && since > self.snapshot_bytes.load(Ordering::Relaxed)
     }
 
-    /// Writes a snapshot of every stream and, once it is durable, drops the log before
-    /// it. Blocking (fsync); run it off the async workers.
+    /// Writes a snapshot of every key and, once it is durable, drops the log before it:
+    /// the AOF rewrite, and in `snapshot` mode the snapshot itself. Blocking (fsync); run
+    /// it off the async workers.
+    ///
+    /// While it runs every write is journaled (multi-key ones as the state they left), so
+    /// the log from `SnapshotBegin` to `SnapshotEnd` replays to the keyspace as it was at
+    /// `SnapshotEnd`: a point-in-time image taken without stopping the writers.
     ///
     /// # Errors
     /// The log failed.
@@ -284,6 +410,23 @@ impl StreamJournal {
             .compacting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Every write journaled from here on; then wait out the writes that started
+        // before (they journaled as the old switches said, before `SnapshotBegin`).
+        keyspace.set_exact(true);
+        keyspace.set_journal_all(true);
+        keyspace.quiesce();
+        let result = self.write_snapshot(keyspace);
+        keyspace.set_exact(false);
+        keyspace.set_journal_all(self.all.load(Ordering::SeqCst));
+        let report = result?;
+        if report.applied {
+            self.last_save_ms.store(now_ms(), Ordering::Relaxed);
+        }
+        Ok(report)
+    }
+
+    fn write_snapshot(&self, keyspace: &Keyspace) -> Result<CompactReport, JournalError> {
+        let changes = keyspace.changes();
         let events = self.exclusive_events.load(Ordering::SeqCst);
         let begin = self
             .log
@@ -291,17 +434,50 @@ impl StreamJournal {
         self.since_snapshot.store(0, Ordering::Relaxed);
         let mut report = CompactReport::default();
         let mut failed = None;
+        let chunk = self.chunk_bytes.load(Ordering::Relaxed);
+        let mut out = Vec::new();
         for index in 0..DATABASES {
             let now = keyspace.now_ms();
             let Ok(db) = keyspace.db_at(index, now) else {
                 continue;
             };
-            for key in restore::stream_keys(&db) {
-                report.streams += 1;
-                self.snapshot_stream(&db, now, index, &key, &mut report, &mut failed);
+            // Other types: each shard's keys under its lock, in records of about a
+            // chunk, so later changes to those keys follow them in the log.
+            for shard in 0..girder_kv::SHARDS {
+                self.pace(chunk);
+                db.visit_shard(shard, |view| {
+                    out.clear();
+                    for (key, entry) in view.live_entries() {
+                        if matches!(entry.value, girder_kv::Value::Stream(_)) {
+                            continue;
+                        }
+                        report.keys += 1;
+                        let at = out.len();
+                        codec::encode_value(&mut out, index, key, entry);
+                        report.bytes += (out.len() - at) as u64;
+                        if let Err(e) = self.log.append(now, &out[at..]) {
+                            failed.get_or_insert(e);
+                            return;
+                        }
+                        if out.len() > chunk {
+                            out.clear();
+                        }
+                    }
+                });
                 if failed.is_some() {
                     break;
                 }
+            }
+            for key in restore::stream_keys(&db) {
+                if failed.is_some() {
+                    break;
+                }
+                report.streams += 1;
+                report.keys += 1;
+                self.snapshot_stream(&db, now, index, &key, &mut report, &mut failed);
+            }
+            if failed.is_some() {
+                break;
             }
         }
         if let Some(e) = failed {
@@ -315,14 +491,27 @@ impl StreamJournal {
             return Ok(report);
         }
         self.log.delete_before(begin)?;
+        self.changes_at_save.store(changes, Ordering::Relaxed);
         report.applied = true;
         tracing::info!(
+            keys = report.keys,
             streams = report.streams,
             bytes = report.bytes,
             start = begin,
-            "stream journal compacted"
+            "keyspace snapshot written"
         );
         Ok(report)
+    }
+
+    /// Waits until the log's unwritten tail is down to about one chunk: commands
+    /// journaled meanwhile (and, under `always`, their replies) wait behind at most that
+    /// much of the snapshot. Never called with a lock held.
+    fn pace(&self, chunk: usize) {
+        let mut waited = 0;
+        while self.log.buffered_bytes() > 2 * chunk.max(64 << 10) && waited < 1000 {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            waited += 1;
+        }
     }
 
     /// Writes one stream into the snapshot, a chunk at a time, taking the key's lock for
@@ -352,13 +541,7 @@ impl StreamJournal {
         // Paced, outside the key's lock: a chunk is appended only once the log's tail is
         // down to about one chunk, so commands journaled meanwhile (and, under
         // `always`, their replies) wait behind at most that much of the snapshot.
-        let pace = || {
-            let mut waited = 0;
-            while self.log.buffered_bytes() > 2 * chunk.max(64 << 10) && waited < 1000 {
-                std::thread::sleep(std::time::Duration::from_micros(200));
-                waited += 1;
-            }
-        };
+        let pace = || self.pace(chunk);
         let mut append = |out: &[u8], report: &mut CompactReport| {
             report.bytes += out.len() as u64;
             if let Err(e) = self.log.append(now, out) {
@@ -417,7 +600,15 @@ impl StreamJournal {
 
 /// Applies one record as of `at_ms`, the time of the command that wrote it: a key that
 /// was live for that command is live for its replay, whatever the time is now.
-fn apply(keyspace: &Keyspace, at_ms: u64, record: JournalRecord) {
+///
+/// # Errors
+/// A replayed command's error reply.
+fn apply(
+    keyspace: &Keyspace,
+    replayer: &mut dyn Replayer,
+    at_ms: u64,
+    record: JournalRecord,
+) -> Result<(), String> {
     let db_of = |db: u8| keyspace.db_at(usize::from(db), at_ms);
     match record {
         JournalRecord::Effects { db, key, effects } => {
@@ -464,7 +655,65 @@ fn apply(keyspace: &Keyspace, at_ms: u64, record: JournalRecord) {
                 restore::pending(&db, &key, &group, pending);
             }
         }
+        JournalRecord::Command { db, args } => {
+            replayer.replay(keyspace, usize::from(db), at_ms, &args)?;
+        }
+        JournalRecord::Value { db, key, entry } => {
+            if let Ok(db) = db_of(db) {
+                girder_kv::replay::put(&db, &key, entry);
+            }
+        }
+        JournalRecord::SetRemoved { db, key, members } => {
+            if let Ok(db) = db_of(db) {
+                girder_kv::replay::set_removed(&db, &key, &members);
+            }
+        }
+        JournalRecord::FlushedDb { db } => {
+            let _ = keyspace.exclusive().flush_db(usize::from(db));
+        }
+        JournalRecord::Batch(items) => {
+            let mut first_error = Ok(());
+            for (ts, record) in items {
+                if let Err(e) = apply(keyspace, replayer, ts, record) {
+                    first_error = first_error.and(Err(e));
+                }
+            }
+            return first_error;
+        }
         JournalRecord::SnapshotBegin | JournalRecord::SnapshotEnd => {}
+    }
+    Ok(())
+}
+
+/// Runs journaled commands again at start: the front end that journaled them knows what
+/// they mean (`girder_resp::replay`).
+pub trait Replayer {
+    /// Runs `args` on database `db` as of `at_ms`. An error is the command's own reply
+    /// (it failed when it ran too, or the journal is damaged); replay goes on and counts
+    /// it.
+    ///
+    /// # Errors
+    /// The command's error reply.
+    fn replay(
+        &mut self,
+        keyspace: &Keyspace,
+        db: usize,
+        at_ms: u64,
+        args: &[Bytes],
+    ) -> Result<(), String>;
+}
+
+/// A replayer for journals that hold no commands (tests of stream-only journals): any
+/// command is an error.
+#[derive(Debug, Default)]
+pub struct NoCommands;
+
+impl Replayer for NoCommands {
+    fn replay(&mut self, _: &Keyspace, _: usize, _: u64, args: &[Bytes]) -> Result<(), String> {
+        Err(format!(
+            "this journal holds a command ({}) and nothing here can replay it",
+            String::from_utf8_lossy(args.first().map_or(&b""[..], |a| a))
+        ))
     }
 }
 
@@ -488,7 +737,48 @@ impl girder_kv::Journal for StreamJournal {
         });
     }
 
-    fn stream_deleted(&self, db: usize, now_ms: u64, key: &[u8]) {
+    fn command(&self, db: usize, now_ms: u64, args: &[Bytes]) {
+        self.append(now_ms, |buf| codec::encode_command(buf, db, args));
+    }
+
+    fn value(&self, db: usize, now_ms: u64, key: &[u8], entry: &girder_kv::Entry) {
+        self.append(now_ms, |buf| codec::encode_value(buf, db, key, entry));
+    }
+
+    fn set_removed(&self, db: usize, now_ms: u64, key: &[u8], members: &[Bytes]) {
+        self.append(now_ms, |buf| {
+            codec::encode_set_removed(buf, db, key, members)
+        });
+    }
+
+    fn begin_atomic(&self) {
+        BATCH.with_borrow_mut(|b| *b = Some(Vec::new()));
+    }
+
+    fn end_atomic(&self) {
+        let Some(items) = BATCH.with_borrow_mut(Option::take) else {
+            return;
+        };
+        match items.as_slice() {
+            [] => {}
+            [(ts, record)] => self.append_now(*ts, record),
+            _ => {
+                let mut buf = Vec::new();
+                codec::encode_batch(&mut buf, &items);
+                let ts = items.last().map_or(0, |(ts, _)| *ts);
+                self.append_now(ts, &buf);
+            }
+        }
+    }
+
+    fn flushed_db(&self, db: usize) {
+        self.exclusive_events.fetch_add(1, Ordering::SeqCst);
+        self.append(now_ms(), |buf| {
+            codec::encode_simple(buf, &JournalRecord::FlushedDb { db: db as u8 })
+        });
+    }
+
+    fn deleted(&self, db: usize, now_ms: u64, key: &[u8]) {
         self.append(now_ms, |buf| {
             codec::encode_simple(
                 buf,
@@ -565,6 +855,11 @@ impl girder_kv::Journal for StreamJournal {
 
 /// The journal's directory under a node's data directory.
 pub fn journal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("journal")
+}
+
+/// Where versions before the whole keyspace was journaled kept it (streams only).
+pub fn legacy_journal_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("streams").join("journal")
 }
 

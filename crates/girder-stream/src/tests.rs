@@ -18,6 +18,7 @@ fn config(dir: &Path, fsync: Fsync) -> JournalConfig {
         fsync,
         segment_bytes: 64 << 10,
         compact_min_bytes: 1,
+        journal_all: false,
     }
 }
 
@@ -73,14 +74,16 @@ fn add(id: u64, field: &str) -> StreamEffect {
 /// A fresh keyspace with a journal in `dir` replayed and installed.
 fn journaled(dir: &Path, clock: &Arc<ManualClock>, fsync: Fsync) -> (Keyspace, Arc<StreamJournal>) {
     let ks = keyspace(clock);
-    let (journal, _) = StreamJournal::open(&config(dir, fsync), &ks).expect("open");
+    let (journal, _) =
+        StreamJournal::open(&config(dir, fsync), &ks, &mut NoCommands).expect("open");
     ks.set_journal(journal.clone()).expect("install");
     (ks, journal)
 }
 
 fn reopen(dir: &Path, clock: &Arc<ManualClock>) -> (Keyspace, Arc<StreamJournal>, RestoreReport) {
     let ks = keyspace(clock);
-    let (journal, report) = StreamJournal::open(&config(dir, Fsync::Never), &ks).expect("open");
+    let (journal, report) =
+        StreamJournal::open(&config(dir, Fsync::Never), &ks, &mut NoCommands).expect("open");
     (ks, journal, report)
 }
 
@@ -281,7 +284,8 @@ fn a_damaged_record_refuses_to_start_with_a_clear_error() {
     {
         let ks = keyspace(&clock);
         let (journal, _) =
-            StreamJournal::open(&config(dir.path(), Fsync::Never), &ks).expect("open");
+            StreamJournal::open(&config(dir.path(), Fsync::Never), &ks, &mut NoCommands)
+                .expect("open");
         // A record the log checksums correctly but that is not a journal record.
         journal
             .log()
@@ -290,7 +294,8 @@ fn a_damaged_record_refuses_to_start_with_a_clear_error() {
         journal.sync().expect("sync");
     }
     let ks = keyspace(&clock);
-    let err = StreamJournal::open(&config(dir.path(), Fsync::Never), &ks).expect_err("damaged");
+    let err = StreamJournal::open(&config(dir.path(), Fsync::Never), &ks, &mut NoCommands)
+        .expect_err("damaged");
     let text = err.to_string();
     assert!(text.contains("offset 0"), "{text}");
     assert!(text.contains("not a journal record"), "{text}");
@@ -314,6 +319,7 @@ proptest! {
                 let key = [b'k', b'0' + key];
                 let other = [b'k', b'0' + ((key[1] - b'0' + 1) % 4)];
                 clock.advance(n);
+                {
                 let dbr = ks.db(db).expect("db");
                 match kind {
                     // The real stream commands' operations, as the RESP layer calls them.
@@ -381,6 +387,8 @@ proptest! {
                         let _ = ks.exclusive().swap_db(db, (db + 1) % 3);
                     }
                 }
+                }
+                // With no handle held: a compaction waits for every operation in flight.
                 if i == compact_at {
                     journal.compact(&ks).expect("compact");
                 }
@@ -496,7 +504,8 @@ fn a_snapshot_taken_while_the_stream_changes_replays_exactly() {
         let expected = {
             let ks = Arc::new(keyspace(&clock));
             let (journal, _) =
-                StreamJournal::open(&config(dir.path(), Fsync::Never), &ks).expect("open");
+                StreamJournal::open(&config(dir.path(), Fsync::Never), &ks, &mut NoCommands)
+                    .expect("open");
             ks.set_journal(journal.clone()).expect("install");
             journal.chunk_bytes.store(200, Ordering::Relaxed);
             let db = ks.db(0).expect("db");

@@ -22,7 +22,7 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Verify or repair a durable log (such as the stream journal,
-    /// `<data_dir>/streams/journal`). Run it with the node stopped.
+    /// `<data_dir>/journal`). Run it with the node stopped.
     #[command(subcommand)]
     Log(LogCommand),
 }

@@ -28,8 +28,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// The RESP (Redis protocol) front end.
     pub resp: RespSection,
-    /// Durable streams (the journal under the stream type).
-    pub streams: StreamsConfig,
+    /// Persistence of the keyspace (the journal: snapshots and the append-only log).
+    pub persistence: PersistenceConfig,
     /// The job scheduler.
     pub scheduler: SchedulerConfig,
     /// Logging.
@@ -237,26 +237,58 @@ impl Default for RespSection {
     }
 }
 
-/// `[streams]`
+/// `[persistence]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct StreamsConfig {
-    /// When journaled stream changes reach the disk.
-    pub fsync: StreamsFsync,
+pub struct PersistenceConfig {
+    /// What is kept on disk besides streams (always journaled).
+    pub mode: PersistenceMode,
+    /// Snapshot rules in Redis's `save` syntax: "seconds changes" pairs; a snapshot is
+    /// taken when, for one pair, that many seconds passed and at least that many
+    /// changes were made since the last. Used by `snapshot` and `both`.
+    pub save: String,
+    /// When journaled changes reach the disk.
+    pub fsync: PersistenceFsync,
     /// The fsync period under `fsync = "interval"`.
     #[serde(with = "humantime_serde")]
     pub fsync_interval: Duration,
     /// Size of one journal segment file, in bytes.
     pub segment_bytes: u64,
-    /// Compact the journal once this many bytes were written since the last snapshot
-    /// (and more than that snapshot's size).
+    /// Rewrite the journal (a snapshot, then the history before it is dropped) once
+    /// this many bytes were written since the last snapshot (and more than its size).
     pub compact_min_bytes: u64,
 }
 
-/// `streams.fsync`.
+/// `persistence.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StreamsFsync {
+pub enum PersistenceMode {
+    /// Only streams are kept; everything else is lost at restart.
+    None,
+    /// Snapshots on the `save` rules, on SAVE/BGSAVE and at shutdown (Redis's RDB).
+    Snapshot,
+    /// Every write journaled (Redis's `appendonly yes`), rewritten as it grows.
+    Aof,
+    /// Both.
+    Both,
+}
+
+impl PersistenceMode {
+    /// Whether every write is journaled.
+    pub fn aof(self) -> bool {
+        matches!(self, Self::Aof | Self::Both)
+    }
+
+    /// Whether the `save` rules apply.
+    pub fn snapshots(self) -> bool {
+        matches!(self, Self::Snapshot | Self::Both)
+    }
+}
+
+/// `persistence.fsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistenceFsync {
     /// Every change is fsynced before its reply (concurrent clients share fsyncs).
     Always,
     /// Fsync every `fsync_interval`; a crash loses at most about that much.
@@ -265,10 +297,12 @@ pub enum StreamsFsync {
     Never,
 }
 
-impl Default for StreamsConfig {
+impl Default for PersistenceConfig {
     fn default() -> Self {
         Self {
-            fsync: StreamsFsync::Interval,
+            mode: PersistenceMode::Snapshot,
+            save: "3600 1 300 100 60 10000".to_owned(),
+            fsync: PersistenceFsync::Interval,
             fsync_interval: Duration::from_secs(1),
             segment_bytes: 128 * 1024 * 1024,
             compact_min_bytes: 64 * 1024 * 1024,
@@ -394,7 +428,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./girder-data"),
             http: HttpConfig::default(),
             resp: RespSection::default(),
-            streams: StreamsConfig::default(),
+            persistence: PersistenceConfig::default(),
             scheduler: SchedulerConfig::default(),
             log: LogConfig::default(),
             otlp: OtlpConfig::default(),
@@ -671,14 +705,14 @@ impl Config {
         }
         let ranges: [(&str, u64, u64, u64); 8] = [
             (
-                "streams.segment_bytes",
-                self.streams.segment_bytes,
+                "persistence.segment_bytes",
+                self.persistence.segment_bytes,
                 1024 * 1024,
                 1 << 40,
             ),
             (
-                "streams.compact_min_bytes",
-                self.streams.compact_min_bytes,
+                "persistence.compact_min_bytes",
+                self.persistence.compact_min_bytes,
                 1024 * 1024,
                 1 << 50,
             ),
@@ -754,11 +788,17 @@ impl Config {
                 self.resp.notify_keyspace_events
             )));
         }
-        let interval = self.streams.fsync_interval;
+        let interval = self.persistence.fsync_interval;
         if interval < Duration::from_millis(1) || interval > Duration::from_secs(3600) {
             return Err(error(format!(
-                "streams.fsync_interval must be between 1ms and 1h (got {})",
+                "persistence.fsync_interval must be between 1ms and 1h (got {})",
                 humantime::format_duration(interval)
+            )));
+        }
+        if let Err(e) = girder_resp::persistence::parse_save_rules(&self.persistence.save) {
+            return Err(error(format!(
+                "persistence.save must be pairs of \"seconds changes\", seconds above 0 ({e}; got {:?})",
+                self.persistence.save
             )));
         }
         let sched = &self.scheduler;

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod node;
+pub mod persistence;
 pub mod telemetry;
 
 pub use node::{Node, NodeBuilder};

@@ -3,7 +3,7 @@
 //! This is the wiring the binary does, as a library so that tests run a real node in
 //! process (on port 0) and plug extra routes in through the same seam later systems use.
 
-use crate::config::{Config, StreamsFsync};
+use crate::config::Config;
 use anyhow::Context as _;
 use girder_http::server::ConnectionLimits;
 use girder_http::{Api, HttpApp, HttpOptions, HttpService, OpenApiDoc};
@@ -16,7 +16,6 @@ use girder_runtime::{
     ShutdownPolicy, ShutdownReport,
 };
 use girder_stream::topics::{Topics, TopicsConfig};
-use girder_stream::{Fsync, JournalConfig, StreamJournal};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -140,7 +139,9 @@ impl NodeBuilder {
             Arc::new(girder_kv::SystemClock),
             to_usize(config.resp.proto_max_bulk_len),
         ));
-        let journal = open_stream_journal(&config, &keyspace)?;
+        let journal = crate::persistence::open_journal(&config, &keyspace)?;
+        let persistence =
+            crate::persistence::NodePersistence::new(&config, journal, Arc::clone(&keyspace));
         let resp_config = RespConfig {
             limits: Limits {
                 max_bulk_len: to_usize(config.resp.proto_max_bulk_len),
@@ -161,7 +162,8 @@ impl NodeBuilder {
             protected_mode: config.resp.protected_mode,
         };
         let mut resp = RespService::new(resp_listener, Arc::clone(&keyspace), resp_config)
-            .with_ids(Arc::clone(&ids));
+            .with_ids(Arc::clone(&ids))
+            .with_persistence(Arc::new(persistence.clone()));
         if let (Some(cert), Some(key)) = (&config.resp.tls.cert, &config.resp.tls.key) {
             let tls =
                 girder_resp::tls::server_config(cert, key, config.resp.tls.client_ca.as_deref())
@@ -173,10 +175,7 @@ impl NodeBuilder {
             resp_addr,
             services: vec![
                 Box::new(resp),
-                Box::new(StreamJournalService {
-                    journal,
-                    keyspace: Arc::clone(&keyspace),
-                }),
+                Box::new(crate::persistence::PersistenceService { persistence }),
                 Box::new(ExpiryService { keyspace }),
                 Box::new(TopicsService { topics }),
                 Box::new(SchedulerService { sched }),
@@ -196,104 +195,6 @@ impl NodeBuilder {
                 drain_delay: config.shutdown.drain_delay,
                 grace_period: config.shutdown.grace_period,
             },
-        })
-    }
-}
-
-/// Opens the stream journal, replays it into `keyspace`, and installs it there: from
-/// here on every change to a stream is journaled.
-fn open_stream_journal(config: &Config, keyspace: &Keyspace) -> anyhow::Result<Arc<StreamJournal>> {
-    let streams = &config.streams;
-    let journal_config = JournalConfig {
-        dir: girder_stream::journal_dir(&config.data_dir),
-        fsync: match streams.fsync {
-            StreamsFsync::Always => Fsync::Always,
-            StreamsFsync::Interval => Fsync::Interval(streams.fsync_interval),
-            StreamsFsync::Never => Fsync::Never,
-        },
-        segment_bytes: streams.segment_bytes,
-        compact_min_bytes: streams.compact_min_bytes,
-    };
-    std::fs::create_dir_all(&journal_config.dir).with_context(|| {
-        format!(
-            "cannot create the stream journal directory {}",
-            journal_config.dir.display()
-        )
-    })?;
-    let started = std::time::Instant::now();
-    let dir = journal_config.dir.display();
-    let (journal, report) = match StreamJournal::open(&journal_config, keyspace) {
-        Ok(opened) => opened,
-        Err(e @ girder_stream::JournalError::Log(girder_log::LogError::Corrupt { .. })) => {
-            anyhow::bail!(
-                "cannot open the stream journal in {dir}: {e}. Nothing was changed. `girder log check {dir}` shows the damage; `girder log repair {dir}` truncates the journal there (the changes journaled after it are lost)"
-            )
-        }
-        Err(e) => {
-            return Err(
-                anyhow::Error::new(e).context(format!("cannot open the stream journal in {dir}"))
-            )
-        }
-    };
-    tracing::info!(
-        dir = %journal_config.dir.display(),
-        records = report.records,
-        streams = report.streams,
-        truncated_bytes = report.truncated_bytes,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "stream journal replayed"
-    );
-    if keyspace.set_journal(journal.clone()).is_err() {
-        anyhow::bail!("the keyspace already has a journal");
-    }
-    Ok(journal)
-}
-
-/// Compacts the stream journal when enough was written since its last snapshot, and
-/// fsyncs it at shutdown.
-struct StreamJournalService {
-    journal: Arc<StreamJournal>,
-    keyspace: Arc<Keyspace>,
-}
-
-impl Service for StreamJournalService {
-    fn name(&self) -> &'static str {
-        "stream-journal"
-    }
-
-    fn run(
-        self: Box<Self>,
-        ctx: girder_runtime::ServiceContext,
-    ) -> girder_runtime::BoxFuture<'static, anyhow::Result<()>> {
-        Box::pin(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut retry_at = tokio::time::Instant::now();
-            loop {
-                tokio::select! {
-                    () = ctx.shutdown.cancelled() => break,
-                    _ = tick.tick() => {
-                        if !self.journal.needs_compaction() {
-                            continue;
-                        }
-                        if tokio::time::Instant::now() < retry_at {
-                            continue;
-                        }
-                        let (journal, keyspace) = (Arc::clone(&self.journal), Arc::clone(&self.keyspace));
-                        // Blocking: it fsyncs, and takes each shard's lock in turn.
-                        let outcome = tokio::task::spawn_blocking(move || journal.compact(&keyspace)).await?;
-                        // A failed compaction loses nothing (the log before the snapshot
-                        // stays): serve on, and try again later.
-                        if let Err(e) = outcome {
-                            tracing::error!(error = %e, "stream journal compaction failed; retrying in a minute");
-                            retry_at = tokio::time::Instant::now() + Duration::from_secs(60);
-                        }
-                    }
-                }
-            }
-            let journal = Arc::clone(&self.journal);
-            tokio::task::spawn_blocking(move || journal.sync()).await??;
-            Ok(())
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Streams survive kill -9: the real binary with `streams.fsync = "always"`, producers
+//! Streams survive kill -9: the real binary with `persistence.fsync = "always"`, producers
 //! and a consumer group under load, SIGKILL at a random moment, restart on the same data
 //! directory, and a check of everything the clients were told:
 //! - every XADD that got its id back is present, with its id and fields;
@@ -67,7 +67,7 @@ fn start(data: &Path) -> Node {
         ])
         .arg("--data-dir")
         .arg(data)
-        .env("GIRDER_STREAMS__FSYNC", "always")
+        .env("GIRDER_PERSISTENCE__FSYNC", "always")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -455,7 +455,7 @@ fn a_damaged_journal_refuses_to_start_until_repaired() {
         // process: let it reach the file before the kill.
         std::thread::sleep(Duration::from_millis(1500));
     }
-    let journal = data.join("streams").join("journal");
+    let journal = data.join("journal");
     let segment = std::fs::read_dir(&journal)
         .expect("journal dir")
         .filter_map(Result::ok)

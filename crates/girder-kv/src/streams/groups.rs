@@ -862,9 +862,15 @@ mod tests {
             let event = Event::Replaced(value.clone());
             self.0.lock().push((key.to_vec(), event));
         }
-        fn stream_deleted(&self, _: usize, _: u64, key: &[u8]) {
+        fn deleted(&self, _: usize, _: u64, key: &[u8]) {
             self.0.lock().push((key.to_vec(), Event::Deleted));
         }
+        fn command(&self, _: usize, _: u64, _: &[bytes::Bytes]) {}
+        fn value(&self, _: usize, _: u64, _: &[u8], _: &crate::Entry) {}
+        fn set_removed(&self, _: usize, _: u64, _: &[u8], _: &[bytes::Bytes]) {}
+        fn flushed_db(&self, _: usize) {}
+        fn begin_atomic(&self) {}
+        fn end_atomic(&self) {}
         fn stream_expire(&self, _: usize, _: u64, _: &[u8], _: Option<u64>) {}
         fn flushed_all(&self) {}
         fn swapped(&self, _: usize, _: usize) {}

@@ -12,6 +12,7 @@ mod girder;
 mod hashes;
 mod keys;
 mod lists;
+mod persistence;
 mod pubsub;
 mod server;
 mod sets;
@@ -86,6 +87,7 @@ pub struct Spec {
 static FAMILIES: &[&[Spec]] = &[
     connection::SPECS,
     server::SPECS,
+    persistence::SPECS,
     acl::SPECS,
     keys::SPECS,
     strings::SPECS,
@@ -128,11 +130,40 @@ pub(super) const fn spec(
 }
 
 /// Whether the command at `index` of [`table`] replies with journaled (stream) state:
-/// under `streams.fsync = always` such a reply waits until that state is durable.
+/// under `persistence.fsync = always` such a reply waits until that state is durable.
 pub fn reads_journaled(index: usize) -> bool {
     table()
         .get(index)
         .is_some_and(|spec| spec.group == "stream")
+}
+
+/// Whether the command at `index` of [`table`] may be journaled as itself
+/// (`girder_kv::origin`): it writes, all its keyspace access is one `write`/`write_many`
+/// call (so what it reads is locked while it is journaled), and replaying it at its time
+/// repeats it. Others are journaled as the state they leave: several calls (DEL and
+/// UNLINK of several keys, MOVE, COPY ... DB, the flushes), a lease only this process
+/// knows (CACHE.FILL), streams (journaled by their own effects). SPOP is listed: the
+/// keyspace journals its random choice in place of the command. A wrong entry here
+/// fails a debug assertion in every test that runs the command.
+pub fn replayable(index: usize) -> bool {
+    static TABLE: OnceLock<Vec<bool>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            table()
+                .iter()
+                .map(|spec| {
+                    spec.flags.contains(&"write")
+                        && matches!(
+                            spec.group,
+                            "string" | "hash" | "list" | "set" | "sortedset" | "generic"
+                        )
+                        && !matches!(spec.name, "del" | "unlink" | "move" | "copy")
+                })
+                .collect()
+        })
+        .get(index)
+        .copied()
+        .unwrap_or(false)
 }
 
 /// Looks a command up by name, case-insensitively.
@@ -193,7 +224,15 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
     if ctx.client.tx.queued.is_some() && !transactions::runs_inside_multi(spec.name) {
         return (Some(index), transactions::queue(ctx, args));
     }
-    let reply = crate::notify::run(ctx, spec, args);
+    // Every write journaled: the command goes with its writes (debug builds check the
+    // `replayable` table on every command).
+    let reply = if cfg!(debug_assertions) || ctx.keyspace.journals_all() {
+        girder_kv::origin::run(args, replayable(index), || {
+            crate::notify::run(ctx, spec, args)
+        })
+    } else {
+        crate::notify::run(ctx, spec, args)
+    };
     announce_key_changes(ctx, spec, args);
     (Some(index), reply)
 }

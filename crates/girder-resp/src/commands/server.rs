@@ -195,6 +195,15 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             human_bytes(rss)
         );
     }
+    if want("persistence") {
+        out.push_str("# Persistence\r\nloading:0\r\n");
+        if let Some(p) = shared.persistence.get() {
+            for (name, value) in p.info() {
+                let _ = write!(out, "{name}:{value}\r\n");
+            }
+        }
+        out.push_str("\r\n");
+    }
     if want("stats") {
         let s = &shared.stats;
         let _ = write!(
@@ -244,7 +253,8 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         "get" if args.len() >= 3 => {
             let c = &ctx.shared.config;
             let s = &ctx.shared.settings;
-            let settings: [(&str, String); 11] = [
+            let persist = ctx.shared.persistence.get();
+            let settings: [(&str, String); 12] = [
                 ("maxclients", s.max_clients().to_string()),
                 ("timeout", s.timeout_secs().to_string()),
                 ("requirepass", ctx.shared.acl.describe_requirepass()),
@@ -258,8 +268,28 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                     c.query_buffer_limit.to_string(),
                 ),
                 ("databases", girder_kv::DATABASES.to_string()),
-                ("save", String::new()),
-                ("appendonly", "no".into()),
+                (
+                    "save",
+                    persist
+                        .as_ref()
+                        .map_or_else(String::new, |p| p.save_rules()),
+                ),
+                (
+                    "appendonly",
+                    if persist.as_ref().is_some_and(|p| p.appendonly()) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .into(),
+                ),
+                (
+                    "appendfsync",
+                    persist
+                        .as_ref()
+                        .map_or("everysec", |p| p.appendfsync())
+                        .into(),
+                ),
                 ("maxmemory", "0".into()),
                 (
                     "notify-keyspace-events",
@@ -290,6 +320,8 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// One `CONFIG SET` change, checked before any is applied.
 enum Change {
     Notify(u32),
+    AppendOnly(bool),
+    Save(String),
     RequirePass(Bytes),
     MaxClients(usize),
     Timeout(u64),
@@ -336,6 +368,38 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
                 }
                 Change::RequirePass(value.clone())
             }
+            "appendonly" => match yes_no(value) {
+                Some(on) => Change::AppendOnly(on),
+                None => return config_set_failed(&name, "argument must be 'yes' or 'no'"),
+            },
+            "save" => {
+                let text = String::from_utf8_lossy(value).into_owned();
+                if let Err(e) = crate::persistence::parse_save_rules(&text) {
+                    return config_set_failed(&name, &e);
+                }
+                Change::Save(text)
+            }
+            "appendfsync" => {
+                let current = ctx
+                    .shared
+                    .persistence
+                    .get()
+                    .map_or("everysec", |p| p.appendfsync());
+                let wanted = String::from_utf8_lossy(value).to_ascii_lowercase();
+                if !matches!(wanted.as_str(), "always" | "everysec" | "no") {
+                    return config_set_failed(
+                        &name,
+                        "argument(s) must be one of the following: always, everysec, no",
+                    );
+                }
+                if wanted != current {
+                    return config_set_failed(
+                        &name,
+                        "Girder sets the fsync policy at start (persistence.fsync in girder.toml); restart to change it",
+                    );
+                }
+                continue;
+            }
             "maxclients" => match config_int(&name, value, 1, 1_000_000) {
                 Ok(n) => Change::MaxClients(n as usize),
                 Err(e) => return e,
@@ -366,9 +430,37 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
             Change::RequirePass(p) => ctx.shared.acl.set_requirepass(&p),
             Change::MaxClients(n) => settings.set_max_clients(n),
             Change::Timeout(secs) => settings.set_timeout_secs(secs),
+            Change::AppendOnly(on) => {
+                let p = match super::persistence::persistence(ctx) {
+                    Ok(p) => p,
+                    Err(e) => return e,
+                };
+                if let Err(e) = super::persistence::blocking(|| p.set_appendonly(on)) {
+                    return Reply::error(format!("ERR {e}"));
+                }
+            }
+            Change::Save(rules) => {
+                let p = match super::persistence::persistence(ctx) {
+                    Ok(p) => p,
+                    Err(e) => return e,
+                };
+                if let Err(e) = p.set_save_rules(&rules) {
+                    return config_set_failed("save", &e);
+                }
+            }
         }
     }
     Reply::OK
+}
+
+fn yes_no(value: &[u8]) -> Option<bool> {
+    if value.eq_ignore_ascii_case(b"yes") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case(b"no") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 pub fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
@@ -397,10 +489,13 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if let Err(e) = flush_mode(args) {
         return e;
     }
-    reply(ctx.db().map(|db| {
-        db.flush();
-        Reply::OK
-    }))
+    reply(
+        ctx.keyspace
+            .exclusive()
+            .flush_db(ctx.client.db)
+            .map(|()| Reply::OK)
+            .map_err(kv_error),
+    )
 }
 
 pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {

@@ -166,10 +166,14 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
         });
         if unchanged {
             ctx.client.tx.executing = true;
-            let replies: Vec<Reply> = queued
-                .iter()
-                .map(|args| super::dispatch(ctx, args).1)
-                .collect();
+            // One journal record for the whole transaction: after a crash it is all
+            // there or not at all.
+            let replies: Vec<Reply> = exclusive.atomically(|| {
+                queued
+                    .iter()
+                    .map(|args| super::dispatch(ctx, args).1)
+                    .collect()
+            });
             ctx.client.tx.executing = false;
             Some(replies)
         } else {

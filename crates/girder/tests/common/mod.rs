@@ -124,6 +124,10 @@ pub struct Process {
     pub child: std::process::Child,
     /// `http://addr` of its HTTP front end.
     pub base: String,
+    /// Its RESP front end.
+    pub resp: std::net::SocketAddr,
+    /// Every line it logged so far (JSON).
+    pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Process {
@@ -156,21 +160,36 @@ pub fn spawn(data: &Path, env: &[(&str, &str)]) -> Process {
         .expect("spawn girder");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = std::sync::Arc::clone(&lines);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["fields"]["message"] == "listening" && v["fields"]["service"] == "http" {
-                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or("").to_owned());
+                if v["fields"]["message"] == "listening" {
+                    let service = v["fields"]["service"].as_str().unwrap_or("").to_owned();
+                    let addr = v["fields"]["addr"].as_str().unwrap_or("").to_owned();
+                    let _ = tx.send((service, addr));
                 }
             }
+            kept.lock().unwrap().push(line);
         }
     });
-    let addr = rx
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .expect("girder did not start listening");
+    let (mut http, mut resp) = (None, None);
+    while http.is_none() || resp.is_none() {
+        let (service, addr) = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("girder did not start listening");
+        match service.as_str() {
+            "http" => http = Some(addr),
+            "resp" => resp = Some(addr.parse().expect("resp addr")),
+            _ => {}
+        }
+    }
     Process {
         child,
-        base: format!("http://{addr}"),
+        base: format!("http://{}", http.unwrap()),
+        resp: resp.unwrap(),
+        lines,
     }
 }
