@@ -34,6 +34,7 @@
 # runtime threads, 1), SYSTEMS ("girder girder-never rabbitmq nats").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 RUNS=${1:-3}
 MESSAGES=${MESSAGES:-100000}
@@ -74,20 +75,10 @@ start() {
   "$GIRDER" serve --http-addr 127.0.0.1:0 --resp-addr 127.0.0.1:0 --data-dir "$dir/data" \
     --log-format json --log-level warn,girder_http=info 2>"$dir/log" &
   pid=$!
-  base=""
-  for _ in $(seq 1 100); do
-    base=$(python3 -c '
-import json,sys
-for l in open(sys.argv[1]):
-    try: v=json.loads(l)
-    except ValueError: continue
-    f=v.get("fields",{})
-    if f.get("message")=="listening" and f.get("service")=="http": print("http://"+f["addr"]); break
-' "$dir/log")
-    [ -n "$base" ] && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
+  if base=$(listening_addr "$dir/log" http "$pid"); then
+    base="http://$base"
+    return 0
+  fi
   echo "girder did not start" >&2; cat "$dir/log" >&2; return 1
 }
 

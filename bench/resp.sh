@@ -8,6 +8,7 @@
 # measured alternately within each run, so machine noise hits both alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 RUNS=${1:-3}
 REQUESTS=${2:-1000000}
@@ -16,23 +17,14 @@ GIRDER=${GIRDER:-target/release/girder}
 [ -x "$GIRDER" ] || cargo build --release -p girder
 
 work=$(mktemp -d)
-"$GIRDER" serve --resp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$work/data" \
+# Persisted as the reference Redis is (CI starts it with save "" and appendonly no):
+# nothing. bench/persistence.sh compares the two with persistence on.
+GIRDER_PERSISTENCE__MODE=none "$GIRDER" serve --resp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$work/data" \
   --log-format json --log-level warn,girder_resp=info 2>"$work/log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-port=""
-for _ in $(seq 1 100); do
-  port=$(python3 -c '
-import json,sys
-for l in open(sys.argv[1]):
-    try: v=json.loads(l)
-    except ValueError: continue
-    f=v.get("fields",{})
-    if f.get("message")=="listening" and f.get("service")=="resp": print(f["addr"].rsplit(":",1)[1]); break
-' "$work/log")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
+port=$(listening_addr "$work/log" resp "$pid") || true
+port=${port##*:}
 [ -n "$port" ] || { echo "girder did not start"; cat "$work/log"; exit 1; }
 
 # Only tests whose command Girder serves: a benchmark of error replies means nothing.

@@ -5,8 +5,8 @@
 # Needs: redis-server 7 on PATH, python3, cargo. Builds release (girder, girder-bench).
 #
 # For each run, each entry size (100 B, 1 KiB) and each durability pairing
-#   Girder streams.fsync=interval (1s)  vs  Redis appendonly yes, appendfsync everysec
-#   Girder streams.fsync=always         vs  Redis appendonly yes, appendfsync always
+#   Girder persistence.fsync=interval (1s) vs  Redis appendonly yes, appendfsync everysec
+#   Girder persistence.fsync=always        vs  Redis appendonly yes, appendfsync always
 # it starts a fresh server on an empty data directory, runs `girder-bench streams` against
 # it (produce: XADD with P connections pipelined K deep; consume: XREADGROUP + XACK with
 # C consumers), and stops it; Girder and Redis alternate within the run (the order flips
@@ -25,6 +25,7 @@
 # steady state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 RUNS=${1:-3}
 N100=${N100:-1000000}
@@ -63,24 +64,14 @@ free_port() {
 start_girder() {
   local policy=$1 dir=$2
   mkdir -p "$dir"
-  GIRDER_STREAMS__FSYNC=$policy GIRDER_STREAMS__FSYNC_INTERVAL=1s \
+  GIRDER_PERSISTENCE__FSYNC=$policy GIRDER_PERSISTENCE__FSYNC_INTERVAL=1s \
     "$GIRDER" serve --resp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$dir/data" \
     --log-format json --log-level warn,girder_resp=info 2>"$dir/log" &
   server_pid=$!
-  port=""
-  for _ in $(seq 1 100); do
-    port=$(python3 -c '
-import json,sys
-for l in open(sys.argv[1]):
-    try: v=json.loads(l)
-    except ValueError: continue
-    f=v.get("fields",{})
-    if f.get("message")=="listening" and f.get("service")=="resp": print(f["addr"].rsplit(":",1)[1]); break
-' "$dir/log")
-    [ -n "$port" ] && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
+  if port=$(listening_addr "$dir/log" resp "$server_pid"); then
+    port=${port##*:}
+    return 0
+  fi
   echo "girder did not start:" >&2
   cat "$dir/log" >&2
   return 1

@@ -29,28 +29,35 @@ struct State {
 
 thread_local! {
     static ORIGIN: RefCell<State> = RefCell::new(State::default());
+    /// Argument vectors to reuse: a command costs no allocation here.
+    static SPARE: RefCell<Vec<Vec<Bytes>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f`, a command with these arguments, so that its writes can be journaled as the
 /// command itself when `replayable`. Nests (EXEC runs its queue inside).
 pub fn run<R>(args: &[Bytes], replayable: bool, f: impl FnOnce() -> R) -> R {
+    let mut kept = SPARE.with_borrow_mut(Vec::pop).unwrap_or_default();
+    if replayable {
+        kept.extend_from_slice(args);
+    }
     let outer = ORIGIN.with_borrow_mut(|s| {
         std::mem::replace(
             s,
             State {
                 active: true,
-                args: if replayable {
-                    args.to_vec()
-                } else {
-                    Vec::new()
-                },
+                args: kept,
                 replayable,
                 writes: 0,
             },
         )
     });
     let result = f();
-    ORIGIN.with_borrow_mut(|s| *s = outer);
+    let mut done = ORIGIN.with_borrow_mut(|s| std::mem::replace(s, outer));
+    done.args.clear();
+    // A huge command's vector is not kept.
+    if done.args.capacity() <= 1024 {
+        SPARE.with_borrow_mut(|spare| spare.push(done.args));
+    }
     result
 }
 

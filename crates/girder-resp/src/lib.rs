@@ -24,6 +24,7 @@ pub mod codec;
 pub mod commands;
 pub mod metrics;
 pub mod notify;
+pub mod output_limits;
 pub mod persistence;
 pub mod pubsub;
 pub mod ratelimits;

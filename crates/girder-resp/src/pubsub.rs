@@ -18,10 +18,12 @@
 //!   the registry lock while it enqueues.
 
 use crate::codec::Reply;
+use crate::output_limits::OutputLimits;
 use bytes::Bytes;
 use girder_kv::keys::glob_match;
 use parking_lot::RwLock;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -65,22 +67,46 @@ struct Subscriber {
     queue: mpsc::Sender<Message>,
     /// The connection's CLIENT KILL token: cancelled when its queue overflows.
     kill: CancellationToken,
+    /// Bytes of the messages in its queue (`client-output-buffer-limit pubsub`).
+    queued: AtomicU64,
+    limits: Arc<OutputLimits>,
+}
+
+impl Message {
+    /// What the message holds in memory while queued.
+    fn size(&self) -> u64 {
+        let pattern = self.pattern.as_ref().map_or(0, Bytes::len);
+        (pattern + self.channel.len() + self.payload.len() + 64) as u64
+    }
 }
 
 impl Subscriber {
     fn deliver(&self, message: Message, limit: usize) {
-        match self.queue.try_send(message) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(_)) => {
-                if !self.kill.is_cancelled() {
-                    tracing::warn!(
-                        service = "resp",
-                        client = self.id,
-                        pubsub_queue_limit = limit,
-                        "closing subscriber whose pub/sub queue is full (it is not reading)"
-                    );
-                    self.kill.cancel();
-                }
+        let size = message.size();
+        let hard = self.limits.pubsub_hard();
+        let queued = self.queued.fetch_add(size, Ordering::Relaxed) + size;
+        let outcome = if hard > 0 && queued > hard {
+            Err(format!(
+                "its {queued} queued bytes are over client-output-buffer-limit pubsub ({hard})"
+            ))
+        } else {
+            match self.queue.try_send(message) {
+                Ok(()) => return,
+                Err(TrySendError::Closed(_)) => Ok(()),
+                Err(TrySendError::Full(_)) => Err(format!(
+                    "its queue holds pubsub_queue_limit ({limit}) messages"
+                )),
+            }
+        };
+        self.queued.fetch_sub(size, Ordering::Relaxed);
+        if let Err(why) = outcome {
+            if !self.kill.is_cancelled() {
+                tracing::warn!(
+                    service = "resp",
+                    client = self.id,
+                    "closing a subscriber that is not reading: {why}"
+                );
+                self.kill.cancel();
             }
         }
     }
@@ -101,6 +127,7 @@ pub struct PubSub {
     registry: RwLock<Registry>,
     /// Most messages queued per subscriber.
     queue_limit: usize,
+    limits: Arc<OutputLimits>,
 }
 
 /// Whether a subscription is to a channel or a pattern.
@@ -145,7 +172,15 @@ impl Subscriptions {
 
     /// The next queued message, if one is already there.
     pub fn try_next(&mut self) -> Option<Message> {
-        self.queue.as_mut()?.try_recv().ok()
+        let message = self.queue.as_mut()?.try_recv().ok()?;
+        self.taken(&message);
+        Some(message)
+    }
+
+    fn taken(&self, message: &Message) {
+        if let Some(me) = &self.me {
+            me.queued.fetch_sub(message.size(), Ordering::Relaxed);
+        }
     }
 
     /// Waits for the next message; never completes for a connection that has not
@@ -154,7 +189,12 @@ impl Subscriptions {
         match self.queue.as_mut() {
             // The registry entry in `me` keeps a sender alive, so `recv` cannot end.
             Some(queue) => match queue.recv().await {
-                Some(message) => message,
+                Some(message) => {
+                    if let Some(me) = &self.me {
+                        me.queued.fetch_sub(message.size(), Ordering::Relaxed);
+                    }
+                    message
+                }
                 None => std::future::pending().await,
             },
             None => std::future::pending().await,
@@ -164,10 +204,11 @@ impl Subscriptions {
 
 impl PubSub {
     /// An empty registry whose subscribers may each queue `queue_limit` messages.
-    pub fn new(queue_limit: usize) -> Self {
+    pub fn new(queue_limit: usize, limits: Arc<OutputLimits>) -> Self {
         Self {
             registry: RwLock::default(),
             queue_limit: queue_limit.max(1),
+            limits,
         }
     }
 
@@ -197,6 +238,8 @@ impl PubSub {
                     id: client.id,
                     queue: tx,
                     kill: client.handle.kill.clone(),
+                    queued: AtomicU64::new(0),
+                    limits: Arc::clone(&self.limits),
                 });
                 subs.me = Some(Arc::clone(&me));
                 subs.queue = Some(rx);

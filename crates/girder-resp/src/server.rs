@@ -315,6 +315,17 @@ async fn serve_client<S: Stream>(
                         mark = Instant::now();
                     }
                     reply.encode(client.protocol, &mut output);
+                    let hard = server.shared.output_limits.normal_hard();
+                    if hard > 0 && output.len() as u64 > hard && !client.pubsub.active() {
+                        tracing::warn!(
+                            service = "resp",
+                            client = client.id,
+                            bytes = output.len(),
+                            limit_bytes = hard,
+                            "closing client over client-output-buffer-limit normal"
+                        );
+                        return Ok(());
+                    }
                     if client.closing {
                         settle(server, client, &mut shows_journaled).await?;
                         send(stream, &output).await?;

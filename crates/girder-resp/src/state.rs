@@ -32,6 +32,8 @@ pub struct RespConfig {
     pub timeout_secs: u64,
     /// Refuse to serve on a non-loopback address without a password.
     pub protected_mode: bool,
+    /// `client-output-buffer-limit`, in Redis's syntax ([`crate::output_limits`]).
+    pub client_output_buffer_limit: String,
 }
 
 impl Default for RespConfig {
@@ -46,6 +48,7 @@ impl Default for RespConfig {
             requirepass: String::new(),
             timeout_secs: 0,
             protected_mode: true,
+            client_output_buffer_limit: crate::output_limits::DEFAULT.to_owned(),
         }
     }
 }
@@ -164,6 +167,8 @@ pub struct Shared {
     pub settings: crate::auth::Settings,
     /// ACL users (`requirepass` is the default user's password).
     pub acl: crate::acl::Acl,
+    /// `client-output-buffer-limit`.
+    pub output_limits: Arc<crate::output_limits::OutputLimits>,
     /// SAVE, BGSAVE and the persistence settings; unset when nothing is persisted.
     pub persistence: std::sync::OnceLock<Arc<dyn crate::persistence::Persistence>>,
 }
@@ -191,7 +196,16 @@ impl Shared {
             pubsub_queue_limit = config.pubsub_queue_limit,
             "a subscriber this many messages behind is disconnected"
         );
-        let pubsub = crate::pubsub::PubSub::new(config.pubsub_queue_limit);
+        // Validated with the configuration; Redis's defaults otherwise.
+        let output_limits = Arc::new(
+            crate::output_limits::OutputLimits::new(&config.client_output_buffer_limit)
+                .unwrap_or_else(|_| {
+                    crate::output_limits::OutputLimits::new(crate::output_limits::DEFAULT)
+                        .expect("the default parses")
+                }),
+        );
+        let pubsub =
+            crate::pubsub::PubSub::new(config.pubsub_queue_limit, Arc::clone(&output_limits));
         let notify = crate::notify::Notifications::new(config.notify_keyspace_events);
         let rate_limits = crate::ratelimits::RateLimits::new(config.rate_limit_keys);
         let settings = crate::auth::Settings::new(config.max_clients, config.timeout_secs);
@@ -199,6 +213,7 @@ impl Shared {
         Self {
             settings,
             acl,
+            output_limits,
             config,
             ids,
             rate_limits,

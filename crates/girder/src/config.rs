@@ -201,6 +201,9 @@ pub struct RespSection {
     pub timeout: u64,
     /// Refuse to serve RESP on a non-loopback address without `requirepass`.
     pub protected_mode: bool,
+    /// Output allowed to wait for a client before it is disconnected, in Redis's
+    /// `client-output-buffer-limit` syntax (hard limits of `normal` and `pubsub` apply).
+    pub client_output_buffer_limit: String,
     /// `[resp.tls]`: TLS on `resp.addr`.
     pub tls: RespTls,
 }
@@ -232,6 +235,7 @@ impl Default for RespSection {
             requirepass: String::new(),
             timeout: 0,
             protected_mode: true,
+            client_output_buffer_limit: girder_resp::output_limits::DEFAULT.to_owned(),
             tls: RespTls::default(),
         }
     }
@@ -780,6 +784,12 @@ impl Config {
             return Err(error(format!(
                 "resp.addr {} is not a loopback address and resp.requirepass is empty: set a password, or resp.protected_mode = false to serve without one (protected mode)",
                 self.resp.addr
+            )));
+        }
+        if let Err(e) = girder_resp::output_limits::parse(&self.resp.client_output_buffer_limit) {
+            return Err(error(format!(
+                "resp.client_output_buffer_limit must be \"class hard soft seconds\" groups, as Redis's client-output-buffer-limit ({e}; got {:?})",
+                self.resp.client_output_buffer_limit
             )));
         }
         if girder_resp::notify::parse(self.resp.notify_keyspace_events.as_bytes()).is_none() {

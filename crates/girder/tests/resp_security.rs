@@ -384,3 +384,75 @@ fn acl_users_are_limited_to_their_commands_keys_and_channels() {
         "-ERR unknown subcommand 'NOPE'. Try ACL HELP."
     );
 }
+
+#[test]
+fn clients_over_their_output_buffer_limit_are_disconnected() {
+    let addr = start(config("output-limits"));
+    let mut admin = Conn::open(addr);
+    assert_eq!(
+        admin.call(&["CONFIG", "GET", "client-output-buffer-limit"]),
+        "client-output-buffer-limit normal 0 0 0 replica 268435456 67108864 60 pubsub 33554432 8388608 60"
+    );
+    assert_eq!(
+        admin.call(&["CONFIG", "SET", "client-output-buffer-limit", "normal 1x 0 0"]),
+        "-ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - Error in hard, soft or soft_seconds setting in buffer limit configuration."
+    );
+    assert_eq!(
+        admin.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 64kb 0 0 pubsub 256kb 0 0"
+        ]),
+        "+OK"
+    );
+    // A subscriber that never reads: its queued messages pass 256 KiB and it is cut off;
+    // the publisher and the server carry on.
+    let mut subscriber = Conn::open(addr);
+    assert_eq!(
+        subscriber.call(&["SUBSCRIBE", "firehose"]),
+        "subscribe firehose :1"
+    );
+    let payload = "p".repeat(4096);
+    let mut receivers = Vec::new();
+    for _ in 0..5000 {
+        receivers.push(admin.call(&["PUBLISH", "firehose", &payload]));
+        if receivers.last().is_some_and(|r| r == ":0") {
+            break;
+        }
+    }
+    assert_eq!(
+        receivers.last().map(String::as_str),
+        Some(":0"),
+        "the subscriber was disconnected once it fell behind"
+    );
+    assert!(receivers.len() < 5000);
+    // A reply bigger than the normal hard limit closes that client only.
+    let items: Vec<String> = (0..2000)
+        .map(|i| format!("item-{i:06}-{}", "x".repeat(40)))
+        .collect();
+    let mut push = vec!["RPUSH", "big"];
+    push.extend(items.iter().map(String::as_str));
+    assert_eq!(admin.call(&push), ":2000");
+    let mut reader = Conn::open(addr);
+    reader
+        .writer
+        .write_all(b"*4\r\n$6\r\nLRANGE\r\n$3\r\nbig\r\n$1\r\n0\r\n$2\r\n-1\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    reader.reader.read_to_end(&mut all).unwrap();
+    assert!(
+        all.is_empty(),
+        "no partial reply: the client was closed first"
+    );
+    assert_eq!(admin.call(&["LLEN", "big"]), ":2000", "the server is fine");
+    assert_eq!(
+        admin.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 0 0 0"
+        ]),
+        "+OK"
+    );
+}

@@ -254,7 +254,11 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             let c = &ctx.shared.config;
             let s = &ctx.shared.settings;
             let persist = ctx.shared.persistence.get();
-            let settings: [(&str, String); 12] = [
+            let settings: [(&str, String); 13] = [
+                (
+                    "client-output-buffer-limit",
+                    ctx.shared.output_limits.describe(),
+                ),
                 ("maxclients", s.max_clients().to_string()),
                 ("timeout", s.timeout_secs().to_string()),
                 ("requirepass", ctx.shared.acl.describe_requirepass()),
@@ -320,6 +324,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// One `CONFIG SET` change, checked before any is applied.
 enum Change {
     Notify(u32),
+    OutputLimits(String),
     AppendOnly(bool),
     Save(String),
     RequirePass(Bytes),
@@ -400,6 +405,13 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
                 }
                 continue;
             }
+            "client-output-buffer-limit" => {
+                let text = String::from_utf8_lossy(value).into_owned();
+                if let Err(e) = crate::output_limits::parse(&text) {
+                    return config_set_failed(&name, &e);
+                }
+                Change::OutputLimits(text)
+            }
             "maxclients" => match config_int(&name, value, 1, 1_000_000) {
                 Ok(n) => Change::MaxClients(n as usize),
                 Err(e) => return e,
@@ -430,6 +442,10 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
             Change::RequirePass(p) => ctx.shared.acl.set_requirepass(&p),
             Change::MaxClients(n) => settings.set_max_clients(n),
             Change::Timeout(secs) => settings.set_timeout_secs(secs),
+            Change::OutputLimits(text) => {
+                // Parsed above.
+                let _ = ctx.shared.output_limits.set(&text);
+            }
             Change::AppendOnly(on) => {
                 let p = match super::persistence::persistence(ctx) {
                     Ok(p) => p,
