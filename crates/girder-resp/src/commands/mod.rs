@@ -146,24 +146,46 @@ pub fn reads_journaled(index: usize) -> bool {
 /// keyspace journals its random choice in place of the command. A wrong entry here
 /// fails a debug assertion in every test that runs the command.
 pub fn replayable(index: usize) -> bool {
-    static TABLE: OnceLock<Vec<bool>> = OnceLock::new();
+    journaling(index) == Journaling::Command
+}
+
+/// How the writes of a command are journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journaling {
+    /// No `write` flag: it runs without a command around it (anything it still changes,
+    /// such as a lease, is journaled as state).
+    None,
+    /// As the command itself ([`replayable`]).
+    Command,
+    /// As the state it leaves.
+    State,
+}
+
+/// How the writes of the command at `index` of [`table`] are journaled.
+pub fn journaling(index: usize) -> Journaling {
+    static TABLE: OnceLock<Vec<Journaling>> = OnceLock::new();
     TABLE
         .get_or_init(|| {
             table()
                 .iter()
                 .map(|spec| {
-                    spec.flags.contains(&"write")
-                        && matches!(
-                            spec.group,
-                            "string" | "hash" | "list" | "set" | "sortedset" | "generic"
-                        )
-                        && !matches!(spec.name, "del" | "unlink" | "move" | "copy")
+                    if !spec.flags.contains(&"write") {
+                        Journaling::None
+                    } else if matches!(
+                        spec.group,
+                        "string" | "hash" | "list" | "set" | "sortedset" | "generic"
+                    ) && !matches!(spec.name, "del" | "unlink" | "move" | "copy")
+                    {
+                        Journaling::Command
+                    } else {
+                        Journaling::State
+                    }
                 })
                 .collect()
         })
         .get(index)
         .copied()
-        .unwrap_or(false)
+        .unwrap_or(Journaling::State)
 }
 
 /// Looks a command up by name, case-insensitively.
@@ -224,10 +246,13 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
     if ctx.client.tx.queued.is_some() && !transactions::runs_inside_multi(spec.name) {
         return (Some(index), transactions::queue(ctx, args));
     }
-    // Every write journaled: the command goes with its writes (debug builds check the
-    // `replayable` table on every command).
-    let reply = if cfg!(debug_assertions) || ctx.keyspace.journals_all() {
-        girder_kv::origin::run(args, replayable(index), || {
+    // Every write journaled: a write command goes with its writes (debug builds check
+    // the `replayable` table on every one). Reads skip it.
+    let journaling = journaling(index);
+    let reply = if journaling != Journaling::None
+        && (cfg!(debug_assertions) || ctx.keyspace.journals_all())
+    {
+        girder_kv::origin::run(args, journaling == Journaling::Command, || {
             crate::notify::run(ctx, spec, args)
         })
     } else {
