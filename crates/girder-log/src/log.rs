@@ -84,6 +84,8 @@ struct Inner {
     /// `Always`), to write it with what follows in one system call.
     flusher_lingering: bool,
     waiters: usize,
+    /// The fsync policy in force ([`Log::set_fsync`] changes it at run time).
+    fsync: FsyncPolicy,
 }
 
 /// How long the flusher holds back a small pending batch under `Interval` and `Never`
@@ -158,6 +160,7 @@ impl Log {
                 flusher_idle: false,
                 flusher_lingering: false,
                 waiters: 0,
+                fsync: config.fsync,
             }),
             work_cv: Condvar::new(),
             done_cv: Condvar::new(),
@@ -257,6 +260,23 @@ impl Log {
         Ok(first..first + payloads.len() as u64)
     }
 
+    /// Changes the fsync policy from now on: the flusher applies it to what it writes
+    /// next (switching to `Always` fsyncs what is unsynced at once). An offset reported
+    /// durable stays so.
+    pub fn set_fsync(&self, policy: FsyncPolicy) {
+        let mut inner = lock(&self.shared.inner);
+        inner.fsync = policy;
+        inner.flusher_idle = false;
+        inner.flusher_lingering = false;
+        drop(inner);
+        self.shared.work_cv.notify_all();
+    }
+
+    /// The fsync policy in force.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        lock(&self.shared.inner).fsync
+    }
+
     /// Offsets below this are durable under the configured policy (`Always`,
     /// `Interval`: fsynced; `Never`: written to the OS).
     pub fn durable_offset(&self) -> u64 {
@@ -273,7 +293,7 @@ impl Log {
         offset: u64,
     ) -> impl std::future::Future<Output = Result<(), LogError>> + Send + 'static {
         let mut rx = self.shared.durable_tx.subscribe();
-        if matches!(self.shared.config.fsync, FsyncPolicy::Never)
+        if matches!(lock(&self.shared.inner).fsync, FsyncPolicy::Never)
             && self.shared.durable.load(Ordering::Acquire) <= offset
         {
             // A lingering flusher writes at once for a waiter (see `run_flusher`); it
@@ -734,7 +754,8 @@ impl Shared {
                         return;
                     }
                     let unsynced = inner.written_end > inner.fsynced_end;
-                    let due = match self.config.fsync {
+                    let policy = inner.fsync;
+                    let due = match policy {
                         FsyncPolicy::Always => unsynced,
                         FsyncPolicy::Interval(d) => unsynced && last_fsync.elapsed() >= d,
                         FsyncPolicy::Never => false,
@@ -745,9 +766,9 @@ impl Shared {
                     // write itself: lingering would add a millisecond to every such
                     // answer (and cap them at one batch per millisecond). What is
                     // appended meanwhile still joins the next write.
-                    let awaited = matches!(self.config.fsync, FsyncPolicy::Never)
+                    let awaited = matches!(policy, FsyncPolicy::Never)
                         && self.durable_tx.receiver_count() > 0;
-                    let eager = matches!(self.config.fsync, FsyncPolicy::Always)
+                    let eager = matches!(policy, FsyncPolicy::Always)
                         || awaited
                         || inner.pending.len() >= EAGER_BYTES
                         || inner.shutdown
@@ -770,7 +791,7 @@ impl Shared {
                         return;
                     }
                     inner.flusher_idle = true;
-                    inner = match self.config.fsync {
+                    inner = match policy {
                         FsyncPolicy::Interval(d) if unsynced => {
                             let left = d.saturating_sub(last_fsync.elapsed());
                             self.work_cv
@@ -793,7 +814,7 @@ impl Shared {
                     inner.inflight = Some(batch.clone());
                     inner.inflight_base = base;
                 }
-                let fsync_now = match self.config.fsync {
+                let fsync_now = match inner.fsync {
                     FsyncPolicy::Always => true,
                     FsyncPolicy::Interval(d) => last_fsync.elapsed() >= d,
                     FsyncPolicy::Never => false,
@@ -832,7 +853,7 @@ impl Shared {
                     inner.spare = v;
                 }
             }
-            let durable = match self.config.fsync {
+            let durable = match inner.fsync {
                 FsyncPolicy::Never => inner.written_end,
                 _ => inner.fsynced_end,
             };

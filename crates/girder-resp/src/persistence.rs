@@ -25,6 +25,11 @@ pub trait Persistence: Send + Sync + std::fmt::Debug + 'static {
     fn set_appendonly(&self, on: bool) -> Result<(), String>;
     /// `always`, `everysec` or `no`.
     fn appendfsync(&self) -> &'static str;
+    /// Changes when journaled writes reach the disk: `always`, `everysec` or `no`.
+    ///
+    /// # Errors
+    /// Another value.
+    fn set_appendfsync(&self, policy: &str) -> Result<(), String>;
     /// The snapshot rules, Redis's `save` syntax ("3600 1 300 100").
     fn save_rules(&self) -> String;
     /// Replaces the snapshot rules.

@@ -131,7 +131,7 @@ pub struct StreamJournal {
     log: Arc<Log>,
     dir: PathBuf,
     /// Replies wait for fsync.
-    wait: bool,
+    wait: std::sync::atomic::AtomicBool,
     compact_min_bytes: u64,
     /// Bytes appended since the last snapshot began.
     since_snapshot: AtomicU64,
@@ -149,7 +149,7 @@ pub struct StreamJournal {
     /// The keyspace's change count when the last snapshot began.
     changes_at_save: AtomicU64,
     /// The fsync policy (CONFIG GET appendfsync).
-    fsync: Fsync,
+    fsync: std::sync::Mutex<Fsync>,
 }
 
 impl std::fmt::Debug for StreamJournal {
@@ -208,7 +208,7 @@ impl StreamJournal {
         let journal = Arc::new(Self {
             log: Arc::new(log),
             dir: config.dir.clone(),
-            wait: config.fsync == Fsync::Always,
+            wait: std::sync::atomic::AtomicBool::new(config.fsync == Fsync::Always),
             compact_min_bytes: config.compact_min_bytes,
             since_snapshot: AtomicU64::new(0),
             snapshot_bytes: AtomicU64::new(0),
@@ -218,7 +218,7 @@ impl StreamJournal {
             all: std::sync::atomic::AtomicBool::new(config.journal_all),
             last_save_ms: AtomicU64::new(now_ms()),
             changes_at_save: AtomicU64::new(0),
-            fsync: config.fsync,
+            fsync: std::sync::Mutex::new(config.fsync),
         });
         let mut report = journal.replay(keyspace, replayer)?;
         report.truncated_bytes = recovery.truncated_bytes;
@@ -330,7 +330,26 @@ impl StreamJournal {
 
     /// The fsync policy.
     pub fn fsync(&self) -> Fsync {
-        self.fsync
+        *self
+            .fsync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes the fsync policy from now on (`CONFIG SET appendfsync`): under `Always`,
+    /// replies to what is journaled after this wait for its fsync.
+    pub fn set_fsync(&self, fsync: Fsync) {
+        let mut current = self
+            .fsync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.log.set_fsync(match fsync {
+            Fsync::Always => FsyncPolicy::Always,
+            Fsync::Interval(d) => FsyncPolicy::Interval(d),
+            Fsync::Never => FsyncPolicy::Never,
+        });
+        self.wait.store(fsync == Fsync::Always, Ordering::SeqCst);
+        *current = fsync;
     }
 
     /// The log underneath (for metrics and tests).
@@ -369,7 +388,7 @@ impl StreamJournal {
     fn append_now(&self, now_ms: u64, buf: &[u8]) {
         match self.log.append(now_ms, buf) {
             Ok(offset) => {
-                if self.wait {
+                if self.wait.load(Ordering::Relaxed) {
                     PENDING.with(|p| {
                         let prev = p.get();
                         p.set(if prev == u64::MAX {
@@ -824,7 +843,7 @@ impl girder_kv::Journal for StreamJournal {
     }
 
     fn barrier(&self) -> Durability {
-        if !self.wait {
+        if !self.wait.load(Ordering::Relaxed) {
             return Durability::Nothing;
         }
         let end = self.log.end_offset();

@@ -108,7 +108,8 @@ struct Inner {
     rules: Mutex<Vec<(u64, u64)>>,
     running: AtomicBool,
     last_ok: AtomicBool,
-    fsync: &'static str,
+    /// The period `appendfsync everysec` means (`persistence.fsync_interval`).
+    interval: Duration,
 }
 
 impl NodePersistence {
@@ -128,11 +129,7 @@ impl NodePersistence {
             rules: Mutex::new(rules),
             running: AtomicBool::new(false),
             last_ok: AtomicBool::new(true),
-            fsync: match p.fsync {
-                PersistenceFsync::Always => "always",
-                PersistenceFsync::Interval => "everysec",
-                PersistenceFsync::Never => "no",
-            },
+            interval: p.fsync_interval,
         }))
     }
 
@@ -250,7 +247,26 @@ impl girder_resp::persistence::Persistence for NodePersistence {
     }
 
     fn appendfsync(&self) -> &'static str {
-        self.0.fsync
+        match self.0.journal.fsync() {
+            Fsync::Always => "always",
+            Fsync::Interval(_) => "everysec",
+            Fsync::Never => "no",
+        }
+    }
+
+    fn set_appendfsync(&self, policy: &str) -> Result<(), String> {
+        let fsync = match policy.to_ascii_lowercase().as_str() {
+            "always" => Fsync::Always,
+            "everysec" => Fsync::Interval(self.0.interval),
+            "no" => Fsync::Never,
+            _ => {
+                return Err(
+                    "argument(s) must be one of the following: always, everysec, no".to_owned(),
+                )
+            }
+        };
+        self.0.journal.set_fsync(fsync);
+        Ok(())
     }
 
     fn save_rules(&self) -> String {

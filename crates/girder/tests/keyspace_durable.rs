@@ -378,3 +378,62 @@ fn an_empty_journal_starts_empty_and_a_flipped_byte_refuses_to_start() {
         "the error names the file and the repair command: {stderr}"
     );
 }
+
+/// `CONFIG SET appendfsync always` at run time: from then on every acknowledged write
+/// survives kill -9, as if the node had started with `fsync = always`.
+#[test]
+fn appendfsync_always_set_at_run_time_holds_under_kill_9() {
+    let dir = TempDir::new("keyspace-durable", "appendfsync");
+    let data = dir.0.join("data");
+    let env = [
+        ("GIRDER_PERSISTENCE__MODE", "aof"),
+        ("GIRDER_PERSISTENCE__FSYNC", "interval"),
+    ];
+    let mut node = spawn(&data, &env);
+    {
+        let mut c = connect(&node);
+        let get = |c: &mut redis::Connection| -> Vec<String> {
+            redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("appendfsync")
+                .query(c)
+                .unwrap()
+        };
+        assert_eq!(get(&mut c), ["appendfsync", "everysec"]);
+        let err = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("appendfsync")
+            .arg("sometimes")
+            .query::<String>(&mut c)
+            .unwrap_err();
+        assert!(err.to_string().contains("always, everysec, no"), "{err}");
+        let ok: String = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("appendfsync")
+            .arg("always")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(ok, "OK");
+        assert_eq!(get(&mut c), ["appendfsync", "always"]);
+    }
+    let progress = Arc::new(Mutex::new(Progress::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (p, stop, addr) = (Arc::clone(&progress), Arc::clone(&stop), node.resp);
+        std::thread::spawn(move || write(addr, 0, p, stop))
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    node.child.kill().expect("kill -9");
+    let _ = node.child.wait();
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let acked = progress.lock().unwrap().acked;
+    assert!(acked > 0, "the writer got acknowledgements");
+    let node = spawn(&data, &env);
+    let mut c = connect(&node);
+    let n = found(&mut c, 0);
+    assert!(
+        n == acked || n == acked + 1,
+        "found {n} steps, {acked} acknowledged"
+    );
+}

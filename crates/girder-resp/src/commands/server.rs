@@ -324,6 +324,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// One `CONFIG SET` change, checked before any is applied.
 enum Change {
     Notify(u32),
+    AppendFsync(String),
     OutputLimits(String),
     AppendOnly(bool),
     Save(String),
@@ -385,11 +386,6 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
                 Change::Save(text)
             }
             "appendfsync" => {
-                let current = ctx
-                    .shared
-                    .persistence
-                    .get()
-                    .map_or("everysec", |p| p.appendfsync());
                 let wanted = String::from_utf8_lossy(value).to_ascii_lowercase();
                 if !matches!(wanted.as_str(), "always" | "everysec" | "no") {
                     return config_set_failed(
@@ -397,13 +393,7 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
                         "argument(s) must be one of the following: always, everysec, no",
                     );
                 }
-                if wanted != current {
-                    return config_set_failed(
-                        &name,
-                        "Girder sets the fsync policy at start (persistence.fsync in girder.toml); restart to change it",
-                    );
-                }
-                continue;
+                Change::AppendFsync(wanted)
             }
             "client-output-buffer-limit" => {
                 let text = String::from_utf8_lossy(value).into_owned();
@@ -453,6 +443,15 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
                 };
                 if let Err(e) = super::persistence::blocking(|| p.set_appendonly(on)) {
                     return Reply::error(format!("ERR {e}"));
+                }
+            }
+            Change::AppendFsync(policy) => {
+                let p = match super::persistence::persistence(ctx) {
+                    Ok(p) => p,
+                    Err(e) => return e,
+                };
+                if let Err(e) = p.set_appendfsync(&policy) {
+                    return config_set_failed("appendfsync", &e);
                 }
             }
             Change::Save(rules) => {
