@@ -190,7 +190,7 @@ impl StreamJournal {
     pub fn open(
         config: &JournalConfig,
         keyspace: &Keyspace,
-        replayer: &mut dyn Replayer,
+        replayer: &mut Replayer<'_>,
     ) -> Result<(Arc<Self>, RestoreReport), JournalError> {
         let log_config = LogConfig {
             segment_bytes: config.segment_bytes,
@@ -228,7 +228,7 @@ impl StreamJournal {
     fn replay(
         &self,
         keyspace: &Keyspace,
-        replayer: &mut dyn Replayer,
+        replayer: &mut Replayer<'_>,
     ) -> Result<RestoreReport, JournalError> {
         let mut report = RestoreReport::default();
         let mut offset = self.log.start_offset();
@@ -460,26 +460,22 @@ impl StreamJournal {
             let Ok(db) = keyspace.db_at(index, now) else {
                 continue;
             };
-            // Other types: each shard's keys under its lock, in records of about a
-            // chunk, so later changes to those keys follow them in the log.
+            // Other types: each shard's keys under its lock, one record per key, so
+            // later changes to those keys follow them in the log.
             for shard in 0..girder_kv::SHARDS {
                 self.pace(chunk);
                 db.visit_shard(shard, |view| {
-                    out.clear();
                     for (key, entry) in view.live_entries() {
                         if matches!(entry.value, girder_kv::Value::Stream(_)) {
                             continue;
                         }
                         report.keys += 1;
-                        let at = out.len();
+                        out.clear();
                         codec::encode_value(&mut out, index, key, entry);
-                        report.bytes += (out.len() - at) as u64;
-                        if let Err(e) = self.log.append(now, &out[at..]) {
+                        report.bytes += out.len() as u64;
+                        if let Err(e) = self.log.append(now, &out) {
                             failed.get_or_insert(e);
                             return;
-                        }
-                        if out.len() > chunk {
-                            out.clear();
                         }
                     }
                 });
@@ -624,7 +620,7 @@ impl StreamJournal {
 /// A replayed command's error reply.
 fn apply(
     keyspace: &Keyspace,
-    replayer: &mut dyn Replayer,
+    replayer: &mut Replayer<'_>,
     at_ms: u64,
     record: JournalRecord,
 ) -> Result<(), String> {
@@ -675,7 +671,7 @@ fn apply(
             }
         }
         JournalRecord::Command { db, args } => {
-            replayer.replay(keyspace, usize::from(db), at_ms, &args)?;
+            replayer(keyspace, usize::from(db), at_ms, &args)?;
         }
         JournalRecord::Value { db, key, entry } => {
             if let Ok(db) = db_of(db) {
@@ -705,35 +701,22 @@ fn apply(
 }
 
 /// Runs journaled commands again at start: the front end that journaled them knows what
-/// they mean (`girder_resp::replay`).
-pub trait Replayer {
-    /// Runs `args` on database `db` as of `at_ms`. An error is the command's own reply
-    /// (it failed when it ran too, or the journal is damaged); replay goes on and counts
-    /// it.
-    ///
-    /// # Errors
-    /// The command's error reply.
-    fn replay(
-        &mut self,
-        keyspace: &Keyspace,
-        db: usize,
-        at_ms: u64,
-        args: &[Bytes],
-    ) -> Result<(), String>;
-}
+/// they mean (`girder_resp::replay::Replayer::replay` has this shape). Called with
+/// database `db` and the command's time `at_ms`; an error is the command's own reply (it
+/// failed when it ran too, or it ran before its key's snapshot record): replay goes on
+/// and counts it.
+pub type Replayer<'a> = dyn FnMut(&Keyspace, usize, u64, &[Bytes]) -> Result<(), String> + 'a;
 
 /// A replayer for journals that hold no commands (tests of stream-only journals): any
 /// command is an error.
-#[derive(Debug, Default)]
-pub struct NoCommands;
-
-impl Replayer for NoCommands {
-    fn replay(&mut self, _: &Keyspace, _: usize, _: u64, args: &[Bytes]) -> Result<(), String> {
-        Err(format!(
-            "this journal holds a command ({}) and nothing here can replay it",
-            String::from_utf8_lossy(args.first().map_or(&b""[..], |a| a))
-        ))
-    }
+///
+/// # Errors
+/// Always.
+pub fn no_commands(_: &Keyspace, _: usize, _: u64, args: &[Bytes]) -> Result<(), String> {
+    Err(format!(
+        "this journal holds a command ({}) and nothing here can replay it",
+        String::from_utf8_lossy(args.first().map_or(&b""[..], |a| a))
+    ))
 }
 
 impl girder_kv::Journal for StreamJournal {

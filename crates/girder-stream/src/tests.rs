@@ -75,7 +75,7 @@ fn add(id: u64, field: &str) -> StreamEffect {
 fn journaled(dir: &Path, clock: &Arc<ManualClock>, fsync: Fsync) -> (Keyspace, Arc<StreamJournal>) {
     let ks = keyspace(clock);
     let (journal, _) =
-        StreamJournal::open(&config(dir, fsync), &ks, &mut NoCommands).expect("open");
+        StreamJournal::open(&config(dir, fsync), &ks, &mut no_commands).expect("open");
     ks.set_journal(journal.clone()).expect("install");
     (ks, journal)
 }
@@ -83,7 +83,7 @@ fn journaled(dir: &Path, clock: &Arc<ManualClock>, fsync: Fsync) -> (Keyspace, A
 fn reopen(dir: &Path, clock: &Arc<ManualClock>) -> (Keyspace, Arc<StreamJournal>, RestoreReport) {
     let ks = keyspace(clock);
     let (journal, report) =
-        StreamJournal::open(&config(dir, Fsync::Never), &ks, &mut NoCommands).expect("open");
+        StreamJournal::open(&config(dir, Fsync::Never), &ks, &mut no_commands).expect("open");
     (ks, journal, report)
 }
 
@@ -284,7 +284,7 @@ fn a_damaged_record_refuses_to_start_with_a_clear_error() {
     {
         let ks = keyspace(&clock);
         let (journal, _) =
-            StreamJournal::open(&config(dir.path(), Fsync::Never), &ks, &mut NoCommands)
+            StreamJournal::open(&config(dir.path(), Fsync::Never), &ks, &mut no_commands)
                 .expect("open");
         // A record the log checksums correctly but that is not a journal record.
         journal
@@ -294,7 +294,7 @@ fn a_damaged_record_refuses_to_start_with_a_clear_error() {
         journal.sync().expect("sync");
     }
     let ks = keyspace(&clock);
-    let err = StreamJournal::open(&config(dir.path(), Fsync::Never), &ks, &mut NoCommands)
+    let err = StreamJournal::open(&config(dir.path(), Fsync::Never), &ks, &mut no_commands)
         .expect_err("damaged");
     let text = err.to_string();
     assert!(text.contains("offset 0"), "{text}");
@@ -504,7 +504,7 @@ fn a_snapshot_taken_while_the_stream_changes_replays_exactly() {
         let expected = {
             let ks = Arc::new(keyspace(&clock));
             let (journal, _) =
-                StreamJournal::open(&config(dir.path(), Fsync::Never), &ks, &mut NoCommands)
+                StreamJournal::open(&config(dir.path(), Fsync::Never), &ks, &mut no_commands)
                     .expect("open");
             ks.set_journal(journal.clone()).expect("install");
             journal.chunk_bytes.store(200, Ordering::Relaxed);

@@ -42,25 +42,16 @@ fn config(dir: &Path, journal_all: bool) -> JournalConfig {
     }
 }
 
-struct Replay(Replayer);
-
-impl girder_stream::Replayer for Replay {
-    fn replay(
-        &mut self,
-        keyspace: &Keyspace,
-        db: usize,
-        at_ms: u64,
-        args: &[Bytes],
-    ) -> Result<(), String> {
-        self.0.replay(keyspace, db, at_ms, args)
-    }
-}
-
 fn open(dir: &Path, clock: &Arc<ManualClock>, journal_all: bool) -> (Keyspace, Arc<StreamJournal>) {
     let ks = Keyspace::new(clock.clone() as Arc<dyn Clock>, 1 << 20);
-    let (journal, _) =
-        StreamJournal::open(&config(dir, journal_all), &ks, &mut Replay(Replayer::new()))
-            .expect("open");
+    // Journaled commands go back through the front end's handlers.
+    let mut front = Replayer::new();
+    let (journal, _) = StreamJournal::open(
+        &config(dir, journal_all),
+        &ks,
+        &mut |ks: &Keyspace, db, at, args: &[Bytes]| front.replay(ks, db, at, args),
+    )
+    .expect("open");
     journal.install(&ks).expect("install");
     (ks, journal)
 }

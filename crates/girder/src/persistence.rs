@@ -12,21 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Replays journaled commands through the RESP front end's handlers.
-struct RespReplayer(girder_resp::replay::Replayer);
-
-impl girder_stream::Replayer for RespReplayer {
-    fn replay(
-        &mut self,
-        keyspace: &Keyspace,
-        db: usize,
-        at_ms: u64,
-        args: &[Bytes],
-    ) -> Result<(), String> {
-        self.0.replay(keyspace, db, at_ms, args)
-    }
-}
-
 /// Opens the journal, replays it into `keyspace`, and installs it there.
 pub fn open_journal(config: &Config, keyspace: &Keyspace) -> anyhow::Result<Arc<StreamJournal>> {
     let p = &config.persistence;
@@ -60,7 +45,9 @@ pub fn open_journal(config: &Config, keyspace: &Keyspace) -> anyhow::Result<Arc<
     })?;
     let started = std::time::Instant::now();
     let dir = journal_config.dir.display();
-    let mut replayer = RespReplayer(girder_resp::replay::Replayer::new());
+    // Journaled commands go back through the RESP front end's handlers.
+    let mut resp = girder_resp::replay::Replayer::new();
+    let mut replayer = |ks: &Keyspace, db, at_ms, args: &[Bytes]| resp.replay(ks, db, at_ms, args);
     let (journal, report) = match StreamJournal::open(&journal_config, keyspace, &mut replayer) {
         Ok(opened) => opened,
         Err(e @ girder_stream::JournalError::Log(girder_log::LogError::Corrupt { .. })) => {
@@ -149,6 +136,18 @@ impl NodePersistence {
         Ok(())
     }
 
+    /// Claims the snapshot slot, waiting (up to ten minutes) for a running snapshot.
+    fn begin_waiting(&self) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        while self.begin().is_err() {
+            if std::time::Instant::now() > deadline {
+                return Err("a snapshot is still running".to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     /// Takes a snapshot (the slot claimed by `begin`), tried again when a FLUSHALL or
     /// SWAPDB voided it; blocking.
     fn run_claimed(&self) -> Result<(), String> {
@@ -228,14 +227,7 @@ impl girder_resp::persistence::Persistence for NodePersistence {
     fn set_appendonly(&self, on: bool) -> Result<(), String> {
         if on && !self.0.journal.journals_all() {
             // Turning it on takes a snapshot: wait for a running one, then hold the slot.
-            let mut waited = 0;
-            while self.begin().is_err() {
-                if waited > 600_000 {
-                    return Err("a snapshot is still running".to_owned());
-                }
-                std::thread::sleep(Duration::from_millis(10));
-                waited += 10;
-            }
+            self.begin_waiting()?;
             let outcome = self.0.journal.set_journal_all(&self.0.keyspace, true);
             self.0.running.store(false, Ordering::SeqCst);
             return outcome.map_err(|e| format!("cannot turn the append-only journal on: {e}"));
@@ -358,12 +350,7 @@ impl Service for PersistenceService {
             tokio::task::spawn_blocking(move || {
                 if last {
                     // Redis saves at shutdown when save points are configured.
-                    let mut waited = 0;
-                    while p.begin().is_err() && waited < 600_000 {
-                        std::thread::sleep(Duration::from_millis(10));
-                        waited += 10;
-                    }
-                    if let Err(e) = p.run_claimed() {
+                    if let Err(e) = p.begin_waiting().and_then(|()| p.run_claimed()) {
                         tracing::error!(error = %e, "the snapshot at shutdown failed");
                     }
                 }

@@ -358,25 +358,7 @@ fn an_empty_journal_starts_empty_and_a_flipped_byte_refuses_to_start() {
     let middle = damaged.len() / 2;
     damaged[middle] ^= 0x10;
     std::fs::write(&segment, &damaged).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_girder"))
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--resp-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .env_remove("GIRDER_PERSISTENCE__MODE")
-        .output()
-        .expect("run girder");
-    assert!(!out.status.success(), "a damaged journal must not start");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&segment.display().to_string()) && stderr.contains("girder log repair"),
-        "the error names the file and the repair command: {stderr}"
-    );
+    common::assert_refuses_damaged_journal(&data, &segment);
 }
 
 /// `CONFIG SET appendfsync always` at run time: from then on every acknowledged write

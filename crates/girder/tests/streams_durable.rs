@@ -16,12 +16,14 @@
 //! repair command; `girder log check` finds it; `girder log repair` makes it start again
 //! with the records before the damage.
 
+mod common;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,18 +46,8 @@ impl Drop for Node {
     }
 }
 
-fn girder() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_girder"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("GIRDER_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
 fn start(data: &Path) -> Node {
-    let mut child = girder()
+    let mut child = common::girder_command()
         .args([
             "serve",
             "--http-addr",
@@ -467,26 +459,9 @@ fn a_damaged_journal_refuses_to_start_until_repaired() {
     bytes[middle] ^= 0x40;
     std::fs::write(&segment, &bytes).expect("write segment");
 
-    let out = girder()
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--resp-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .expect("run girder");
-    assert!(!out.status.success(), "a damaged journal must not start");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&segment.display().to_string()) && stderr.contains("girder log repair"),
-        "the error names the file and the repair command: {stderr}"
-    );
+    common::assert_refuses_damaged_journal(&data, &segment);
 
-    let check = girder()
+    let check = common::girder_command()
         .arg("log")
         .arg("check")
         .arg(&journal)
@@ -494,7 +469,7 @@ fn a_damaged_journal_refuses_to_start_until_repaired() {
         .expect("check");
     assert_eq!(check.status.code(), Some(1), "check reports damage");
     assert!(String::from_utf8_lossy(&check.stdout).contains("DAMAGED"));
-    let repair = girder()
+    let repair = common::girder_command()
         .arg("log")
         .arg("repair")
         .arg(&journal)
@@ -505,7 +480,7 @@ fn a_damaged_journal_refuses_to_start_until_repaired() {
         "{}",
         String::from_utf8_lossy(&repair.stderr)
     );
-    let check = girder()
+    let check = common::girder_command()
         .arg("log")
         .arg("check")
         .arg(&journal)

@@ -423,6 +423,21 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
         changes.push((name, change));
     }
     let settings = &ctx.shared.settings;
+    // The persistence settings need a node that persists: checked before any applies.
+    let touches_persistence = changes.iter().any(|(_, c)| {
+        matches!(
+            c,
+            Change::AppendOnly(_) | Change::AppendFsync(_) | Change::Save(_)
+        )
+    });
+    let p = if touches_persistence {
+        match super::persistence::persistence(ctx) {
+            Ok(p) => Some(p),
+            Err(e) => return e,
+        }
+    } else {
+        None
+    };
     for (_, change) in changes {
         match change {
             Change::Notify(flags) => {
@@ -436,30 +451,22 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
                 // Parsed above.
                 let _ = ctx.shared.output_limits.set(&text);
             }
+            // `p` is there: checked above.
             Change::AppendOnly(on) => {
-                let p = match super::persistence::persistence(ctx) {
-                    Ok(p) => p,
-                    Err(e) => return e,
-                };
-                if let Err(e) = super::persistence::blocking(|| p.set_appendonly(on)) {
+                if let Some(Err(e)) = p
+                    .as_ref()
+                    .map(|p| super::persistence::blocking(|| p.set_appendonly(on)))
+                {
                     return Reply::error(format!("ERR {e}"));
                 }
             }
             Change::AppendFsync(policy) => {
-                let p = match super::persistence::persistence(ctx) {
-                    Ok(p) => p,
-                    Err(e) => return e,
-                };
-                if let Err(e) = p.set_appendfsync(&policy) {
+                if let Some(Err(e)) = p.as_ref().map(|p| p.set_appendfsync(&policy)) {
                     return config_set_failed("appendfsync", &e);
                 }
             }
             Change::Save(rules) => {
-                let p = match super::persistence::persistence(ctx) {
-                    Ok(p) => p,
-                    Err(e) => return e,
-                };
-                if let Err(e) = p.set_save_rules(&rules) {
+                if let Some(Err(e)) = p.as_ref().map(|p| p.set_save_rules(&rules)) {
                     return config_set_failed("save", &e);
                 }
             }

@@ -137,17 +137,46 @@ impl Drop for Process {
     }
 }
 
-/// Starts `girder serve` on port 0 with its data in `data` and the given environment
-/// (no inherited `GIRDER_*`), and waits until its HTTP front end listens.
-pub fn spawn(data: &Path, env: &[(&str, &str)]) -> Process {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_girder"));
+/// The real binary, with no `GIRDER_*` variable inherited from the test's environment.
+pub fn girder_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_girder"));
     for (key, _) in std::env::vars() {
         if key.starts_with("GIRDER_") {
             cmd.env_remove(key);
         }
     }
+    cmd
+}
+
+/// Runs `girder serve` on `data` and checks that it refuses to start because of the
+/// damaged journal `segment`, naming the file and the repair command.
+pub fn assert_refuses_damaged_journal(data: &Path, segment: &Path) {
+    let out = girder_command()
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--resp-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("run girder");
+    assert!(!out.status.success(), "a damaged journal must not start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&segment.display().to_string()) && stderr.contains("girder log repair"),
+        "the error names the file and the repair command: {stderr}"
+    );
+}
+
+/// Starts `girder serve` on port 0 with its data in `data` and the given environment
+/// (no inherited `GIRDER_*`), and waits until its HTTP front end listens.
+pub fn spawn(data: &Path, env: &[(&str, &str)]) -> Process {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut cmd = girder_command();
     cmd.envs(env.iter().copied());
     let mut child = cmd
         .args(["serve", "--http-addr", "127.0.0.1:0"])
