@@ -11,19 +11,20 @@ pub fn del(db: &DbRef<'_>, keys: &[&[u8]]) -> usize {
         .count()
 }
 
-/// EXISTS: how many of `keys` exist (a key given twice counts twice).
+/// EXISTS: how many of `keys` exist (a key given twice counts twice). Like TYPE, TTL
+/// and OBJECT, it looks without using the keys (their LRU/LFU stamps stay).
 pub fn exists(db: &DbRef<'_>, keys: &[&[u8]]) -> usize {
-    keys.iter().filter(|k| db.read(k, |e| e.is_some())).count()
+    keys.iter().filter(|k| db.peek(k, |e| e.is_some())).count()
 }
 
 /// TYPE: the type name, or `none`.
 pub fn type_of(db: &DbRef<'_>, key: &[u8]) -> &'static str {
-    db.read(key, |e| e.map_or("none", |e| e.value.type_name()))
+    db.peek(key, |e| e.map_or("none", |e| e.value.type_name()))
 }
 
 /// OBJECT ENCODING: the encoding name, if the key exists.
 pub fn encoding(db: &DbRef<'_>, key: &[u8]) -> Option<&'static str> {
-    db.read(key, |e| e.map(|e| e.value.encoding()))
+    db.peek(key, |e| e.map(|e| e.value.encoding()))
 }
 
 /// The condition flags of EXPIRE and friends (Redis 7). Several may be combined
@@ -94,7 +95,7 @@ pub fn ttl(db: &DbRef<'_>, key: &[u8]) -> Ttl {
 
 /// EXPIRETIME / PEXPIRETIME: the deadline.
 pub fn expire_time(db: &DbRef<'_>, key: &[u8]) -> Ttl {
-    db.read(key, |e| match e {
+    db.peek(key, |e| match e {
         None => Ttl::Missing,
         Some(Entry {
             expire_at: None, ..

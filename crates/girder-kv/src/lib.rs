@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod evict;
 pub mod hashes;
 pub mod keys;
 pub mod leases;
@@ -38,6 +39,7 @@ pub mod streams;
 pub mod strings;
 pub mod zsets;
 
+pub use evict::{Access, MemoryProbe, Policy};
 pub use shard::{Entry, Value};
 
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -128,6 +130,9 @@ pub enum KvError {
     /// The key's shard holds the most outstanding cache leases it may.
     #[error("ERR too many outstanding cache leases, retry later")]
     TooManyLeases,
+    /// Memory in use is over `maxmemory` and nothing can be evicted.
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    OutOfMemory,
 }
 
 /// The keyspace: all databases.
@@ -154,6 +159,8 @@ pub struct Keyspace {
     exact: AtomicBool,
     /// Changing write calls, striped like the gate (`rdb_changes_since_last_save`).
     changes: Box<[Padded<std::sync::atomic::AtomicU64>]>,
+    /// The memory limit and what goes when it is reached ([`evict`]).
+    eviction: evict::Eviction,
 }
 
 use std::sync::atomic::AtomicBool;
@@ -351,6 +358,8 @@ pub struct DbRef<'a> {
     db: &'a Db,
     index: usize,
     now: u64,
+    /// How keys used through this handle are stamped (LRU time or LFU counter).
+    clock: evict::Clocking,
     _gate: Option<RwLockReadGuard<'a, ()>>,
 }
 
@@ -377,6 +386,7 @@ impl Keyspace {
             changes: (0..GATE_STRIPES)
                 .map(|_| Padded(std::sync::atomic::AtomicU64::new(0)))
                 .collect(),
+            eviction: evict::Eviction::default(),
         }
     }
 
@@ -475,6 +485,7 @@ impl Keyspace {
             db,
             index,
             now: now_ms,
+            clock: self.clocking(now_ms),
             _gate: self.gate.read(),
         })
     }
@@ -554,11 +565,13 @@ impl Exclusive<'_> {
             .dbs
             .get(index)
             .ok_or(KvError::DbIndexOutOfRange)?;
+        let now = self.keyspace.clock.now_ms();
         Ok(DbRef {
             keyspace: self.keyspace,
             db,
             index,
-            now: self.keyspace.clock.now_ms(),
+            now,
+            clock: self.keyspace.clocking(now),
             _gate: None,
         })
     }
@@ -679,8 +692,16 @@ impl<'a> DbRef<'a> {
         due
     }
 
-    /// Runs `f` on the live entry of `key` (expired entries are removed first).
+    /// Runs `f` on the live entry of `key` (expired entries are removed first); the key
+    /// counts as used (its LRU time or LFU counter moves on).
     pub fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
+        let mut shard = self.shard(key);
+        f(shard.used(key, self.now, self.clock).map(|e| &*e))
+    }
+
+    /// [`DbRef::read`] without using the key: for commands that look at a key without
+    /// touching it (TYPE, TTL, OBJECT, as in Redis).
+    pub fn peek<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
         let mut shard = self.shard(key);
         f(shard.live(key, self.now))
     }
@@ -695,6 +716,7 @@ impl<'a> DbRef<'a> {
             shard: &mut shard,
             key,
             now: self.now,
+            clock: self.clock,
             journal,
             all,
             marks: &mut marks,
@@ -912,6 +934,7 @@ pub struct Slot<'s> {
     shard: &'s mut Shard,
     key: &'s [u8],
     now: u64,
+    clock: evict::Clocking,
     /// The journal and this database's index, when a journal is installed.
     journal: Option<(&'s dyn Journal, usize)>,
     /// Every write is journaled (read once per write call).
@@ -930,7 +953,7 @@ impl Slot<'_> {
     /// WATCH (conservatively: also when the caller then changes nothing).
     pub fn get(&mut self) -> Option<&mut Entry> {
         self.shard.touch(self.key);
-        let entry = self.shard.live_mut(self.key, self.now);
+        let entry = self.shard.used(self.key, self.now, self.clock);
         // A missing key changes only through `put`. (An expired one was just removed:
         // replay removes it the same way, at the same time.)
         self.marks.dirty |= entry.is_some();
@@ -941,7 +964,7 @@ impl Slot<'_> {
     /// modification for WATCH: the caller calls [`Slot::touch`] when it changes what
     /// WATCH watches (streams: entries, not group state — as Redis counts it).
     pub fn get_quiet(&mut self) -> Option<&mut Entry> {
-        let entry = self.shard.live_mut(self.key, self.now);
+        let entry = self.shard.used(self.key, self.now, self.clock);
         self.marks.dirty |= entry.is_some();
         entry
     }
@@ -956,7 +979,7 @@ impl Slot<'_> {
     pub fn put(&mut self, value: Value, expire_at: Option<u64>) {
         self.marks.dirty = true;
         let Some((journal, db)) = self.journal else {
-            self.shard.put(self.key, value, expire_at);
+            self.shard.put(self.key, value, expire_at, self.clock);
             return;
         };
         if let Value::Stream(stream) = &value {
@@ -964,7 +987,7 @@ impl Slot<'_> {
             self.marks.stream = true;
         }
         let is_stream = matches!(value, Value::Stream(_));
-        if self.shard.put(self.key, value, expire_at) && !is_stream {
+        if self.shard.put(self.key, value, expire_at, self.clock) && !is_stream {
             journal.deleted(db, self.now, self.key);
         }
     }
@@ -1065,6 +1088,7 @@ impl Multi<'_, '_> {
             shard,
             key,
             now,
+            clock: self.db.clock,
             journal,
             all: self.all,
             marks: &mut self.marks[at],

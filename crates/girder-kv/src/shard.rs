@@ -3,6 +3,8 @@
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
 
+use crate::evict::Clocking;
+
 /// A stored value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -75,15 +77,35 @@ pub(crate) fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {
 }
 
 /// A key's value and deadline.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// The value.
     pub value: Value,
     /// Deadline in ms since the Unix epoch; the key exists up to and including it.
     pub expire_at: Option<u64>,
+    /// When the key was last used (ms since the Unix epoch), or, under an LFU policy,
+    /// its logarithmic access counter and the minute it was last decayed
+    /// ([`crate::evict`]). It sits in what was padding: an entry is 64 bytes either way.
+    pub(crate) access: u64,
+}
+
+/// Entries are equal when they hold the same data; when they were last used is not data.
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value && self.expire_at == other.expire_at
+    }
 }
 
 impl Entry {
+    /// An entry that has not been used yet.
+    pub fn new(value: Value, expire_at: Option<u64>) -> Self {
+        Self {
+            value,
+            expire_at,
+            access: 0,
+        }
+    }
+
     /// Whether the entry is gone at `now` (Redis: expired when now > deadline).
     pub fn is_expired(&self, now: u64) -> bool {
         self.expire_at.is_some_and(|t| now > t)
@@ -163,9 +185,128 @@ impl std::fmt::Debug for Key {
     }
 }
 
+/// A shard's keys: a hash table that, unlike `std`'s `HashMap`, lets eviction pick a
+/// bucket at random, so sampling a key costs O(1) (Redis's `dictGetSomeKeys`).
+///
+/// Each key and entry live in a box of their own; the table holds pointers. A table
+/// under churn (keys deleted or evicted while others arrive) fills with tombstones and
+/// doubles its buckets while the number of keys stays the same. With 88-byte buckets
+/// that doubling took memory from the values: under eviction the values were evicted to
+/// pay for it and the heap kept their holes (RSS 1.26× the limit). With 8-byte buckets
+/// it costs almost nothing. A lookup follows one more pointer, from a dense array.
+#[derive(Default)]
+pub(crate) struct KeyTable {
+    table: hashbrown::HashTable<Box<(Key, Entry)>>,
+    hasher: ahash::RandomState,
+}
+
+impl std::fmt::Debug for KeyTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.table.iter().map(|b| (&b.0, &b.1)))
+            .finish()
+    }
+}
+
+/// A table emptier than this, by live keys per bucket, is shrunk on removal.
+const SHRINK_BELOW: usize = 8;
+
+impl KeyTable {
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn buckets(&self) -> usize {
+        self.table.num_buckets()
+    }
+
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.table
+            .find(self.hash(key), |b| b.0.as_slice() == key)
+            .map(|b| &b.1)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let hash = self.hash(key);
+        self.table
+            .find_mut(hash, |b| b.0.as_slice() == key)
+            .map(|b| &mut b.1)
+    }
+
+    pub(crate) fn get_key_value(&self, key: &[u8]) -> Option<(&Key, &Entry)> {
+        self.table
+            .find(self.hash(key), |b| b.0.as_slice() == key)
+            .map(|b| (&b.0, &b.1))
+    }
+
+    /// The entry of `key`, or a vacant place for it: one hash, one probe.
+    fn entry(&mut self, key: &[u8]) -> hashbrown::hash_table::Entry<'_, Box<(Key, Entry)>> {
+        let hash = self.hash(key);
+        let hasher = &self.hasher;
+        self.table.entry(
+            hash,
+            |b| b.0.as_slice() == key,
+            |b| hasher.hash_one(b.0.as_slice()),
+        )
+    }
+
+    pub(crate) fn remove_entry(&mut self, key: &[u8]) -> Option<(Key, Entry)> {
+        let hash = self.hash(key);
+        let removed = match self.table.find_entry(hash, |b| b.0.as_slice() == key) {
+            Ok(occupied) => *occupied.remove().0,
+            Err(_) => return None,
+        };
+        // Mass deletion (eviction, DEL of most keys) leaves a sparse table: give the
+        // memory back, and keep random sampling O(1).
+        let buckets = self.table.num_buckets();
+        if buckets > 64 && self.table.len() * SHRINK_BELOW < buckets {
+            let hasher = &self.hasher;
+            self.table
+                .shrink_to(self.table.len() * 2, |b| hasher.hash_one(b.0.as_slice()));
+        }
+        Some(removed)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.table.iter().map(|b| (&b.0, &b.1))
+    }
+
+    /// Walks the buckets from a random one and calls `f` on the entries found until
+    /// `n` of them were accepted (`f` returned true). A bucket walk from a random start
+    /// is how Redis's eviction samples too: the hash spreads neighbours across the keys.
+    pub(crate) fn sample(&self, n: usize, mut f: impl FnMut(&Key, &Entry) -> bool) {
+        let buckets = self.table.num_buckets();
+        if self.table.is_empty() || buckets == 0 {
+            return;
+        }
+        let mask = buckets - 1;
+        let mut at = fastrand::usize(..buckets);
+        let mut accepted = 0;
+        // Shrinking keeps at least one key per `SHRINK_BELOW` buckets, so this meets `n`
+        // keys several times over; a filter few keys pass ends the walk here.
+        let limit = buckets.min(n.max(1) * SHRINK_BELOW * 8);
+        for _ in 0..limit {
+            if let Some(b) = self.table.get_bucket(at) {
+                if f(&b.0, &b.1) {
+                    accepted += 1;
+                    if accepted == n {
+                        return;
+                    }
+                }
+            }
+            at = (at + 1) & mask;
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
-    map: HashMap<Key, Entry, ahash::RandomState>,
+    map: KeyTable,
     /// (deadline, key) of every key with a TTL: the active cycle pops from the front.
     deadlines: BTreeSet<(u64, Key)>,
     /// Keys under WATCH: (number of watchers, version). Empty unless transactions use
@@ -188,6 +329,22 @@ impl Shard {
         self.map.iter().map(|(k, e)| (k.as_slice(), e))
     }
 
+    pub(crate) fn table(&self) -> &KeyTable {
+        &self.map
+    }
+
+    /// The key with the soonest deadline (volatile-ttl's victim in this shard).
+    pub(crate) fn soonest_deadline(&self) -> Option<(u64, &Key)> {
+        self.deadlines.first().map(|(t, k)| (*t, k))
+    }
+
+    /// The live entry, used now: its access stamp moves on (`clock`).
+    pub(crate) fn used(&mut self, key: &[u8], now: u64, clock: Clocking) -> Option<&mut Entry> {
+        let entry = self.live_mut(key, now)?;
+        entry.access = clock.touched(entry.access);
+        Some(entry)
+    }
+
     /// The entry if live; an expired one is removed on the way (lazy expiry).
     pub(crate) fn live(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         self.live_mut(key, now).map(|e| &*e)
@@ -208,30 +365,50 @@ impl Shard {
     }
 
     /// Stores `value`; returns whether it replaced a stream (the journal's business).
-    pub(crate) fn put(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) -> bool {
+    pub(crate) fn put(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        expire_at: Option<u64>,
+        clock: Clocking,
+    ) -> bool {
         self.touch(key);
         // An existing key is updated in place: no key copy, no rehash.
-        if let Some(entry) = self.map.get_mut(key) {
-            let old = entry.expire_at;
-            let was_stream = matches!(entry.value, Value::Stream(_));
-            entry.value = value;
-            entry.expire_at = expire_at;
-            if old != expire_at {
-                if let Some(t) = old {
-                    self.deadlines.remove(&(t, Key::new(key)));
-                }
-                if let Some(t) = expire_at {
-                    self.deadlines.insert((t, Key::new(key)));
-                }
+        let (old, was_stream) = match self.map.entry(key) {
+            hashbrown::hash_table::Entry::Occupied(mut occupied) => {
+                let entry = &mut occupied.get_mut().1;
+                let old = entry.expire_at;
+                let was_stream = matches!(entry.value, Value::Stream(_));
+                entry.value = value;
+                entry.expire_at = expire_at;
+                entry.access = clock.overwritten(entry.access);
+                (old, was_stream)
             }
-            return was_stream;
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                let key = Key::new(key);
+                if let Some(t) = expire_at {
+                    self.deadlines.insert((t, key.clone()));
+                }
+                vacant.insert(Box::new((
+                    key,
+                    Entry {
+                        value,
+                        expire_at,
+                        access: clock.fresh(),
+                    },
+                )));
+                return false;
+            }
+        };
+        if old != expire_at {
+            if let Some(t) = old {
+                self.deadlines.remove(&(t, Key::new(key)));
+            }
+            if let Some(t) = expire_at {
+                self.deadlines.insert((t, Key::new(key)));
+            }
         }
-        let key = Key::new(key);
-        if let Some(t) = expire_at {
-            self.deadlines.insert((t, key.clone()));
-        }
-        self.map.insert(key, Entry { value, expire_at });
-        false
+        was_stream
     }
 
     /// Moves a watched key's version on.
@@ -273,7 +450,7 @@ impl Shard {
 
     /// FLUSHDB / FLUSHALL: every key goes; watches stay, each counting a modification.
     pub(crate) fn clear(&mut self) {
-        self.map = HashMap::default();
+        self.map = KeyTable::default();
         self.deadlines = BTreeSet::new();
         self.touch_all();
     }
@@ -314,7 +491,7 @@ impl Shard {
         if let Some(t) = expire_at {
             self.deadlines.insert((t, k.clone()));
         }
-        if let Some(entry) = self.map.get_mut(&k) {
+        if let Some(entry) = self.map.get_mut(k.as_slice()) {
             entry.expire_at = expire_at;
         }
     }
@@ -337,7 +514,7 @@ impl Shard {
             }
             let (_, key) = self.deadlines.pop_first().expect("first exists");
             self.touch(key.as_slice());
-            self.map.remove(&key);
+            self.map.remove_entry(key.as_slice());
             if let Some(log) = log.as_mut() {
                 log.push(key);
             }

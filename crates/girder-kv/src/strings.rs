@@ -161,10 +161,12 @@ pub fn incr_by(db: &DbRef<'_>, key: &[u8], delta: i64) -> Result<i64, KvError> {
             Some(Entry {
                 value: Value::Int(i),
                 expire_at,
+                ..
             }) => (*i, *expire_at),
             Some(Entry {
                 value: Value::Str(b) | Value::Raw(b),
                 expire_at,
+                ..
             }) => (
                 crate::shard::parse_canonical_i64(b).ok_or(KvError::NotInteger)?,
                 *expire_at,

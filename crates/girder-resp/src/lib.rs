@@ -22,6 +22,7 @@ pub mod auth;
 pub mod blocking;
 pub mod codec;
 pub mod commands;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod output_limits;

@@ -237,7 +237,7 @@ pub fn run(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Bytes]) -> Reply {
             if dbref.expire_if_due(key) {
                 publish(ctx.shared, flags, EXPIRED, "expired", db, key);
             }
-            let state = dbref.read(key, |e| {
+            let state = dbref.peek(key, |e| {
                 e.map_or(Before::Absent, |e| Before::Present {
                     ttl: e.expire_at.is_some(),
                 })

@@ -975,7 +975,7 @@ pub fn decode(record: &Bytes) -> Result<JournalRecord, DecodeError> {
             JournalRecord::Value {
                 db,
                 key,
-                entry: Entry { value, expire_at },
+                entry: Entry::new(value, expire_at),
             }
         }
         13 => {

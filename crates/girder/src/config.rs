@@ -30,6 +30,8 @@ pub struct Config {
     pub resp: RespSection,
     /// Persistence of the keyspace (the journal: snapshots and the append-only log).
     pub persistence: PersistenceConfig,
+    /// The keyspace's memory limit and eviction.
+    pub memory: MemoryConfig,
     /// The job scheduler.
     pub scheduler: SchedulerConfig,
     /// Logging.
@@ -241,6 +243,68 @@ impl Default for RespSection {
     }
 }
 
+/// `[memory]`: Redis's `maxmemory` settings, by their Redis names (`CONFIG SET` changes
+/// them at run time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Most memory the process's allocator may hold, as Redis writes it (`"0"`: no
+    /// limit; `"256mb"`, `"2gb"`, or bytes).
+    pub maxmemory: String,
+    /// What goes when the limit is reached: `noeviction` (writes that may grow memory
+    /// are refused), `allkeys-lru`, `allkeys-lfu`, `allkeys-random`, `volatile-lru`,
+    /// `volatile-lfu`, `volatile-random`, `volatile-ttl`.
+    pub maxmemory_policy: String,
+    /// Keys sampled per database per eviction round (1..=64).
+    pub maxmemory_samples: u32,
+    /// How slowly the LFU counter grows with use.
+    pub lfu_log_factor: u32,
+    /// Minutes without use per unit the LFU counter loses (0: never).
+    pub lfu_decay_time: u32,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            maxmemory: "0".to_owned(),
+            maxmemory_policy: "noeviction".to_owned(),
+            maxmemory_samples: 5,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+        }
+    }
+}
+
+impl MemoryConfig {
+    /// The limit in bytes and the policy, as validated.
+    ///
+    /// # Errors
+    /// A message naming the key and the accepted values.
+    pub fn limit(&self) -> Result<(u64, girder_kv::Policy), String> {
+        let bytes = girder_resp::memory::parse_bytes(&self.maxmemory)
+            .map_err(|e| format!("memory.maxmemory: {e}"))?;
+        let policy = girder_kv::Policy::parse(&self.maxmemory_policy).ok_or_else(|| {
+            format!(
+                "memory.maxmemory_policy must be one of {} (got {:?})",
+                girder_kv::Policy::ALL.map(|p| p.name()).join(", "),
+                self.maxmemory_policy
+            )
+        })?;
+        Ok((bytes, policy))
+    }
+
+    /// Applies the settings to `keyspace` (validated first).
+    pub fn apply(&self, keyspace: &girder_kv::Keyspace) {
+        if let Ok((bytes, policy)) = self.limit() {
+            keyspace.set_maxmemory(bytes);
+            keyspace.set_eviction_policy(policy);
+        }
+        keyspace.set_eviction_samples(self.maxmemory_samples);
+        keyspace.set_lfu_log_factor(self.lfu_log_factor);
+        keyspace.set_lfu_decay_time(self.lfu_decay_time);
+    }
+}
+
 /// `[persistence]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -433,6 +497,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             resp: RespSection::default(),
             persistence: PersistenceConfig::default(),
+            memory: MemoryConfig::default(),
             scheduler: SchedulerConfig::default(),
             log: LogConfig::default(),
             otlp: OtlpConfig::default(),
@@ -809,6 +874,13 @@ impl Config {
             return Err(error(format!(
                 "persistence.save must be pairs of \"seconds changes\", seconds above 0 ({e}; got {:?})",
                 self.persistence.save
+            )));
+        }
+        self.memory.limit().map_err(error)?;
+        if !(1..=64).contains(&self.memory.maxmemory_samples) {
+            return Err(error(format!(
+                "memory.maxmemory_samples must be between 1 and 64 (got {})",
+                self.memory.maxmemory_samples
             )));
         }
         let sched = &self.scheduler;

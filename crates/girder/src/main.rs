@@ -8,6 +8,10 @@ use girder::Node;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Every allocation is counted: `maxmemory` is held to what the allocator really holds.
+#[global_allocator]
+static ALLOC: girder_alloc::Counting = girder_alloc::Counting;
+
 /// Exit code for an invalid configuration (as for a usage error).
 const EXIT_CONFIG: u8 = 2;
 

@@ -139,6 +139,9 @@ impl NodeBuilder {
             Arc::new(girder_kv::SystemClock),
             to_usize(config.resp.proto_max_bulk_len),
         ));
+        // maxmemory is held to what the allocator holds (girder-alloc, main.rs).
+        keyspace.set_memory_probe(Arc::new(girder_alloc::allocated));
+        config.memory.apply(&keyspace);
         let journal = crate::persistence::open_journal(&config, &keyspace)?;
         let persistence =
             crate::persistence::NodePersistence::new(&config, journal, Arc::clone(&keyspace));

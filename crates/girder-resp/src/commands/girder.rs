@@ -33,7 +33,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "rl.check",
         -5,
-        &["fast"],
+        &["denyoom", "fast"],
         (0, 0, 0),
         "girder",
         "Spends COST of a rate limit shared by every client: RL.CHECK key algorithm limit period_ms [burst [cost]].",

@@ -155,7 +155,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "copy",
         -3,
-        &["write"],
+        &["write", "denyoom"],
         (1, 2, 1),
         "generic",
         "Copy a key.",
@@ -495,10 +495,23 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(encoding) = kv::encoding(&db, &args[2]) else {
         return Reply::Null;
     };
-    match sub.as_str() {
-        "encoding" => Reply::bulk(encoding),
-        "refcount" => Reply::Integer(1),
-        "idletime" => Reply::Integer(0),
+    drop(db);
+    let access = || {
+        ctx.keyspace
+            .object_access(ctx.client.db, &args[2])
+            .ok()
+            .flatten()
+    };
+    match (sub.as_str(), ctx.keyspace.eviction_policy().lfu()) {
+        ("encoding", _) => Reply::bulk(encoding),
+        ("refcount", _) => Reply::Integer(1),
+        ("idletime", false) | ("freq", true) => match access() {
+            Some(girder_kv::Access::IdleSeconds(n) | girder_kv::Access::Frequency(n)) => {
+                Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            None => Reply::Null,
+        },
+        ("idletime", true) => Reply::error("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
         _ => Reply::error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
     }
 }

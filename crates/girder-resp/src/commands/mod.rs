@@ -243,6 +243,11 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
     if let Some(reply) = pubsub::intercept(ctx, spec.name, args) {
         return (Some(index), reply);
     }
+    // Over `maxmemory`: evict first; refuse what may grow memory if that is not enough.
+    if let Some(reply) = crate::memory::refuse_when_full(ctx, spec) {
+        transactions::refuse(ctx);
+        return (Some(index), reply);
+    }
     if ctx.client.tx.queued.is_some() && !transactions::runs_inside_multi(spec.name) {
         return (Some(index), transactions::queue(ctx, args));
     }

@@ -188,12 +188,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         );
     }
     if want("memory") {
-        let rss = resident_bytes();
-        let _ = write!(
-            out,
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
-            human_bytes(rss)
-        );
+        out.push_str(&crate::memory::info(ctx.keyspace));
     }
     if want("persistence") {
         out.push_str("# Persistence\r\nloading:0\r\n");
@@ -208,10 +203,11 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         let s = &shared.stats;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nevicted_keys:{}\r\ntotal_error_replies:{}\r\n\r\n",
             s.connections_received.load(Ordering::Relaxed),
             shared.metrics.total_calls(),
             s.rejected_connections.load(Ordering::Relaxed),
+            ctx.keyspace.evicted_keys(),
             shared.metrics.total_errors(),
         );
     }
@@ -227,25 +223,6 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     Reply::Verbatim(Bytes::from(out.trim_end().to_owned() + "\r\n"))
 }
 
-/// Resident memory of the process, from `/proc` (0 where unavailable).
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.2}{}", UNITS[unit])
-}
-
 /// CONFIG GET pattern... | SET | RESETSTAT | HELP
 pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
@@ -254,7 +231,8 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             let c = &ctx.shared.config;
             let s = &ctx.shared.settings;
             let persist = ctx.shared.persistence.get();
-            let settings: [(&str, String); 13] = [
+            let ks = ctx.keyspace;
+            let settings: [(&str, String); 17] = [
                 (
                     "client-output-buffer-limit",
                     ctx.shared.output_limits.describe(),
@@ -294,7 +272,11 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                         .map_or("everysec", |p| p.appendfsync())
                         .into(),
                 ),
-                ("maxmemory", "0".into()),
+                ("maxmemory", ks.maxmemory().to_string()),
+                ("maxmemory-policy", ks.eviction_policy().name().into()),
+                ("maxmemory-samples", ks.eviction_samples().to_string()),
+                ("lfu-log-factor", ks.lfu_log_factor().to_string()),
+                ("lfu-decay-time", ks.lfu_decay_time().to_string()),
                 (
                     "notify-keyspace-events",
                     notify::format(ctx.shared.notify.flags()),
@@ -331,6 +313,11 @@ enum Change {
     RequirePass(Bytes),
     MaxClients(usize),
     Timeout(u64),
+    MaxMemory(u64),
+    Policy(girder_kv::Policy),
+    Samples(u32),
+    LfuLogFactor(u32),
+    LfuDecayTime(u32),
 }
 
 /// Redis's wording for a refused CONFIG SET value.
@@ -360,63 +347,86 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
     for pair in pairs.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = &pair[1];
-        let change = match name.as_str() {
-            "notify-keyspace-events" => match notify::parse(value) {
-                Some(f) => Change::Notify(f),
-                None => return Reply::error(notify::INVALID),
-            },
-            "requirepass" => {
-                if value.is_empty() && ctx.shared.settings.protected() {
-                    return config_set_failed(
+        let change =
+            match name.as_str() {
+                "notify-keyspace-events" => match notify::parse(value) {
+                    Some(f) => Change::Notify(f),
+                    None => return Reply::error(notify::INVALID),
+                },
+                "requirepass" => {
+                    if value.is_empty() && ctx.shared.settings.protected() {
+                        return config_set_failed(
                         &name,
                         "protected mode: the server listens on a non-loopback address, so it keeps a password",
                     );
+                    }
+                    Change::RequirePass(value.clone())
                 }
-                Change::RequirePass(value.clone())
-            }
-            "appendonly" => match yes_no(value) {
-                Some(on) => Change::AppendOnly(on),
-                None => return config_set_failed(&name, "argument must be 'yes' or 'no'"),
-            },
-            "save" => {
-                let text = String::from_utf8_lossy(value).into_owned();
-                if let Err(e) = crate::persistence::parse_save_rules(&text) {
-                    return config_set_failed(&name, &e);
+                "appendonly" => match yes_no(value) {
+                    Some(on) => Change::AppendOnly(on),
+                    None => return config_set_failed(&name, "argument must be 'yes' or 'no'"),
+                },
+                "save" => {
+                    let text = String::from_utf8_lossy(value).into_owned();
+                    if let Err(e) = crate::persistence::parse_save_rules(&text) {
+                        return config_set_failed(&name, &e);
+                    }
+                    Change::Save(text)
                 }
-                Change::Save(text)
-            }
-            "appendfsync" => {
-                let wanted = String::from_utf8_lossy(value).to_ascii_lowercase();
-                if !matches!(wanted.as_str(), "always" | "everysec" | "no") {
-                    return config_set_failed(
-                        &name,
-                        "argument(s) must be one of the following: always, everysec, no",
-                    );
+                "appendfsync" => {
+                    let wanted = String::from_utf8_lossy(value).to_ascii_lowercase();
+                    if !matches!(wanted.as_str(), "always" | "everysec" | "no") {
+                        return config_set_failed(
+                            &name,
+                            "argument(s) must be one of the following: always, everysec, no",
+                        );
+                    }
+                    Change::AppendFsync(wanted)
                 }
-                Change::AppendFsync(wanted)
-            }
-            "client-output-buffer-limit" => {
-                let text = String::from_utf8_lossy(value).into_owned();
-                if let Err(e) = crate::output_limits::parse(&text) {
-                    return config_set_failed(&name, &e);
+                "client-output-buffer-limit" => {
+                    let text = String::from_utf8_lossy(value).into_owned();
+                    if let Err(e) = crate::output_limits::parse(&text) {
+                        return config_set_failed(&name, &e);
+                    }
+                    Change::OutputLimits(text)
                 }
-                Change::OutputLimits(text)
-            }
-            "maxclients" => match config_int(&name, value, 1, 1_000_000) {
-                Ok(n) => Change::MaxClients(n as usize),
-                Err(e) => return e,
-            },
-            "timeout" => match config_int(&name, value, 0, i64::from(i32::MAX)) {
-                Ok(n) => Change::Timeout(n as u64),
-                Err(e) => return e,
-            },
-            _ => {
-                return Reply::error(format!(
-                    "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-                    String::from_utf8_lossy(&pair[0])
-                ))
-            }
-        };
+                "maxclients" => match config_int(&name, value, 1, 1_000_000) {
+                    Ok(n) => Change::MaxClients(n as usize),
+                    Err(e) => return e,
+                },
+                "timeout" => match config_int(&name, value, 0, i64::from(i32::MAX)) {
+                    Ok(n) => Change::Timeout(n as u64),
+                    Err(e) => return e,
+                },
+                "maxmemory" => match crate::memory::parse_bytes(&String::from_utf8_lossy(value)) {
+                    Ok(n) => Change::MaxMemory(n),
+                    Err(_) => return config_set_failed(&name, "argument must be a memory value"),
+                },
+                "maxmemory-policy" => {
+                    match girder_kv::Policy::parse(&String::from_utf8_lossy(value)) {
+                    Some(p) => Change::Policy(p),
+                    None => return config_set_failed(&name, "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"),
+                }
+                }
+                "maxmemory-samples" => match config_int(&name, value, 1, 64) {
+                    Ok(n) => Change::Samples(n as u32),
+                    Err(e) => return e,
+                },
+                "lfu-log-factor" => match config_int(&name, value, 0, i64::from(i32::MAX)) {
+                    Ok(n) => Change::LfuLogFactor(n as u32),
+                    Err(e) => return e,
+                },
+                "lfu-decay-time" => match config_int(&name, value, 0, i64::from(i32::MAX)) {
+                    Ok(n) => Change::LfuDecayTime(n as u32),
+                    Err(e) => return e,
+                },
+                _ => {
+                    return Reply::error(format!(
+                        "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                        String::from_utf8_lossy(&pair[0])
+                    ))
+                }
+            };
         if changes.iter().any(|(n, _)| *n == name) {
             return config_set_failed(&name, "duplicate parameter");
         }
@@ -446,6 +456,17 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
             }
             Change::RequirePass(p) => ctx.shared.acl.set_requirepass(&p),
             Change::MaxClients(n) => settings.set_max_clients(n),
+            Change::MaxMemory(n) => {
+                ctx.keyspace.set_maxmemory(n);
+                crate::memory::evict_now(ctx);
+            }
+            Change::Policy(p) => {
+                ctx.keyspace.set_eviction_policy(p);
+                crate::memory::evict_now(ctx);
+            }
+            Change::Samples(n) => ctx.keyspace.set_eviction_samples(n),
+            Change::LfuLogFactor(n) => ctx.keyspace.set_lfu_log_factor(n),
+            Change::LfuDecayTime(n) => ctx.keyspace.set_lfu_decay_time(n),
             Change::Timeout(secs) => settings.set_timeout_secs(secs),
             Change::OutputLimits(text) => {
                 // Parsed above.

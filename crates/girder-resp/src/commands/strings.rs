@@ -20,7 +20,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "set",
         -3,
-        &["write"],
+        &["write", "denyoom"],
         (1, 1, 1),
         "string",
         "Set a key's value.",
@@ -29,7 +29,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "setnx",
         3,
-        &["write", "fast"],
+        &["write", "denyoom", "fast"],
         (1, 1, 1),
         "string",
         "Set if absent.",
@@ -38,7 +38,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "setex",
         4,
-        &["write"],
+        &["write", "denyoom"],
         (1, 1, 1),
         "string",
         "Set with a TTL in seconds.",
@@ -47,7 +47,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "psetex",
         4,
-        &["write"],
+        &["write", "denyoom"],
         (1, 1, 1),
         "string",
         "Set with a TTL in milliseconds.",
@@ -56,7 +56,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "getset",
         3,
-        &["write", "fast"],
+        &["write", "denyoom", "fast"],
         (1, 1, 1),
         "string",
         "Set and return the old value.",
@@ -92,7 +92,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "mset",
         -3,
-        &["write"],
+        &["write", "denyoom"],
         (1, -1, 2),
         "string",
         "Set several keys.",
@@ -101,7 +101,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "msetnx",
         -3,
-        &["write"],
+        &["write", "denyoom"],
         (1, -1, 2),
         "string",
         "Set several keys if none exists.",
@@ -110,7 +110,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "incr",
         2,
-        &["write", "fast"],
+        &["write", "denyoom", "fast"],
         (1, 1, 1),
         "string",
         "Add 1.",
@@ -119,7 +119,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "decr",
         2,
-        &["write", "fast"],
+        &["write", "denyoom", "fast"],
         (1, 1, 1),
         "string",
         "Subtract 1.",
@@ -128,7 +128,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "incrby",
         3,
-        &["write", "fast"],
+        &["write", "denyoom", "fast"],
         (1, 1, 1),
         "string",
         "Add an integer.",
@@ -137,7 +137,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "decrby",
         3,
-        &["write", "fast"],
+        &["write", "denyoom", "fast"],
         (1, 1, 1),
         "string",
         "Subtract an integer.",
@@ -146,7 +146,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "incrbyfloat",
         3,
-        &["write", "fast"],
+        &["write", "denyoom", "fast"],
         (1, 1, 1),
         "string",
         "Add a float.",
@@ -155,7 +155,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "append",
         3,
-        &["write", "fast"],
+        &["write", "denyoom", "fast"],
         (1, 1, 1),
         "string",
         "Append to a value.",
@@ -182,7 +182,7 @@ pub(super) static SPECS: &[Spec] = &[
     spec(
         "setrange",
         4,
-        &["write"],
+        &["write", "denyoom"],
         (1, 1, 1),
         "string",
         "Overwrite part of a value.",

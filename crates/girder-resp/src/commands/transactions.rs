@@ -101,6 +101,15 @@ fn multi(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
     Reply::OK
 }
 
+/// Ends the transaction without running it: EXEC refused before it ran (Redis's
+/// `execCommandAbort`), with `why` as the reason given.
+pub fn abort_exec(ctx: &mut Ctx<'_>, why: &str) -> Reply {
+    ctx.client.tx.queued = None;
+    ctx.client.tx.aborted = false;
+    forget_watches(ctx);
+    Reply::error(format!("EXECABORT Transaction discarded because of: {why}"))
+}
+
 fn discard(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
     if ctx.client.tx.queued.take().is_none() {
         return Reply::error("ERR DISCARD without MULTI");
