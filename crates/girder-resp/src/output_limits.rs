@@ -2,12 +2,13 @@
 //! disconnected, per class (Redis's syntax: `class hard soft seconds`, repeated).
 //!
 //! Enforced: the hard limit of `normal` clients (the replies of a batch waiting to be
-//! written: a reply that takes the buffer over it closes the connection) and of
-//! `pubsub` clients (the bytes of published messages queued for a subscriber). A normal
+//! written: a reply that takes the buffer over it closes the connection), and both
+//! limits of `pubsub` clients (the bytes of published messages queued for a
+//! subscriber): over the hard limit it is closed at once, over the soft limit when it
+//! stays over it for longer than `seconds` (Redis's default: 8 MB for 60 s). A normal
 //! client that stops reading costs at most one batch's replies anyway: the connection
-//! stops reading its input until its output is written. Soft limits (over for
-//! `seconds`) are kept for CONFIG GET and not applied; `replica` is accepted (Girder has
-//! no replicas yet).
+//! stops reading its input until its output is written, so the `normal` soft limit is
+//! kept for CONFIG GET only; `replica` is accepted (Girder has no replicas yet).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct OutputLimits {
     normal_hard: AtomicU64,
     pubsub_hard: AtomicU64,
+    pubsub_soft: AtomicU64,
+    pubsub_soft_secs: AtomicU64,
     text: parking_lot::Mutex<String>,
 }
 
@@ -31,6 +34,8 @@ impl OutputLimits {
         let limits = Self {
             normal_hard: AtomicU64::new(0),
             pubsub_hard: AtomicU64::new(0),
+            pubsub_soft: AtomicU64::new(0),
+            pubsub_soft_secs: AtomicU64::new(0),
             text: parking_lot::Mutex::new(String::new()),
         };
         limits.set(DEFAULT)?;
@@ -48,7 +53,12 @@ impl OutputLimits {
         for (class, limit) in classes {
             match class {
                 Class::Normal => self.normal_hard.store(limit.hard, Ordering::Relaxed),
-                Class::Pubsub => self.pubsub_hard.store(limit.hard, Ordering::Relaxed),
+                Class::Pubsub => {
+                    self.pubsub_hard.store(limit.hard, Ordering::Relaxed);
+                    self.pubsub_soft.store(limit.soft, Ordering::Relaxed);
+                    self.pubsub_soft_secs
+                        .store(limit.soft_secs, Ordering::Relaxed);
+                }
                 Class::Replica => {}
             }
             current.retain(|(c, _)| *c != class);
@@ -76,6 +86,15 @@ impl OutputLimits {
     /// The hard limit of subscribers in bytes; 0 is none.
     pub fn pubsub_hard(&self) -> u64 {
         self.pubsub_hard.load(Ordering::Relaxed)
+    }
+
+    /// The soft limit of subscribers in bytes (0 is none), and how many seconds a
+    /// subscriber may stay over it.
+    pub fn pubsub_soft(&self) -> (u64, u64) {
+        (
+            self.pubsub_soft.load(Ordering::Relaxed),
+            self.pubsub_soft_secs.load(Ordering::Relaxed),
+        )
     }
 }
 

@@ -69,7 +69,16 @@ struct Subscriber {
     kill: CancellationToken,
     /// Bytes of the messages in its queue (`client-output-buffer-limit pubsub`).
     queued: AtomicU64,
+    /// When its queue went over the soft limit (ms since [`epoch`], plus one), 0 while
+    /// under it.
+    soft_since: AtomicU64,
     limits: Arc<OutputLimits>,
+}
+
+/// The instant the soft-limit clocks count from.
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
 }
 
 impl Message {
@@ -81,6 +90,27 @@ impl Message {
 }
 
 impl Subscriber {
+    /// The soft limit and its seconds when the queue has been over it for longer than
+    /// that (Redis counts from the first time it saw the queue over, and forgets when it
+    /// sees it under).
+    fn over_soft_for_too_long(&self, queued: u64) -> Option<(u64, u64)> {
+        let (soft, secs) = self.limits.pubsub_soft();
+        if soft == 0 || queued <= soft {
+            self.soft_since.store(0, Ordering::Relaxed);
+            return None;
+        }
+        let now = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let since =
+            match self
+                .soft_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => now,
+                Err(since) => since,
+            };
+        (now - since > secs.saturating_mul(1000)).then_some((soft, secs))
+    }
+
     fn deliver(&self, message: Message, limit: usize) {
         let size = message.size();
         let hard = self.limits.pubsub_hard();
@@ -88,6 +118,10 @@ impl Subscriber {
         let outcome = if hard > 0 && queued > hard {
             Err(format!(
                 "its {queued} queued bytes are over client-output-buffer-limit pubsub ({hard})"
+            ))
+        } else if let Some((soft, secs)) = self.over_soft_for_too_long(queued) {
+            Err(format!(
+                "its queued bytes ({queued}) stayed over the soft client-output-buffer-limit pubsub ({soft}) for more than {secs} s"
             ))
         } else {
             match self.queue.try_send(message) {
@@ -239,6 +273,7 @@ impl PubSub {
                     queue: tx,
                     kill: client.handle.kill.clone(),
                     queued: AtomicU64::new(0),
+                    soft_since: AtomicU64::new(0),
                     limits: Arc::clone(&self.limits),
                 });
                 subs.me = Some(Arc::clone(&me));

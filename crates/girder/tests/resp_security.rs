@@ -446,6 +446,38 @@ fn clients_over_their_output_buffer_limit_are_disconnected() {
         "no partial reply: the client was closed first"
     );
     assert_eq!(admin.call(&["LLEN", "big"]), ":2000", "the server is fine");
+    // The pubsub soft limit: over it for longer than its seconds, a subscriber is cut
+    // off; not before.
+    assert_eq!(
+        admin.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 0 64kb 3"
+        ]),
+        "+OK"
+    );
+    let mut slow = Conn::open(addr);
+    assert_eq!(slow.call(&["SUBSCRIBE", "slow"]), "subscribe slow :1");
+    // 8 MB: more than the sockets take, so the rest queues past 64 KiB.
+    for _ in 0..2000 {
+        assert_eq!(admin.call(&["PUBLISH", "slow", &payload]), ":1");
+    }
+    assert_eq!(
+        admin.call(&["PUBLISH", "slow", "x"]),
+        ":1",
+        "over the soft limit for less than its 3 s: still subscribed"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = admin.call(&["PUBLISH", "slow", "x"]);
+        if last == ":0" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(last, ":0", "over the soft limit for longer: disconnected");
     assert_eq!(
         admin.call(&[
             "CONFIG",
