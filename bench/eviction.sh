@@ -31,15 +31,9 @@ work=$(mktemp -d)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work" --save "" \
   --appendonly no --maxmemory "$MAXMEMORY" --maxmemory-policy allkeys-lru \
   --daemonize yes --logfile "$work/redis.log"
-GIRDER_PERSISTENCE__MODE=none GIRDER_MEMORY__MAXMEMORY="$MAXMEMORY" \
-  GIRDER_MEMORY__MAXMEMORY_POLICY=allkeys-lru \
-  "$BIN" serve --resp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$work/girder" \
-  --log-format json --log-level warn,girder_resp=info 2>"$work/log" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-port=$(listening_addr "$work/log" resp "$pid") || true
-port=${port##*:}
-[ -n "$port" ] || { echo "girder did not start"; cat "$work/log"; exit 1; }
+trap 'kill ${pid:-} 2>/dev/null || true; redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+start_girder "$BIN" "$work" GIRDER_PERSISTENCE__MODE=none GIRDER_MEMORY__MAXMEMORY="$MAXMEMORY" \
+  GIRDER_MEMORY__MAXMEMORY_POLICY=allkeys-lru
 for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 base_girder=$(redis-cli -p "$port" info memory | tr -d '\r' | awk -F: '$1=="used_memory_rss"{print $2}')

@@ -25,3 +25,18 @@ for l in open(sys.argv[1]):
   done
   return 1
 }
+
+# start_girder <binary> <work> [VAR=value ...]: starts `<binary> serve` on port 0 with the
+# given environment, its data in <work>/girder, its JSON log in <work>/log; sets `pid`
+# and `port` (its RESP port), or prints the log and fails.
+start_girder() {
+  local bin=$1 work=$2
+  shift 2
+  env "$@" "$bin" serve --resp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+    --data-dir "$work/girder" --log-format json --log-level warn,girder_resp=info \
+    2>"$work/log" &
+  pid=$!
+  port=$(listening_addr "$work/log" resp "$pid") || true
+  port=${port##*:}
+  [ -n "$port" ] || { echo "girder did not start"; cat "$work/log"; return 1; }
+}

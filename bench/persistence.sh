@@ -31,14 +31,8 @@ work=$(mktemp -d)
 mkdir -p "$work/redis"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work/redis" --save "" \
   --appendonly yes --appendfsync everysec --daemonize yes --logfile "$work/redis.log"
-GIRDER_PERSISTENCE__MODE=aof GIRDER_PERSISTENCE__FSYNC=interval \
-  "$BIN" serve --resp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$work/girder" \
-  --log-format json --log-level warn,girder_resp=info 2>"$work/log" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-port=$(listening_addr "$work/log" resp "$pid") || true
-port=${port##*:}
-[ -n "$port" ] || { echo "girder did not start"; cat "$work/log"; exit 1; }
+trap 'kill ${pid:-} 2>/dev/null || true; redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+start_girder "$BIN" "$work" GIRDER_PERSISTENCE__MODE=aof GIRDER_PERSISTENCE__FSYNC=interval
 for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 port_of() { if [ "$1" = girder ]; then echo "$port"; else echo "$REDIS_PORT"; fi; }

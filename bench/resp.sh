@@ -19,13 +19,8 @@ GIRDER=${GIRDER:-target/release/girder}
 work=$(mktemp -d)
 # Persisted as the reference Redis is (CI starts it with save "" and appendonly no):
 # nothing. bench/persistence.sh compares the two with persistence on.
-GIRDER_PERSISTENCE__MODE=none "$GIRDER" serve --resp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$work/data" \
-  --log-format json --log-level warn,girder_resp=info 2>"$work/log" &
-pid=$!
+start_girder "$GIRDER" "$work" GIRDER_PERSISTENCE__MODE=none
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-port=$(listening_addr "$work/log" resp "$pid") || true
-port=${port##*:}
-[ -n "$port" ] || { echo "girder did not start"; cat "$work/log"; exit 1; }
 
 # Only tests whose command Girder serves: a benchmark of error replies means nothing.
 supported=""
