@@ -145,10 +145,24 @@ pub(crate) struct Eviction {
     /// Read on every command while a limit is set: a plain load, no lock.
     probe: std::sync::OnceLock<MemoryProbe>,
     evicted: AtomicU64,
-    /// The candidate pool, ascending by score; held for a whole `make_room` call, so
-    /// one caller evicts at a time.
-    pool: Mutex<Vec<Candidate>>,
+    /// Held for a whole `make_room` call, so one caller evicts at a time.
+    state: Mutex<EvictionState>,
 }
+
+/// What one eviction call leaves to the next.
+#[derive(Debug, Default)]
+struct EvictionState {
+    /// The candidate pool, ascending by score.
+    pool: Vec<Candidate>,
+    /// The databases holding candidates, as last counted (counting locks every shard,
+    /// so it is not done for every command while memory is over the limit).
+    dbs: Vec<usize>,
+    /// When `dbs` was counted, and for which kind of policy (volatile or not).
+    counted: Option<(Instant, bool)>,
+}
+
+/// How long a count of the candidate databases is used.
+const RECOUNT: Duration = Duration::from_millis(100);
 
 impl Default for Eviction {
     fn default() -> Self {
@@ -160,7 +174,7 @@ impl Default for Eviction {
             lfu_decay_time: AtomicU32::new(1),
             probe: std::sync::OnceLock::new(),
             evicted: AtomicU64::new(0),
-            pool: Mutex::new(Vec::with_capacity(POOL_SIZE + 1)),
+            state: Mutex::new(EvictionState::default()),
         }
     }
 }
@@ -179,6 +193,8 @@ struct Candidate {
 pub(crate) struct Clocking {
     now_ms: u64,
     lfu: Option<Lfu>,
+    /// Uses leave stamps as they are (CLIENT NO-TOUCH).
+    frozen: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -236,8 +252,19 @@ impl Clocking {
         }
     }
 
+    /// The same clock, but uses leave stamps as they are.
+    pub(crate) fn frozen(self) -> Self {
+        Self {
+            frozen: true,
+            ..self
+        }
+    }
+
     /// The stamp of a key with stamp `old`, used now.
     pub(crate) fn touched(self, old: u64) -> u64 {
+        if self.frozen {
+            return old;
+        }
         match self.lfu {
             None => self.now_ms,
             Some(lfu) => {
@@ -263,6 +290,7 @@ impl Keyspace {
         Clocking {
             now_ms,
             lfu: policy.lfu().then(|| self.lfu()),
+            frozen: false,
         }
     }
 
@@ -400,29 +428,26 @@ impl Keyspace {
         if policy == Policy::NoEviction {
             return Err(KvError::OutOfMemory);
         }
-        let mut pool = self.eviction.pool.lock();
+        let mut state = self.eviction.state.lock();
+        let EvictionState { pool, dbs, counted } = &mut *state;
         let started = Instant::now();
-        // The databases that hold candidates, counted once per call.
-        let dbs: Vec<usize> = self
-            .db_sizes()
-            .into_iter()
-            .enumerate()
-            .filter(|(_, (keys, volatile))| {
-                if policy.volatile() {
-                    *volatile > 0
-                } else {
-                    *keys > 0
-                }
-            })
-            .map(|(i, _)| i)
-            .collect();
+        let volatile = policy.volatile();
+        let mut fresh = false;
+        if counted.is_none_or(|(at, v)| v != volatile || at.elapsed() > RECOUNT) {
+            *dbs = self.candidate_dbs(volatile);
+            *counted = Some((Instant::now(), volatile));
+            fresh = true;
+        }
         let mut evicted = 0;
         while over() {
-            let victim = if policy.random() {
-                self.random_victim(&dbs, policy.volatile())
-            } else {
-                self.pooled_victim(&mut pool, &dbs, policy)
-            };
+            let mut victim = self.victim(pool, dbs, policy);
+            if victim.is_none() && !fresh {
+                // The count may be stale (keys moved to another database): count again.
+                *dbs = self.candidate_dbs(volatile);
+                *counted = Some((Instant::now(), volatile));
+                fresh = true;
+                victim = self.victim(pool, dbs, policy);
+            }
             let Some((index, key)) = victim else {
                 return Err(KvError::OutOfMemory);
             };
@@ -439,6 +464,29 @@ impl Keyspace {
             }
         }
         Ok(evicted)
+    }
+
+    /// The databases that hold candidates (keys; for a volatile policy, keys with a TTL).
+    fn candidate_dbs(&self, volatile: bool) -> Vec<usize> {
+        self.db_sizes()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (keys, with_ttl))| if volatile { *with_ttl > 0 } else { *keys > 0 })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn victim(
+        &self,
+        pool: &mut Vec<Candidate>,
+        dbs: &[usize],
+        policy: Policy,
+    ) -> Option<(usize, Key)> {
+        if policy.random() {
+            self.random_victim(dbs, policy.volatile())
+        } else {
+            self.pooled_victim(pool, dbs, policy)
+        }
     }
 
     /// A key of a random candidate database, sampled from a random shard.

@@ -4,17 +4,30 @@ use crate::shard::Value;
 use crate::{DbRef, Entry, Exclusive, KvError};
 use bytes::Bytes;
 
-/// DEL / UNLINK: how many of `keys` existed and were removed.
+/// DEL / UNLINK: how many of `keys` existed and were removed. One write call with every
+/// key's shard locked: atomic, so journaled as one command (a crash never leaves half of
+/// a DEL), as Redis's AOF records it.
 pub fn del(db: &DbRef<'_>, keys: &[&[u8]]) -> usize {
-    keys.iter()
-        .filter(|k| db.write(k, |slot| slot.remove().is_some()))
-        .count()
+    if let [key] = keys {
+        return usize::from(db.write(key, |slot| slot.remove().is_some()));
+    }
+    db.write_many(keys, |multi| {
+        keys.iter()
+            .filter(|k| multi.slot(k).remove().is_some())
+            .count()
+    })
 }
 
 /// EXISTS: how many of `keys` exist (a key given twice counts twice). Like TYPE, TTL
 /// and OBJECT, it looks without using the keys (their LRU/LFU stamps stay).
 pub fn exists(db: &DbRef<'_>, keys: &[&[u8]]) -> usize {
     keys.iter().filter(|k| db.peek(k, |e| e.is_some())).count()
+}
+
+/// TOUCH: how many of `keys` exist; each one is used (its LRU time or LFU counter
+/// moves on).
+pub fn touch(db: &DbRef<'_>, keys: &[&[u8]]) -> usize {
+    keys.iter().filter(|k| db.read(k, |e| e.is_some())).count()
 }
 
 /// TYPE: the type name, or `none`.

@@ -588,15 +588,28 @@ impl Exclusive<'_> {
         }
     }
 
-    /// Runs `f` (a transaction's commands) so that the journal records everything it
-    /// journals as one unit: after a crash all of it is replayed or none.
+    /// Runs `f` (a transaction's commands, a MOVE) so that the journal records
+    /// everything it journals as one unit: after a crash all of it is replayed or none.
+    /// Nested calls (a MOVE inside EXEC) belong to the outermost unit.
     pub fn atomically<R>(&self, f: impl FnOnce() -> R) -> R {
+        thread_local! {
+            static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        }
         let Some(journal) = self.keyspace.journal.get() else {
             return f();
         };
-        journal.begin_atomic();
+        let outermost = DEPTH.with(|d| {
+            d.set(d.get() + 1);
+            d.get() == 1
+        });
+        if outermost {
+            journal.begin_atomic();
+        }
         let result = f();
-        journal.end_atomic();
+        DEPTH.with(|d| d.set(d.get() - 1));
+        if outermost {
+            journal.end_atomic();
+        }
         result
     }
 
@@ -646,6 +659,14 @@ impl<'a> DbRef<'a> {
     /// This database's index.
     pub fn index(&self) -> usize {
         self.index
+    }
+
+    /// The same handle, whose reads and writes leave the keys' LRU time and LFU counter
+    /// as they are (CLIENT NO-TOUCH).
+    #[must_use]
+    pub fn without_touch(mut self) -> Self {
+        self.clock = self.clock.frozen();
+        self
     }
 
     fn journal(&self) -> Option<(&'a dyn Journal, usize)> {

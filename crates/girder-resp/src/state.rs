@@ -118,6 +118,9 @@ pub struct ClientState {
     pub user: Arc<crate::acl::User>,
     /// The ACL epoch `user` was read at; a newer one means it must be read again.
     pub acl_epoch: u64,
+    /// CLIENT NO-TOUCH ON: the commands of this client leave the keys' LRU/LFU stamps
+    /// alone (TOUCH still touches).
+    pub no_touch: bool,
 }
 
 /// A connection's transaction state.
@@ -257,6 +260,7 @@ impl Shared {
             authenticated: !self.acl.default_user().needs_password(),
             user: self.acl.default_user(),
             acl_epoch: self.acl.epoch(),
+            no_touch: false,
             pubsub: crate::pubsub::Subscriptions::default(),
         }
     }

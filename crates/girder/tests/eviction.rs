@@ -287,6 +287,33 @@ fn object_idletime_and_freq_follow_the_policy() {
         .query(&mut con)
         .unwrap();
     assert!(again >= 1, "{again}");
+    // Under CLIENT NO-TOUCH, GET leaves the key's stamp; TOUCH still touches.
+    let _: () = redis::cmd("CLIENT")
+        .arg("NO-TOUCH")
+        .arg("ON")
+        .query(&mut con)
+        .unwrap();
+    let _: String = con.get("k").unwrap();
+    let untouched: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("k")
+        .query(&mut con)
+        .unwrap();
+    assert!(untouched >= 1, "{untouched}");
+    let touched: i64 = redis::cmd("TOUCH").arg("k").query(&mut con).unwrap();
+    assert_eq!(touched, 1);
+    let idle: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("k")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(idle, 0);
+    let _: () = redis::cmd("CLIENT")
+        .arg("NO-TOUCH")
+        .arg("OFF")
+        .query(&mut con)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let _: String = con.get("k").unwrap();
     let used: i64 = redis::cmd("OBJECT")
         .arg("IDLETIME")

@@ -259,6 +259,23 @@ fn object_access_reports_idle_time_or_frequency_without_using_the_key() {
 }
 
 #[test]
+fn a_handle_without_touch_leaves_the_stamps_alone() {
+    let (clock, ks) = keyspace();
+    set(&ks, 0, "k", None);
+    clock.advance(3_000);
+    strings::get(&ks.db(0).unwrap().without_touch(), b"k").unwrap();
+    assert_eq!(
+        ks.object_access(0, b"k").unwrap(),
+        Some(Access::IdleSeconds(3))
+    );
+    strings::get(&ks.db(0).unwrap(), b"k").unwrap();
+    assert_eq!(
+        ks.object_access(0, b"k").unwrap(),
+        Some(Access::IdleSeconds(0))
+    );
+}
+
+#[test]
 fn evictions_are_journaled_as_deletions() {
     use std::sync::Mutex as StdMutex;
     #[derive(Default)]
@@ -317,6 +334,7 @@ fn sampling_stays_cheap_after_mass_deletion() {
     let clock = Clocking {
         now_ms: T0,
         lfu: None,
+        frozen: false,
     };
     for i in 0..100_000u32 {
         table.put(&i.to_be_bytes(), crate::Value::Int(1), None, clock);

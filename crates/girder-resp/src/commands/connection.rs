@@ -273,11 +273,18 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         "kill" if args.len() >= 3 => kill(ctx, &args[2..]),
         "unblock" if (3..=4).contains(&args.len()) => unblock(ctx, &args[2..]),
         "no-evict" | "no-touch" if args.len() == 3 => {
-            if is(&args[2], "ON") || is(&args[2], "OFF") {
-                Reply::OK
+            let on = if is(&args[2], "ON") {
+                true
+            } else if is(&args[2], "OFF") {
+                false
             } else {
-                syntax_error()
+                return syntax_error();
+            };
+            // NO-EVICT exempts a client from client eviction, which Girder does not do.
+            if sub == "no-touch" {
+                ctx.client.no_touch = on;
             }
+            Reply::OK
         }
         "help" => Reply::Array(
             [

@@ -42,7 +42,7 @@ pub(super) static SPECS: &[Spec] = &[
         (1, -1, 1),
         "generic",
         "Touch keys.",
-        exists,
+        touch,
     ),
     spec(
         "type",
@@ -226,6 +226,16 @@ pub fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     )
 }
 
+/// TOUCH uses the keys even under CLIENT NO-TOUCH, as in Redis.
+pub fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    reply(
+        ctx.keyspace
+            .db_at(ctx.client.db, ctx.now_ms)
+            .map_err(super::kv_error)
+            .map(|db| count(kv::touch(&db, &key_refs(&args[1..])))),
+    )
+}
+
 pub fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     reply(ctx.db().map(|db| Reply::Simple(kv::type_of(&db, &args[1]))))
 }
@@ -390,7 +400,8 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         );
     }
     let ex = ctx.keyspace.exclusive();
-    match ex.copy_across(&args[1], ctx.client.db, &args[2], target_db, replace) {
+    // One journal record: a crash never leaves half of it.
+    match ex.atomically(|| ex.copy_across(&args[1], ctx.client.db, &args[2], target_db, replace)) {
         Ok(done) => Reply::Integer(i64::from(done)),
         Err(e) => kv_error(e),
     }
@@ -406,7 +417,8 @@ pub fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return Reply::error("ERR source and destination objects are the same");
     }
     let ex = ctx.keyspace.exclusive();
-    match ex.move_key(&args[1], ctx.client.db, target) {
+    // One journal record: a crash never leaves the key in both databases or neither.
+    match ex.atomically(|| ex.move_key(&args[1], ctx.client.db, target)) {
         Ok(done) => Reply::Integer(i64::from(done)),
         Err(e) => kv_error(e),
     }

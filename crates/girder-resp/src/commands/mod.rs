@@ -55,9 +55,15 @@ impl Ctx<'_> {
     /// # Errors
     /// Never in practice: the selected index is validated by SELECT.
     pub fn db(&self) -> Result<DbRef<'_>, Reply> {
-        self.keyspace
+        let db = self
+            .keyspace
             .db_at(self.client.db, self.now_ms)
-            .map_err(kv_error)
+            .map_err(kv_error)?;
+        Ok(if self.client.no_touch {
+            db.without_touch()
+        } else {
+            db
+        })
     }
 }
 
@@ -174,7 +180,7 @@ pub fn journaling(index: usize) -> Journaling {
                     } else if matches!(
                         spec.group,
                         "string" | "hash" | "list" | "set" | "sortedset" | "generic"
-                    ) && !matches!(spec.name, "del" | "unlink" | "move" | "copy")
+                    ) && !matches!(spec.name, "move" | "copy")
                     {
                         Journaling::Command
                     } else {
