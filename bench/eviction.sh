@@ -2,14 +2,18 @@
 # Eviction: hit ratio on a Zipf workload and memory held to the limit, Girder against
 # Redis configured the same way, side by side in one run.
 #
-# Usage: bench/eviction.sh [runs] [maxmemory] [memory-limit]
-#        (defaults: 3 runs, 8mb for the hit ratios, 100mb for the memory table)
+# Usage: bench/eviction.sh [runs] [maxmemory] [memory-limit] [throughput-runs]
+#        (defaults: 3 runs, 8mb for the hit ratios, 100mb for the memory table and the
+#        throughput, as many throughput runs as runs; 0 runs skips the hit ratios)
 # Needs: redis-server 7, python3 with redis-py, a release build (built if missing).
 #
 # 1. Hit ratio (bench/hitratio.py): a cache-aside client over 500,000 keys with Zipf
 #    skew 0.99, 1,000,000 requests (the first quarter warms up), 100-byte values; both
 #    servers under the same maxmemory with allkeys-lru, then allkeys-lfu, 5 samples.
 #    Each is compared with an exact LRU of the size it held. One seed per run.
+# 3. Throughput while evicting (after section 2, each server full at `memory-limit`):
+#    redis-benchmark SET of random new keys (every write evicts) and GET, -P 16 and -P 1,
+#    servers alternating within each run; medians of `runs`.
 # 2. Memory: the same servers under `memory-limit` after redis-benchmark writes
 #    3,000,000 random 100-byte SETs from 50 clients (far past the limit, allkeys-lru):
 #    used memory, and RSS above what the process had at start, against the limit.
@@ -23,6 +27,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 MAXMEMORY=${2:-8mb}
 MEMORY_LIMIT=${3:-100mb}
+THROUGHPUT_RUNS=${4:-$RUNS}
 BIN=${BENCH_GIRDER:-target/release/girder}
 [ -x "$BIN" ] || cargo build --release -p girder
 REDIS_PORT=${BENCH_REDIS_PORT:-6393}
@@ -74,3 +79,28 @@ for server in girder redis; do
   keys=$(redis-cli -p "$p" dbsize)
   echo "| $server | $keys | $used | $base | $rss | $(python3 -c "print(f'{($rss-$base)/$limit:.3f}')") |"
 done
+
+echo
+echo "## Throughput while evicting, maxmemory $MEMORY_LIMIT, allkeys-lru (medians of $THROUGHPUT_RUNS)"
+echo
+for run in $(seq 1 "$THROUGHPUT_RUNS"); do
+  for pipeline in 16 1; do
+    n=1000000; [ "$pipeline" = 1 ] && n=200000
+    for server in redis girder; do
+      if [ $server = girder ]; then p=$port; else p=$REDIS_PORT; fi
+      redis-benchmark -p "$p" -t set,get -n "$n" -r 100000000 -d 100 -c 50 -P "$pipeline" -q --csv \
+        | tail -n +2 | sed "s/^/$server,$pipeline,$run,/" >>"$work/evicting.csv"
+    done
+  done
+done
+python3 - "$work/evicting.csv" <<'PY'
+import csv, statistics, sys
+rows = {}
+for server, pipeline, run, test, rps, *rest in csv.reader(open(sys.argv[1])):
+    rows.setdefault((test.strip('"'), int(pipeline)), {}).setdefault(server, []).append(float(rps.strip('"')))
+print("| test | -P | Redis req/s | Girder req/s | ratio |")
+print("|---|---|---|---|---|")
+for (test, p), by in sorted(rows.items(), key=lambda kv: (-kv[0][1], kv[0][0])):
+    r, g = statistics.median(by["redis"]), statistics.median(by["girder"])
+    print(f"| {test} | {p} | {r:,.0f} | {g:,.0f} | {g / r:.2f}x |")
+PY

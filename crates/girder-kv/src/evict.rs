@@ -451,9 +451,11 @@ impl Keyspace {
             let Some((index, key)) = victim else {
                 return Err(KvError::OutOfMemory);
             };
-            let db = self.db(index)?;
-            let gone = db.write(key.as_slice(), |slot| slot.remove().is_some());
-            drop(db);
+            // The pooled policies evicted their victim already.
+            let gone = !policy.random() || {
+                let db = self.db(index)?;
+                db.write(key.as_slice(), |slot| slot.remove().is_some())
+            };
             if gone {
                 evicted += 1;
                 self.eviction.evicted.fetch_add(1, Ordering::Relaxed);
@@ -476,6 +478,7 @@ impl Keyspace {
             .collect()
     }
 
+    /// A random policy's victim (still to be removed), or a pooled policy's (removed).
     fn victim(
         &self,
         pool: &mut Vec<Candidate>,
@@ -516,8 +519,8 @@ impl Keyspace {
         None
     }
 
-    /// Samples every candidate database into the pool, then takes the best candidate
-    /// whose score still holds.
+    /// Samples every candidate database into the pool, then evicts the best candidate
+    /// whose score still holds; returns it.
     fn pooled_victim(
         &self,
         pool: &mut Vec<Candidate>,
@@ -569,17 +572,27 @@ impl Keyspace {
                     }
                 });
             }
-            // The best candidate, if it is still there and still as good.
+            // The best candidate goes if it is still there and still as good; the check
+            // and the removal are one write call (one shard lock, one lookup).
             while let Some(best) = pool.pop() {
-                let current = self.with_shard_of(best.db, best.key.as_slice(), |shard| {
-                    shard.table().get(best.key.as_slice()).and_then(&score)
-                });
-                match current {
-                    None => continue,
-                    Some(s) if pool.last().is_some_and(|next| s < next.score) => {
-                        offer(pool, s, best.db, &best.key);
+                let next = pool.last().map(|c| c.score);
+                let Ok(db) = self.db(best.db) else {
+                    continue;
+                };
+                let outcome = db.write(best.key.as_slice(), |slot| {
+                    match slot.peek().and_then(&score) {
+                        None => None,
+                        Some(s) if next.is_some_and(|next| s < next) => Some(Some(s)),
+                        Some(_) => {
+                            slot.remove();
+                            Some(None)
+                        }
                     }
-                    Some(_) => return Some((best.db, best.key)),
+                });
+                match outcome {
+                    None => {}
+                    Some(Some(rescored)) => offer(pool, rescored, best.db, &best.key),
+                    Some(None) => return Some((best.db, best.key)),
                 }
             }
         }
@@ -603,16 +616,6 @@ impl Keyspace {
                 return;
             }
         }
-    }
-
-    fn with_shard_of<R>(
-        &self,
-        index: usize,
-        key: &[u8],
-        f: impl FnOnce(&crate::shard::Shard) -> R,
-    ) -> R {
-        let shard = self.dbs[index].shards[self.shard_of(key)].lock();
-        f(&shard)
     }
 }
 

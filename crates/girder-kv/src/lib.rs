@@ -990,6 +990,11 @@ impl Slot<'_> {
         entry
     }
 
+    /// The live entry, if any, to look at: neither a modification nor a use.
+    pub(crate) fn peek(&mut self) -> Option<&Entry> {
+        self.shard.live(self.key, self.now)
+    }
+
     /// Counts a modification of the key for WATCH.
     pub fn touch(&mut self) {
         self.marks.dirty = true;
