@@ -124,21 +124,35 @@ fn noeviction_refuses_writes_with_the_oom_error_and_serves_reads_and_deletes() {
     // Reads and deletes run; writes that may grow memory do not.
     let value: Option<Vec<u8>> = con.get("k:0").unwrap();
     assert_eq!(value.map(|v| v.len()), Some(1000));
-    let err = con.set::<_, _, ()>("another", "v").unwrap_err();
+    // At the limit, writes are refused. (The fill's own request and reply buffers
+    // count while they exist: once freed they leave a little room, so write until the
+    // refusal comes.)
+    let big = vec![b'y'; 1000];
+    let err = (0..5_000)
+        .find_map(|i| con.set::<_, _, ()>(format!("another:{i}"), &big).err())
+        .expect("a SET refused at the limit");
     assert_eq!(err.code(), Some("OOM"), "{err}");
     assert!(err.to_string().contains(&OOM[4..]), "{err}");
-    let err = redis::cmd("LPUSH")
-        .arg("l")
-        .arg("v")
-        .query::<()>(&mut con)
-        .unwrap_err();
+    let err = (0..5_000)
+        .find_map(|_| {
+            redis::cmd("LPUSH")
+                .arg("l")
+                .arg(&big)
+                .query::<()>(&mut con)
+                .err()
+        })
+        .expect("an LPUSH refused at the limit");
     assert!(err.to_string().contains("OOM"), "{err}");
     // A transaction that would write is refused as a whole.
-    let err = redis::pipe()
-        .atomic()
-        .set("t", "v")
-        .query::<()>(&mut con)
-        .unwrap_err();
+    let err = (0..5_000)
+        .find_map(|i| {
+            redis::pipe()
+                .atomic()
+                .set(format!("t:{i}"), &big)
+                .query::<()>(&mut con)
+                .err()
+        })
+        .expect("a transaction refused at the limit");
     assert!(err.to_string().contains("OOM"), "{err}");
     let deleted: u64 = con.del("k:0").unwrap();
     assert_eq!(deleted, 1);
