@@ -465,7 +465,10 @@ fn class_match(pattern: &[u8], start: usize, c: u8, nocase: bool) -> Option<(boo
 
 /// Whether `value` is a string (for commands that only look at strings).
 pub fn is_string(value: &Value) -> bool {
-    matches!(value, Value::Int(_) | Value::Str(_) | Value::Raw(_))
+    matches!(
+        value,
+        Value::Int(_) | Value::Small(_) | Value::Str(_) | Value::Raw(_)
+    )
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ pub fn cache_get(db: &DbRef<'_>, key: &[u8], lease_ms: u64) -> Result<CacheRead,
         let now = slot.now;
         if let Some(entry) = slot.shard.live(key, now) {
             return match &entry.value {
-                v @ (Value::Int(_) | Value::Str(_) | Value::Raw(_)) => {
+                v @ (Value::Int(_) | Value::Small(_) | Value::Str(_) | Value::Raw(_)) => {
                     Ok(CacheRead::Hit(strings::to_bytes(v)))
                 }
                 _ => Err(KvError::WrongType),

@@ -11,7 +11,12 @@ pub enum Value {
     /// A string that is a canonical decimal integer, kept as a number (Redis's `int`
     /// encoding): 8 bytes instead of a heap allocation, and INCR needs no parsing.
     Int(i64),
-    /// Any other string, as it was set.
+    /// Any other string of up to [`SMALL_STR`] bytes, held in the entry itself (Redis
+    /// embeds short strings in their object the same way, `embstr`): no allocation to
+    /// set or free it, and reading it touches no memory beyond the entry.
+    Small(SmallStr),
+    /// Any other string, as it was set (always longer than [`SMALL_STR`]: the
+    /// constructors keep shorter ones `Small`).
     Str(Bytes),
     /// A string modified in place (APPEND, SETRANGE): Redis reports these as `raw`
     /// whatever their length, and so does Girder.
@@ -34,14 +39,40 @@ impl Value {
     pub fn from_bytes(bytes: &[u8]) -> Self {
         match parse_canonical_i64(bytes) {
             Some(i) => Self::Int(i),
+            None => Self::string(bytes),
+        }
+    }
+
+    /// The value for string bytes kept as they are, never as an integer (INCRBYFLOAT's
+    /// result, as in Redis).
+    pub fn string(bytes: &[u8]) -> Self {
+        match SmallStr::new(bytes) {
+            Some(small) => Self::Small(small),
             None => Self::Str(Bytes::copy_from_slice(bytes)),
+        }
+    }
+
+    /// [`Value::string`] of bytes already owned: a long string keeps them.
+    pub fn string_from(bytes: Bytes) -> Self {
+        match SmallStr::new(&bytes) {
+            Some(small) => Self::Small(small),
+            None => Self::Str(bytes),
+        }
+    }
+
+    /// The bytes of a string not held as an integer (`Small`, `Str`, `Raw`).
+    pub fn str_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Self::Small(s) => Some(s.as_bytes()),
+            Self::Str(b) | Self::Raw(b) => Some(b),
+            _ => None,
         }
     }
 
     /// The Redis type name (`TYPE`).
     pub fn type_name(&self) -> &'static str {
         match self {
-            Self::Int(_) | Self::Str(_) | Self::Raw(_) => "string",
+            Self::Int(_) | Self::Small(_) | Self::Str(_) | Self::Raw(_) => "string",
             Self::Hash(_) => "hash",
             Self::List(_) => "list",
             Self::Set(_) => "set",
@@ -54,6 +85,7 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Self::Int(_) => "int",
+            Self::Small(_) => "embstr",
             Self::Str(b) if b.len() <= 44 => "embstr",
             Self::Str(_) | Self::Raw(_) => "raw",
             Self::Hash(h) => h.encoding(),
@@ -64,6 +96,45 @@ impl Value {
         }
     }
 }
+
+/// Longest string held in the entry itself ([`Value::Small`]): what fits beside the
+/// enum's tag and a length byte in the 40 bytes a `Value` takes anyway.
+pub const SMALL_STR: usize = 38;
+
+/// A string of at most [`SMALL_STR`] bytes, stored inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SmallStr {
+    len: u8,
+    bytes: [u8; SMALL_STR],
+}
+
+impl SmallStr {
+    /// `bytes` inline, if they fit.
+    pub fn new(bytes: &[u8]) -> Option<Self> {
+        let len = u8::try_from(bytes.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= SMALL_STR)?;
+        let mut inline = [0; SMALL_STR];
+        inline[..bytes.len()].copy_from_slice(bytes);
+        Some(Self { len, bytes: inline })
+    }
+
+    /// The string.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for SmallStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", Bytes::copy_from_slice(self.as_bytes()))
+    }
+}
+
+// A small string costs no space: a value is as large as it was with `Bytes` alone, and
+// an entry still 64 bytes.
+const _: () = assert!(std::mem::size_of::<Value>() == 40);
+const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
 /// Parses bytes that are exactly how an i64 prints (no `+`, no leading zeros, no spaces).
 pub(crate) fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {

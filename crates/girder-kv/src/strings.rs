@@ -52,6 +52,7 @@ pub struct SetOutcome {
 pub fn to_bytes(value: &Value) -> Bytes {
     match value {
         Value::Int(i) => Bytes::copy_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Value::Small(s) => Bytes::copy_from_slice(s.as_bytes()),
         Value::Str(b) | Value::Raw(b) => b.clone(),
         // Callers check the type first; other types have no string form.
         _ => Bytes::new(),
@@ -61,7 +62,9 @@ pub fn to_bytes(value: &Value) -> Bytes {
 fn string_of(entry: Option<&Entry>) -> Result<Option<Bytes>, KvError> {
     match entry.map(|e| &e.value) {
         None => Ok(None),
-        Some(v @ (Value::Int(_) | Value::Str(_) | Value::Raw(_))) => Ok(Some(to_bytes(v))),
+        Some(v @ (Value::Int(_) | Value::Small(_) | Value::Str(_) | Value::Raw(_))) => {
+            Ok(Some(to_bytes(v)))
+        }
         Some(_) => Err(KvError::WrongType),
     }
 }
@@ -164,14 +167,14 @@ pub fn incr_by(db: &DbRef<'_>, key: &[u8], delta: i64) -> Result<i64, KvError> {
                 ..
             }) => (*i, *expire_at),
             Some(Entry {
-                value: Value::Str(b) | Value::Raw(b),
-                expire_at,
-                ..
-            }) => (
-                crate::shard::parse_canonical_i64(b).ok_or(KvError::NotInteger)?,
-                *expire_at,
-            ),
-            Some(_) => return Err(KvError::WrongType),
+                value, expire_at, ..
+            }) => match value.str_bytes() {
+                Some(b) => (
+                    crate::shard::parse_canonical_i64(b).ok_or(KvError::NotInteger)?,
+                    *expire_at,
+                ),
+                None => return Err(KvError::WrongType),
+            },
         };
         let next = current.checked_add(delta).ok_or(KvError::Overflow)?;
         if let Some(entry) = slot.get() {
@@ -195,11 +198,10 @@ pub fn incr_by_float(db: &DbRef<'_>, key: &[u8], delta: f64) -> Result<Bytes, Kv
                 value: Value::Int(i),
                 ..
             }) => *i as f64,
-            Some(Entry {
-                value: Value::Str(b) | Value::Raw(b),
-                ..
-            }) => parse_float(b).ok_or(KvError::NotFloat)?,
-            Some(_) => return Err(KvError::WrongType),
+            Some(Entry { value, .. }) => match value.str_bytes() {
+                Some(b) => parse_float(b).ok_or(KvError::NotFloat)?,
+                None => return Err(KvError::WrongType),
+            },
         };
         let next = current + delta;
         if !next.is_finite() {
@@ -207,7 +209,7 @@ pub fn incr_by_float(db: &DbRef<'_>, key: &[u8], delta: f64) -> Result<Bytes, Kv
         }
         let text = format_long_double(next);
         // Stored as a plain string even when integral, as Redis does.
-        let value = Value::Str(Bytes::from(text.clone()));
+        let value = Value::string(text.as_bytes());
         if let Some(entry) = slot.get() {
             entry.value = value;
         } else {

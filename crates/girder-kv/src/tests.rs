@@ -11,6 +11,41 @@ fn keyspace() -> (Arc<ManualClock>, Keyspace) {
     (clock, ks)
 }
 
+/// Strings up to `SMALL_STR` bytes are held inline, longer ones on the heap; both read
+/// back byte for byte, report Redis's encodings, and survive INCR's parse and APPEND.
+#[test]
+fn small_strings_are_inline_up_to_the_limit() {
+    let (_, ks) = keyspace();
+    let db = ks.db(0).unwrap();
+    for len in [
+        0,
+        1,
+        shard::SMALL_STR - 1,
+        shard::SMALL_STR,
+        shard::SMALL_STR + 1,
+        44,
+        45,
+    ] {
+        let key = format!("k{len}");
+        let value = vec![b'x'; len];
+        strings::set(&db, key.as_bytes(), &value, SetOptions::default()).unwrap();
+        assert_eq!(strings::get(&db, key.as_bytes()).unwrap().unwrap(), value);
+        let expected = if len <= 44 { "embstr" } else { "raw" };
+        assert_eq!(keys::encoding(&db, key.as_bytes()), Some(expected), "{len}");
+        assert_eq!(
+            matches!(Value::from_bytes(&value), Value::Small(_)),
+            len <= shard::SMALL_STR
+        );
+    }
+    strings::set(&db, b"n", b" 7", SetOptions::default()).unwrap();
+    assert_eq!(strings::incr_by(&db, b"n", 1), Err(KvError::NotInteger));
+    strings::set(&db, b"f", b"1.5", SetOptions::default()).unwrap();
+    assert_eq!(strings::incr_by_float(&db, b"f", 1.0).unwrap(), "2.5");
+    assert_eq!(strings::append(&db, b"f", b"0").unwrap(), 4);
+    assert_eq!(strings::get(&db, b"f").unwrap().unwrap(), "2.50");
+    assert_eq!(keys::encoding(&db, b"f"), Some("raw"));
+}
+
 #[test]
 fn set_get_and_integer_encoding() {
     let (_, ks) = keyspace();

@@ -34,6 +34,8 @@ pub struct RespConfig {
     pub protected_mode: bool,
     /// `client-output-buffer-limit`, in Redis's syntax ([`crate::output_limits`]).
     pub client_output_buffer_limit: String,
+    /// Event-loop threads serving connections (`resp.threads`, at least 1).
+    pub threads: usize,
 }
 
 impl Default for RespConfig {
@@ -49,6 +51,7 @@ impl Default for RespConfig {
             timeout_secs: 0,
             protected_mode: true,
             client_output_buffer_limit: crate::output_limits::DEFAULT.to_owned(),
+            threads: 1,
         }
     }
 }

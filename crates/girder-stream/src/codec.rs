@@ -511,6 +511,11 @@ pub fn encode_value(out: &mut Vec<u8>, db: usize, key: &[u8], entry: &Entry) {
             out.push(1);
             put_varint(out, *i as u64);
         }
+        // One record type for a string however it is held: the length decides.
+        Value::Small(s) => {
+            out.push(2);
+            put_bytes(out, s.as_bytes());
+        }
         Value::Str(b) => {
             out.push(2);
             put_bytes(out, b);
@@ -705,7 +710,7 @@ impl<'a> Reader<'a> {
     fn value(&mut self) -> Result<Value, DecodeError> {
         Ok(match self.u8()? {
             1 => Value::Int(self.varint()? as i64),
-            2 => Value::Str(self.owned()?),
+            2 => Value::string_from(self.owned()?),
             3 => Value::Raw(self.owned()?),
             4 => {
                 let n = self.len()?;

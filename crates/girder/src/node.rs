@@ -164,6 +164,7 @@ impl NodeBuilder {
             timeout_secs: config.resp.timeout,
             protected_mode: config.resp.protected_mode,
             client_output_buffer_limit: config.resp.client_output_buffer_limit.clone(),
+            threads: to_usize(config.resp.threads),
         };
         let mut resp = RespService::new(resp_listener, Arc::clone(&keyspace), resp_config)
             .with_ids(Arc::clone(&ids))
