@@ -13,7 +13,6 @@
 use crate::shard::Value;
 use crate::{DbRef, Entry, KvError, Slot};
 use bytes::Bytes;
-use std::collections::HashMap;
 
 /// Most fields a compact hash holds (`hash-max-listpack-entries`).
 ///
@@ -24,6 +23,11 @@ pub const MAX_SMALL_LEN: usize = 64;
 
 /// Entries in a dense vector plus an index from key to position.
 ///
+/// The index holds positions only, hashed by the key they point at: a key is stored
+/// once (in `entries`), and an index bucket is 8 bytes. (Keyed by a clone of the key's
+/// `Bytes`, each insert also allocated the clone's shared refcount, and each bucket was
+/// 40 bytes.)
+///
 /// Removal swaps the last entry into the hole, so positions only ever move down: a scan
 /// that walks positions from the top down sees every entry present for its whole
 /// duration (an entry it has not visited can only move to a lower, still unvisited,
@@ -31,14 +35,16 @@ pub const MAX_SMALL_LEN: usize = 64;
 #[derive(Debug, Clone)]
 pub(crate) struct Table<V> {
     entries: Vec<(Bytes, V)>,
-    index: HashMap<Bytes, usize, ahash::RandomState>,
+    index: hashbrown::HashTable<usize>,
+    hasher: ahash::RandomState,
 }
 
 impl<V> Default for Table<V> {
     fn default() -> Self {
         Self {
             entries: Vec::new(),
-            index: HashMap::default(),
+            index: hashbrown::HashTable::new(),
+            hasher: ahash::RandomState::new(),
         }
     }
 }
@@ -48,35 +54,62 @@ impl<V> Table<V> {
         self.entries.len()
     }
 
+    fn position(&self, key: &[u8]) -> Option<usize> {
+        let entries = &self.entries;
+        self.index
+            .find(self.hasher.hash_one(key), |&i| entries[i].0[..] == *key)
+            .copied()
+    }
+
     pub(crate) fn contains(&self, key: &[u8]) -> bool {
-        self.index.contains_key(key)
+        self.position(key).is_some()
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<&V> {
-        self.index.get(key).map(|&i| &self.entries[i].1)
+        self.position(key).map(|i| &self.entries[i].1)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        self.position(key).map(|i| &mut self.entries[i].1)
     }
 
     /// Inserts or replaces; true if the key is new.
     pub(crate) fn insert(&mut self, key: Bytes, value: V) -> bool {
-        if let Some(&i) = self.index.get(&key[..]) {
+        if let Some(i) = self.position(&key) {
             self.entries[i].1 = value;
             return false;
         }
-        self.index.insert(key.clone(), self.entries.len());
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index
+            .insert_unique(hasher.hash_one(&key[..]), entries.len(), |&i| {
+                hasher.hash_one(&entries[i].0[..])
+            });
         self.entries.push((key, value));
         true
     }
 
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<V> {
-        let i = self.index.remove(key)?;
+        let entries = &self.entries;
+        let found = self
+            .index
+            .find_entry(self.hasher.hash_one(key), |&i| entries[i].0[..] == *key)
+            .ok()?;
+        let (i, _) = found.remove();
         let (_, value) = self.entries.swap_remove(i);
         if let Some((moved, _)) = self.entries.get(i) {
-            *self.index.get_mut(&moved[..]).expect("indexed") = i;
+            // The last entry moved from position `len` down to `i`.
+            let from = self.entries.len();
+            *self
+                .index
+                .find_mut(self.hasher.hash_one(&moved[..]), |&j| j == from)
+                .expect("indexed") = i;
         }
         // Give memory back once mostly empty (amortized: at most one shrink per halving).
         if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
             self.entries.shrink_to(self.entries.len() * 2);
-            self.index.shrink_to(self.entries.len() * 2);
+            let (entries, hasher) = (&self.entries, &self.hasher);
+            self.index
+                .shrink_to(entries.len() * 2, |&i| hasher.hash_one(&entries[i].0[..]));
         }
         Some(value)
     }
@@ -204,8 +237,8 @@ impl HashValue {
         }
         match &mut self.repr {
             Repr::Large(t) => {
-                if let Some(&i) = t.index.get(field) {
-                    t.entries[i].1 = value;
+                if let Some(old) = t.get_mut(field) {
+                    *old = value;
                     false
                 } else {
                     t.insert(Bytes::copy_from_slice(field), value)
@@ -711,6 +744,34 @@ mod tests {
         }
         for i in step..600 - step {
             assert!(seen.contains(format!("f{i}").as_bytes()), "f{i} missed");
+        }
+    }
+
+    proptest! {
+        /// The table (positions indexed by the keys they point at, swap-removal, shrink)
+        /// against a map: same lookups after any inserts and removes, and every
+        /// position reachable through its key.
+        #[test]
+        fn table_matches_a_map(ops in proptest::collection::vec((any::<bool>(), 0u16..300), 1..2000)) {
+            let mut table = Table::default();
+            let mut model = std::collections::HashMap::new();
+            for (n, (insert, k)) in ops.into_iter().enumerate() {
+                let key = Bytes::from(format!("f{k}"));
+                if insert {
+                    prop_assert_eq!(table.insert(key.clone(), n), model.insert(key, n).is_none());
+                } else {
+                    prop_assert_eq!(table.remove(&key), model.remove(&key));
+                }
+            }
+            prop_assert_eq!(table.len(), model.len());
+            for (k, v) in &model {
+                prop_assert_eq!(table.get(k), Some(v));
+            }
+            for i in 0..table.len() {
+                let (k, v) = table.at(i);
+                prop_assert_eq!(model.get(k), Some(v));
+                prop_assert!(table.contains(k));
+            }
         }
     }
 
