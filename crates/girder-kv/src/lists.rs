@@ -235,6 +235,33 @@ pub fn range(db: &DbRef<'_>, key: &[u8], start: i64, stop: i64) -> Result<Vec<By
     })
 }
 
+/// LRANGE without copying the elements out: `f` gets the number of elements in the
+/// range and the elements, head first, while the key's shard is locked (a front end
+/// encodes its reply from them directly).
+///
+/// # Errors
+/// WRONGTYPE when the key holds another type.
+pub fn range_with<R>(
+    db: &DbRef<'_>,
+    key: &[u8],
+    start: i64,
+    stop: i64,
+    f: impl FnOnce(usize, &mut dyn Iterator<Item = &[u8]>) -> R,
+) -> Result<R, KvError> {
+    db.read(key, |e| {
+        let Some(list) = list_of(e)? else {
+            return Ok(f(0, &mut std::iter::empty()));
+        };
+        Ok(match resolve_range(start, stop, list.items.len()) {
+            Some((from, to)) => f(
+                to - from + 1,
+                &mut list.items.range(from..=to).map(|b| &b[..]),
+            ),
+            None => f(0, &mut std::iter::empty()),
+        })
+    })
+}
+
 /// LINDEX: the element at `index`, `None` if out of range or the key is missing.
 ///
 /// # Errors

@@ -69,6 +69,23 @@ fn string_of(entry: Option<&Entry>) -> Result<Option<Bytes>, KvError> {
     }
 }
 
+/// GET without copying the value out: `f` gets the string's bytes (an integer as it
+/// prints) while the key's shard is locked. `Ok(None)` when the key is missing.
+///
+/// # Errors
+/// WRONGTYPE when the key holds another type.
+pub fn get_with<R>(
+    db: &DbRef<'_>,
+    key: &[u8],
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<Option<R>, KvError> {
+    db.read(key, |e| match e.map(|e| &e.value) {
+        None => Ok(None),
+        Some(Value::Int(i)) => Ok(Some(f(itoa::Buffer::new().format(*i).as_bytes()))),
+        Some(v) => v.str_bytes().map(|b| Some(f(b))).ok_or(KvError::WrongType),
+    })
+}
+
 /// GET.
 ///
 /// # Errors

@@ -160,9 +160,10 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Args>, 
         Ok(n) => n,
     };
     // First pass: check the whole command is here, validating headers as we go, without
-    // allocating. Only then split the buffer.
-    let mut at = line_end + 2;
-    let mut spans = Vec::new();
+    // allocating. Only then split the buffer, and walk the (now known good) headers
+    // again to cut the arguments out of it.
+    let first = line_end + 2;
+    let mut at = first;
     for _ in 0..count {
         let Some(&first) = buf.get(at) else {
             return Ok(None);
@@ -190,21 +191,22 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Args>, 
         if &buf[end..end + 2] != b"\r\n" {
             return Err(ProtocolError::MissingBulkTerminator);
         }
-        if spans.capacity() == 0 {
-            // The whole command is not necessarily here yet, but `count` is within the
-            // limit, so reserving for it is bounded.
-            spans.reserve(count.min(1024));
-        }
-        spans.push((data, end));
         at = end + 2;
     }
     let frozen = buf.split_to(at).freeze();
-    Ok(Some(
-        spans
-            .into_iter()
-            .map(|(start, end)| frozen.slice(start..end))
-            .collect(),
-    ))
+    let mut args = Vec::with_capacity(count);
+    let mut at = first;
+    for _ in 0..count {
+        // Checked by the first pass: a `$`, a valid length, its data and `\r\n`.
+        let len_end = find_crlf(&frozen, at + 1).ok_or(ProtocolError::InvalidBulkLength)?;
+        let len = parse_len(&frozen[at + 1..len_end])
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or(ProtocolError::InvalidBulkLength)?;
+        let data = len_end + 2;
+        args.push(frozen.slice(data..data + len));
+        at = data + len + 2;
+    }
+    Ok(Some(args))
 }
 
 fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Args>, ProtocolError> {
@@ -334,6 +336,15 @@ pub enum Reply {
     Integer(i64),
     /// `$3\r\nfoo`
     Bulk(Bytes),
+    /// A bulk string of at most [`SMALL_BULK`] bytes, held in the reply itself: a small
+    /// value read under the engine's lock is answered without an allocation
+    /// ([`Reply::bulk_copy`]).
+    SmallBulk {
+        /// How many bytes of `bytes` are the string.
+        len: u8,
+        /// The string, then padding.
+        bytes: [u8; SMALL_BULK],
+    },
     /// RESP3 `_`; RESP2 `$-1`.
     Null,
     /// RESP3 `_`; RESP2 `*-1` (a missing array, as BLPOP's timeout).
@@ -352,6 +363,8 @@ pub enum Reply {
     Verbatim(Bytes),
     /// RESP3 `>N` (pub/sub messages); RESP2 an array.
     Push(Vec<Reply>),
+    /// A reply already encoded, identical in RESP2 and RESP3 (see [`bulk_array`]).
+    Encoded(BytesMut),
     /// Several replies in a row, for a command that answers once per argument
     /// (SUBSCRIBE confirms each channel in its own frame). Only as a command's whole
     /// reply, never nested.
@@ -372,6 +385,18 @@ impl Reply {
         Self::Bulk(bytes.into())
     }
 
+    /// A bulk string copied from `bytes`: inline when short, else into a `Bytes`.
+    pub fn bulk_copy(bytes: &[u8]) -> Self {
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= SMALL_BULK => {
+                let mut inline = [0; SMALL_BULK];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                Self::SmallBulk { len, bytes: inline }
+            }
+            _ => Self::Bulk(Bytes::copy_from_slice(bytes)),
+        }
+    }
+
     /// Appends the encoding of `self` for `protocol` to `out`.
     pub fn encode(&self, protocol: Protocol, out: &mut BytesMut) {
         let resp3 = protocol == Protocol::Resp3;
@@ -388,6 +413,7 @@ impl Reply {
             }
             Self::Integer(i) => number(out, b':', *i),
             Self::Bulk(b) => bulk(out, b'$', b),
+            Self::SmallBulk { len, bytes } => bulk(out, b'$', &bytes[..usize::from(*len)]),
             Self::Null if resp3 => out.extend_from_slice(b"_\r\n"),
             Self::Null => out.extend_from_slice(b"$-1\r\n"),
             Self::NullArray if resp3 => out.extend_from_slice(b"_\r\n"),
@@ -430,8 +456,28 @@ impl Reply {
                 bulk(out, b'=', &body);
             }
             Self::Verbatim(text) => bulk(out, b'$', text),
+            Self::Encoded(bytes) => out.extend_from_slice(bytes),
         }
     }
+}
+
+/// Longest bulk string a [`Reply::SmallBulk`] holds: what fits in the 40 bytes a
+/// `Reply` takes anyway.
+pub const SMALL_BULK: usize = 38;
+
+// Holding small strings inline costs no space.
+const _: () = assert!(std::mem::size_of::<Reply>() == 40);
+
+/// An array of `len` bulk strings, encoded as it is read (under the engine's lock, with
+/// no copy of each element into a `Bytes` and no `Reply` per element): the same bytes
+/// in RESP2 and RESP3.
+pub fn bulk_array(len: usize, items: &mut dyn Iterator<Item = &[u8]>) -> Reply {
+    let mut out = BytesMut::new();
+    number(&mut out, b'*', len_i64(len));
+    for item in items {
+        bulk(&mut out, b'$', item);
+    }
+    Reply::Encoded(out)
 }
 
 /// Formats a double as Redis 7 does for replies: `inf`, `-inf`, `nan`, integers without a

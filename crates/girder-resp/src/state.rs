@@ -124,6 +124,10 @@ pub struct ClientState {
     /// CLIENT NO-TOUCH ON: the commands of this client leave the keys' LRU/LFU stamps
     /// alone (TOUCH still touches).
     pub no_touch: bool,
+    /// The name this client last sent, byte for byte, and its index in the command
+    /// table: a pipeline repeats its command, and comparing a few bytes is cheaper than
+    /// folding case and hashing them again.
+    pub last_command: Option<(bytes::Bytes, usize)>,
 }
 
 /// A connection's transaction state.
@@ -264,6 +268,7 @@ impl Shared {
             user: self.acl.default_user(),
             acl_epoch: self.acl.epoch(),
             no_touch: false,
+            last_command: None,
             pubsub: crate::pubsub::Subscriptions::default(),
         }
     }

@@ -342,9 +342,7 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         let start = int_arg(&args[2])?;
         let stop = int_arg(&args[3])?;
         let db = ctx.db()?;
-        kv::range(&db, &args[1], start, stop)
-            .map(bulks)
-            .map_err(kv_error)
+        kv::range_with(&db, &args[1], start, stop, crate::codec::bulk_array).map_err(kv_error)
     })())
 }
 

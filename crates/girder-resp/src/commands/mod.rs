@@ -202,7 +202,8 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
 /// Looks a command up by name, with its position in [`table`] (for per-command metrics
 /// kept in a flat array).
 pub fn lookup_indexed(name: &[u8]) -> Option<(usize, &'static Spec)> {
-    static INDEX: OnceLock<HashMap<&'static str, usize>> = OnceLock::new();
+    // ahash, not the default SipHash: this runs once per command.
+    static INDEX: OnceLock<HashMap<&'static str, usize, ahash::RandomState>> = OnceLock::new();
     let index = INDEX.get_or_init(|| {
         table()
             .iter()
@@ -227,10 +228,23 @@ pub fn lookup_indexed(name: &[u8]) -> Option<(usize, &'static Spec)> {
 /// # Panics
 /// If `args` is empty: callers skip empty commands.
 pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> (Option<usize>, Reply) {
-    let Some((index, spec)) = lookup_indexed(&args[0]) else {
+    let found = match &ctx.client.last_command {
+        Some((name, i)) if *name == args[0] => Some((*i, table()[*i])),
+        _ => lookup_indexed(&args[0]),
+    };
+    let Some((index, spec)) = found else {
         transactions::refuse(ctx);
         return (None, unknown_command(args));
     };
+    if ctx
+        .client
+        .last_command
+        .as_ref()
+        .is_none_or(|(_, i)| *i != index)
+    {
+        // A copy: a slice would keep this request's whole buffer alive.
+        ctx.client.last_command = Some((Bytes::copy_from_slice(&args[0]), index));
+    }
     if !arity_ok(spec.arity, args.len()) {
         transactions::refuse(ctx);
         return (Some(index), wrong_arity(spec.name));

@@ -200,10 +200,13 @@ pub(super) static SPECS: &[Spec] = &[
 ];
 
 pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    reply(ctx.db().map(|db| match kv::get(&db, &args[1]) {
-        Ok(v) => bulk_or_null(v),
-        Err(e) => kv_error(e),
-    }))
+    reply(
+        ctx.db()
+            .map(|db| match kv::get_with(&db, &args[1], Reply::bulk_copy) {
+                Ok(v) => v.unwrap_or(Reply::Null),
+                Err(e) => kv_error(e),
+            }),
+    )
 }
 
 /// Resolves a relative or absolute expire argument to a deadline in ms, rejecting
