@@ -10,7 +10,7 @@
 //! - A `Table` keeps its entries dense in a vector, so a random pick is O(1) and a scan
 //!   cursor is an index (see `Table::scan`).
 
-use crate::shard::Value;
+use crate::shard::{Str, Value};
 use crate::{DbRef, Entry, KvError, Slot};
 use bytes::Bytes;
 
@@ -23,8 +23,9 @@ pub const MAX_SMALL_LEN: usize = 64;
 
 /// Entries in a dense vector plus an index from key to position.
 ///
-/// The index holds positions only, hashed by the key they point at: a key is stored
-/// once (in `entries`), and an index bucket is 8 bytes. (Keyed by a clone of the key's
+/// Keys are [`Str`]: a short key is inline in its entry, so a lookup reads the index and
+/// the entry, not a third allocation. The index holds positions only, hashed by the key
+/// they point at: a key is stored once (in `entries`), and an index bucket is 8 bytes. (Keyed by a clone of the key's
 /// `Bytes`, each insert also allocated the clone's shared refcount, and each bucket was
 /// 40 bytes.)
 ///
@@ -34,7 +35,7 @@ pub const MAX_SMALL_LEN: usize = 64;
 /// position).
 #[derive(Debug, Clone)]
 pub(crate) struct Table<V> {
-    entries: Vec<(Bytes, V)>,
+    entries: Vec<(Str, V)>,
     index: hashbrown::HashTable<usize>,
     hasher: ahash::RandomState,
 }
@@ -74,7 +75,7 @@ impl<V> Table<V> {
     }
 
     /// Inserts or replaces; true if the key is new.
-    pub(crate) fn insert(&mut self, key: Bytes, value: V) -> bool {
+    pub(crate) fn insert(&mut self, key: Str, value: V) -> bool {
         if let Some(i) = self.position(&key) {
             self.entries[i].1 = value;
             return false;
@@ -89,42 +90,47 @@ impl<V> Table<V> {
     }
 
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<V> {
-        let entries = &self.entries;
-        let found = self
-            .index
-            .find_entry(self.hasher.hash_one(key), |&i| entries[i].0[..] == *key)
-            .ok()?;
-        let (i, _) = found.remove();
-        let (_, value) = self.entries.swap_remove(i);
+        let i = self.position(key)?;
+        Some(self.remove_at(i).1)
+    }
+
+    /// Removes the entry at position `i` (a random pick needs no second lookup).
+    pub(crate) fn remove_at(&mut self, i: usize) -> (Str, V) {
+        let hash = self.hasher.hash_one(self.entries[i].0.as_bytes());
+        if let Ok(found) = self.index.find_entry(hash, |&j| j == i) {
+            found.remove();
+        }
+        let removed = self.entries.swap_remove(i);
         if let Some((moved, _)) = self.entries.get(i) {
             // The last entry moved from position `len` down to `i`.
             let from = self.entries.len();
             *self
                 .index
-                .find_mut(self.hasher.hash_one(&moved[..]), |&j| j == from)
+                .find_mut(self.hasher.hash_one(moved.as_bytes()), |&j| j == from)
                 .expect("indexed") = i;
         }
         // Give memory back once mostly empty (amortized: at most one shrink per halving).
         if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
             self.entries.shrink_to(self.entries.len() * 2);
             let (entries, hasher) = (&self.entries, &self.hasher);
-            self.index
-                .shrink_to(entries.len() * 2, |&i| hasher.hash_one(&entries[i].0[..]));
+            self.index.shrink_to(entries.len() * 2, |&i| {
+                hasher.hash_one(entries[i].0.as_bytes())
+            });
         }
-        Some(value)
+        removed
     }
 
-    pub(crate) fn at(&self, i: usize) -> &(Bytes, V) {
+    pub(crate) fn at(&self, i: usize) -> &(Str, V) {
         &self.entries[i]
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &(Bytes, V)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(Str, V)> {
         self.entries.iter()
     }
 
     /// Visits up to `count` entries below position `cursor` (0: start from the top), top
     /// down; returns the next cursor, 0 when done.
-    pub(crate) fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&Bytes, &V)) -> u64 {
+    pub(crate) fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&Str, &V)) -> u64 {
         let len = self.entries.len();
         let top = match usize::try_from(cursor) {
             Ok(0) | Err(_) => len,
@@ -163,7 +169,7 @@ enum Repr {
     /// `listpack`: insertion order, linear lookups over at most 512 short entries.
     Small(Vec<(Bytes, Bytes)>),
     /// `hashtable`.
-    Large(Table<Bytes>),
+    Large(Table<Str>),
 }
 
 impl Default for HashValue {
@@ -204,18 +210,18 @@ impl HashValue {
     }
 
     /// The value of `field`.
-    pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
-            Repr::Small(v) => v.iter().find(|(k, _)| k[..] == *field).map(|(_, v)| v),
-            Repr::Large(t) => t.get(field),
+            Repr::Small(v) => v.iter().find(|(k, _)| k[..] == *field).map(|(_, v)| &v[..]),
+            Repr::Large(t) => t.get(field).map(Str::as_bytes),
         }
     }
 
     /// Field/value pairs, in insertion order for compact hashes.
-    pub fn pairs(&self) -> Box<dyn Iterator<Item = (&Bytes, &Bytes)> + '_> {
+    pub fn pairs(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
         match &self.repr {
-            Repr::Small(v) => Box::new(v.iter().map(|(k, v)| (k, v))),
-            Repr::Large(t) => Box::new(t.iter().map(|(k, v)| (k, v))),
+            Repr::Small(v) => Box::new(v.iter().map(|(k, v)| (&k[..], &v[..]))),
+            Repr::Large(t) => Box::new(t.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()))),
         }
     }
 
@@ -238,10 +244,10 @@ impl HashValue {
         match &mut self.repr {
             Repr::Large(t) => {
                 if let Some(old) = t.get_mut(field) {
-                    *old = value;
+                    *old = Str::from_bytes(value);
                     false
                 } else {
-                    t.insert(Bytes::copy_from_slice(field), value)
+                    t.insert(Str::copy(field), Str::from_bytes(value))
                 }
             }
             Repr::Small(_) => unreachable!("converted above"),
@@ -267,18 +273,18 @@ impl HashValue {
         if let Repr::Small(v) = &mut self.repr {
             let mut t = Table::default();
             for (k, val) in v.drain(..) {
-                t.insert(k, val);
+                t.insert(Str::from_bytes(k), Str::from_bytes(val));
             }
             self.repr = Repr::Large(t);
         }
     }
 
-    fn at(&self, i: usize) -> (&Bytes, &Bytes) {
+    fn at(&self, i: usize) -> (Bytes, Bytes) {
         match &self.repr {
-            Repr::Small(v) => (&v[i].0, &v[i].1),
+            Repr::Small(v) => (v[i].0.clone(), v[i].1.clone()),
             Repr::Large(t) => {
                 let (k, v) = t.at(i);
-                (k, v)
+                (k.to_bytes(), v.to_bytes())
             }
         }
     }
@@ -350,7 +356,9 @@ pub fn hsetnx(db: &DbRef<'_>, key: &[u8], field: &[u8], value: &[u8]) -> Result<
 /// # Errors
 /// WRONGTYPE.
 pub fn hget(db: &DbRef<'_>, key: &[u8], field: &[u8]) -> Result<Option<Bytes>, KvError> {
-    db.read(key, |e| Ok(hash_of(e)?.and_then(|h| h.get(field).cloned())))
+    db.read(key, |e| {
+        Ok(hash_of(e)?.and_then(|h| h.get(field).map(Bytes::copy_from_slice)))
+    })
 }
 
 /// HMGET: one value (or `None`) per field.
@@ -362,7 +370,7 @@ pub fn hmget(db: &DbRef<'_>, key: &[u8], fields: &[&[u8]]) -> Result<Vec<Option<
         let h = hash_of(e)?;
         Ok(fields
             .iter()
-            .map(|f| h.and_then(|h| h.get(f).cloned()))
+            .map(|f| h.and_then(|h| h.get(f).map(Bytes::copy_from_slice)))
             .collect())
     })
 }
@@ -415,7 +423,9 @@ pub fn hlen(db: &DbRef<'_>, key: &[u8]) -> Result<usize, KvError> {
 /// WRONGTYPE.
 pub fn hstrlen(db: &DbRef<'_>, key: &[u8], field: &[u8]) -> Result<usize, KvError> {
     db.read(key, |e| {
-        Ok(hash_of(e)?.and_then(|h| h.get(field)).map_or(0, Bytes::len))
+        Ok(hash_of(e)?
+            .and_then(|h| h.get(field))
+            .map_or(0, <[u8]>::len))
     })
 }
 
@@ -426,7 +436,9 @@ pub fn hstrlen(db: &DbRef<'_>, key: &[u8], field: &[u8]) -> Result<usize, KvErro
 pub fn hgetall(db: &DbRef<'_>, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, KvError> {
     db.read(key, |e| {
         Ok(hash_of(e)?.map_or_else(Vec::new, |h| {
-            h.pairs().map(|(k, v)| (k.clone(), v.clone())).collect()
+            h.pairs()
+                .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)))
+                .collect()
         }))
     })
 }
@@ -437,7 +449,9 @@ pub fn hgetall(db: &DbRef<'_>, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, KvErro
 /// WRONGTYPE.
 pub fn hkeys(db: &DbRef<'_>, key: &[u8]) -> Result<Vec<Bytes>, KvError> {
     db.read(key, |e| {
-        Ok(hash_of(e)?.map_or_else(Vec::new, |h| h.pairs().map(|(k, _)| k.clone()).collect()))
+        Ok(hash_of(e)?.map_or_else(Vec::new, |h| {
+            h.pairs().map(|(k, _)| Bytes::copy_from_slice(k)).collect()
+        }))
     })
 }
 
@@ -447,7 +461,9 @@ pub fn hkeys(db: &DbRef<'_>, key: &[u8]) -> Result<Vec<Bytes>, KvError> {
 /// WRONGTYPE.
 pub fn hvals(db: &DbRef<'_>, key: &[u8]) -> Result<Vec<Bytes>, KvError> {
     db.read(key, |e| {
-        Ok(hash_of(e)?.map_or_else(Vec::new, |h| h.pairs().map(|(_, v)| v.clone()).collect()))
+        Ok(hash_of(e)?.map_or_else(Vec::new, |h| {
+            h.pairs().map(|(_, v)| Bytes::copy_from_slice(v)).collect()
+        }))
     })
 }
 
@@ -530,10 +546,7 @@ pub(crate) fn format_float(v: f64) -> String {
 /// WRONGTYPE.
 pub fn hrandfield(db: &DbRef<'_>, key: &[u8]) -> Result<Option<(Bytes, Bytes)>, KvError> {
     db.read(key, |e| {
-        Ok(hash_of(e)?.map(|h| {
-            let (k, v) = h.at(fastrand::usize(..h.len()));
-            (k.clone(), v.clone())
-        }))
+        Ok(hash_of(e)?.map(|h| h.at(fastrand::usize(..h.len()))))
     })
 }
 
@@ -551,10 +564,7 @@ pub fn hrandfield_count(
         let Some(h) = hash_of(e)? else {
             return Ok(Vec::new());
         };
-        let pair = |i: usize| {
-            let (k, v) = h.at(i);
-            (k.clone(), v.clone())
-        };
+        let pair = |i: usize| h.at(i);
         let n = h.len();
         let want = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
         Ok(if count < 0 {
@@ -608,7 +618,7 @@ pub fn hscan(
             }
             Repr::Large(t) => t.scan(cursor, options.count, |k, v| {
                 if keep(k) {
-                    out.push((k.clone(), v.clone()));
+                    out.push((k.to_bytes(), v.to_bytes()));
                 }
             }),
         };
@@ -752,15 +762,23 @@ mod tests {
         /// against a map: same lookups after any inserts and removes, and every
         /// position reachable through its key.
         #[test]
-        fn table_matches_a_map(ops in proptest::collection::vec((any::<bool>(), 0u16..300), 1..2000)) {
+        fn table_matches_a_map(ops in proptest::collection::vec((0u8..3, 0u16..300), 1..2000)) {
             let mut table = Table::default();
             let mut model = std::collections::HashMap::new();
-            for (n, (insert, k)) in ops.into_iter().enumerate() {
-                let key = Bytes::from(format!("f{k}"));
-                if insert {
-                    prop_assert_eq!(table.insert(key.clone(), n), model.insert(key, n).is_none());
-                } else {
-                    prop_assert_eq!(table.remove(&key), model.remove(&key));
+            for (n, (op, k)) in ops.into_iter().enumerate() {
+                // Long keys too: they are held on the heap, short ones inline.
+                let key = Bytes::from(format!("f{k}{}", "-".repeat(usize::from(k % 3) * 20)));
+                match op {
+                    0 => prop_assert_eq!(
+                        table.insert(Str::from_bytes(key.clone()), n),
+                        model.insert(key, n).is_none()
+                    ),
+                    1 => prop_assert_eq!(table.remove(&key), model.remove(&key)),
+                    _ if table.len() > 0 => {
+                        let (k, v) = table.remove_at(usize::from(k) % table.len());
+                        prop_assert_eq!(model.remove(k.as_bytes()), Some(v));
+                    }
+                    _ => {}
                 }
             }
             prop_assert_eq!(table.len(), model.len());
@@ -769,7 +787,7 @@ mod tests {
             }
             for i in 0..table.len() {
                 let (k, v) = table.at(i);
-                prop_assert_eq!(model.get(k), Some(v));
+                prop_assert_eq!(model.get(k.as_bytes()), Some(v));
                 prop_assert!(table.contains(k));
             }
         }

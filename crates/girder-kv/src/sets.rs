@@ -12,7 +12,7 @@
 //!   atomic, and read one set at a time into an owned result.
 
 use crate::hashes::{sample_distinct, ScanOptions, Table};
-use crate::shard::{parse_canonical_i64, Value};
+use crate::shard::{parse_canonical_i64, Str, Value};
 use crate::{DbRef, Entry, KvError, Multi, Slot};
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -98,7 +98,7 @@ impl SetValue {
     pub fn members(&self) -> Box<dyn Iterator<Item = Bytes> + '_> {
         match &self.repr {
             Repr::Ints(v) => Box::new(v.iter().map(|&i| int_bytes(i))),
-            Repr::Table(t) => Box::new(t.iter().map(|(k, ())| k.clone())),
+            Repr::Table(t) => Box::new(t.iter().map(|(k, ())| k.to_bytes())),
         }
     }
 
@@ -110,6 +110,9 @@ impl SetValue {
 
     /// Adds `member` (copied if new); true if it is new.
     pub fn add(&mut self, member: &[u8]) -> bool {
+        if let Repr::Table(t) = &mut self.repr {
+            return !t.contains(member) && t.insert(Str::copy(member), ());
+        }
         if self.contains(member) {
             return false;
         }
@@ -133,7 +136,7 @@ impl SetValue {
             }
         }
         match &mut self.repr {
-            Repr::Table(t) => t.insert(member, ()),
+            Repr::Table(t) => t.insert(Str::from_bytes(member), ()),
             Repr::Ints(_) => unreachable!("converted above"),
         }
     }
@@ -156,16 +159,24 @@ impl SetValue {
         if let Repr::Ints(v) = &self.repr {
             let mut t = Table::default();
             for &i in v {
-                t.insert(int_bytes(i), ());
+                t.insert(Str::copy(itoa::Buffer::new().format(i).as_bytes()), ());
             }
             self.repr = Repr::Table(t);
+        }
+    }
+
+    /// Removes and returns the member at position `i` (ascending order for an intset).
+    fn remove_at(&mut self, i: usize) -> Bytes {
+        match &mut self.repr {
+            Repr::Ints(v) => int_bytes(v.remove(i)),
+            Repr::Table(t) => t.remove_at(i).0.to_bytes(),
         }
     }
 
     fn at(&self, i: usize) -> Bytes {
         match &self.repr {
             Repr::Ints(v) => int_bytes(v[i]),
-            Repr::Table(t) => t.at(i).0.clone(),
+            Repr::Table(t) => t.at(i).0.to_bytes(),
         }
     }
 
@@ -190,7 +201,7 @@ impl SetValue {
                 out
             }
             Repr::Table(t) => {
-                let out: Vec<Bytes> = picks.into_iter().map(|i| t.at(i).0.clone()).collect();
+                let out: Vec<Bytes> = picks.into_iter().map(|i| t.at(i).0.to_bytes()).collect();
                 for m in &out {
                     t.remove(m);
                 }
@@ -337,9 +348,7 @@ pub fn scard(db: &DbRef<'_>, key: &[u8]) -> Result<usize, KvError> {
 pub fn spop(db: &DbRef<'_>, key: &[u8]) -> Result<Option<Bytes>, KvError> {
     db.write(key, |slot| {
         let popped = modify(slot, None, |set| {
-            let m = set.at(fastrand::usize(..set.len()));
-            set.remove(&m);
-            Some(m)
+            Some(set.remove_at(fastrand::usize(..set.len())))
         })?;
         if let Some(m) = &popped {
             slot.journal_set_removed(std::slice::from_ref(m));
@@ -598,7 +607,7 @@ pub fn sscan(
             }
             Repr::Table(t) => t.scan(cursor, options.count, |m, ()| {
                 if keep(m) {
-                    out.push(m.clone());
+                    out.push(m.to_bytes());
                 }
             }),
         };

@@ -131,10 +131,104 @@ impl std::fmt::Debug for SmallStr {
     }
 }
 
+/// Bytes held inline when they fit ([`SmallStr`]), else shared: the fields, values and
+/// members of hash and set tables. A short one costs no allocation, and comparing it
+/// reads nothing beyond the table's own entry.
+#[derive(Clone)]
+pub enum Str {
+    /// At most [`SMALL_STR`] bytes, inline.
+    Small(SmallStr),
+    /// Longer.
+    Heap(Bytes),
+}
+
+impl Str {
+    /// A copy of `bytes`.
+    pub fn copy(bytes: &[u8]) -> Self {
+        match SmallStr::new(bytes) {
+            Some(small) => Self::Small(small),
+            None => Self::Heap(Bytes::copy_from_slice(bytes)),
+        }
+    }
+
+    /// `bytes`, kept if long.
+    pub fn from_bytes(bytes: Bytes) -> Self {
+        match SmallStr::new(&bytes) {
+            Some(small) => Self::Small(small),
+            None => Self::Heap(bytes),
+        }
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Small(s) => s.as_bytes(),
+            Self::Heap(b) => b,
+        }
+    }
+
+    /// The bytes as `Bytes` (a copy when inline, a shared reference otherwise).
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Self::Small(s) => Bytes::copy_from_slice(s.as_bytes()),
+            Self::Heap(b) => b.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for Str {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+/// By the bytes, however they are held.
+impl PartialEq for Str {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Str {}
+
+impl std::borrow::Borrow<[u8]> for Str {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+/// As the bytes hash, so a map keyed by `Str` is looked up by `&[u8]`.
+impl std::hash::Hash for Str {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+/// Byte order, as `Bytes` and `[u8]` compare.
+impl Ord for Str {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Debug for Str {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", Bytes::copy_from_slice(self.as_bytes()))
+    }
+}
+
 // A small string costs no space: a value is as large as it was with `Bytes` alone, and
 // an entry still 64 bytes.
 const _: () = assert!(std::mem::size_of::<Value>() == 40);
 const _: () = assert!(std::mem::size_of::<Entry>() == 64);
+const _: () = assert!(std::mem::size_of::<Str>() == 40);
 
 /// Parses bytes that are exactly how an i64 prints (no `+`, no leading zeros, no spaces).
 pub(crate) fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {

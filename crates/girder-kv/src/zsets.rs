@@ -3,8 +3,10 @@
 //! # Representation and invariants
 //! A [`ZSetValue`] keeps every member twice: in a hash map `member → score` (ZSCORE,
 //! membership in O(1)) and in an ordered set of `(score, member)` (ranges in O(log n + k)).
-//! The two always hold exactly the same members with the same scores; members are shared
-//! `Bytes`, so the second copy is a reference count, not a second allocation. Scores are
+//! The two always hold exactly the same members with the same scores; members are
+//! [`Str`]: a short member is held inline in both (no allocation, and no pointer to
+//! follow when hashing or comparing it), a long one is shared `Bytes` (the second copy
+//! is a reference count). Scores are
 //! never NaN, and `-0` is stored as `0` (Redis's compact encoding reads `-0` back as `0`).
 //! An empty sorted set never stays in the keyspace: every removal deletes the key when
 //! the last member goes.
@@ -23,7 +25,7 @@
 //!   of equal size keep their given order (Redis's sort is unstable), which can change
 //!   the last digit of a sum over three or more inputs.
 
-use crate::shard::Value;
+use crate::shard::{Str, Value};
 use crate::{DbRef, Entry, KvError};
 use bytes::Bytes;
 use std::cmp::Ordering;
@@ -63,8 +65,8 @@ fn canonical(score: f64) -> f64 {
 /// A sorted set: members with scores, ordered by (score, member).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ZSetValue {
-    scores: HashMap<Bytes, f64, ahash::RandomState>,
-    order: BTreeSet<(Score, Bytes)>,
+    scores: HashMap<Str, f64, ahash::RandomState>,
+    order: BTreeSet<(Score, Str)>,
 }
 
 impl ZSetValue {
@@ -115,7 +117,7 @@ impl ZSetValue {
             }
             return false;
         }
-        let m = Bytes::copy_from_slice(member);
+        let m = Str::copy(member);
         self.order.insert((Score(score), m.clone()));
         self.scores.insert(m, score);
         true
@@ -124,9 +126,10 @@ impl ZSetValue {
     /// Inserts an owned member (from another sorted set); true if it was new.
     fn insert_owned(&mut self, member: Bytes, score: f64) -> bool {
         let score = canonical(score);
-        if self.scores.contains_key(&member) {
+        if self.scores.contains_key(&member[..]) {
             return self.insert(&member, score);
         }
+        let member = Str::from_bytes(member);
         self.order.insert((Score(score), member.clone()));
         self.scores.insert(member, score);
         true
@@ -143,14 +146,14 @@ impl ZSetValue {
     }
 
     /// Members in order, with scores.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Str, f64)> {
         self.order.iter().map(|(s, m)| (m, s.0))
     }
 
     /// 0-based rank of `member` in ascending order. O(rank): see the module docs.
     fn rank(&self, member: &[u8]) -> Option<usize> {
         let score = self.score(member)?;
-        let key = (Score(score), Bytes::copy_from_slice(member));
+        let key = (Score(score), Str::copy(member));
         Some(self.order.range(..key).count())
     }
 
@@ -159,7 +162,7 @@ impl ZSetValue {
         &'s self,
         range: &'s RangeSpec,
         rev: bool,
-    ) -> Box<dyn Iterator<Item = (&'s Bytes, f64)> + 's> {
+    ) -> Box<dyn Iterator<Item = (&'s Str, f64)> + 's> {
         match range {
             RangeSpec::Rank(start, end) => match rank_window(*start, *end, self.len()) {
                 None => Box::new(std::iter::empty()),
@@ -180,7 +183,7 @@ impl ZSetValue {
         &'s self,
         r: &'s ScoreRange,
         rev: bool,
-    ) -> Box<dyn Iterator<Item = (&'s Bytes, f64)> + 's> {
+    ) -> Box<dyn Iterator<Item = (&'s Str, f64)> + 's> {
         if r.is_empty() {
             return Box::new(std::iter::empty());
         }
@@ -189,16 +192,16 @@ impl ZSetValue {
             if r.min == f64::INFINITY {
                 return Box::new(std::iter::empty());
             }
-            Bound::Included((Score(r.min.next_up()), Bytes::new()))
+            Bound::Included((Score(r.min.next_up()), Str::copy(b"")))
         } else {
-            Bound::Included((Score(r.min), Bytes::new()))
+            Bound::Included((Score(r.min), Str::copy(b"")))
         };
         let upper = if r.max_ex {
-            Bound::Excluded((Score(r.max), Bytes::new()))
+            Bound::Excluded((Score(r.max), Str::copy(b"")))
         } else if r.max == f64::INFINITY {
             Bound::Unbounded
         } else {
-            Bound::Excluded((Score(r.max.next_up()), Bytes::new()))
+            Bound::Excluded((Score(r.max.next_up()), Str::copy(b"")))
         };
         if lower_after_upper(&lower, &upper) {
             return Box::new(std::iter::empty());
@@ -215,7 +218,7 @@ impl ZSetValue {
         &'s self,
         r: &'s LexRange,
         rev: bool,
-    ) -> Box<dyn Iterator<Item = (&'s Bytes, f64)> + 's> {
+    ) -> Box<dyn Iterator<Item = (&'s Str, f64)> + 's> {
         let (Some((first, _)), Some((last, _))) = (self.order.first(), self.order.last()) else {
             return Box::new(std::iter::empty());
         };
@@ -223,16 +226,16 @@ impl ZSetValue {
             // One score throughout (the case lex ranges are meant for): a tree range.
             let s = *first;
             let lower = match &r.min {
-                LexBound::NegInf => Bound::Included((s, Bytes::new())),
+                LexBound::NegInf => Bound::Included((s, Str::copy(b""))),
                 LexBound::PosInf => return Box::new(std::iter::empty()),
-                LexBound::Incl(m) => Bound::Included((s, m.clone())),
-                LexBound::Excl(m) => Bound::Excluded((s, m.clone())),
+                LexBound::Incl(m) => Bound::Included((s, Str::copy(m))),
+                LexBound::Excl(m) => Bound::Excluded((s, Str::copy(m))),
             };
             let upper = match &r.max {
                 LexBound::NegInf => return Box::new(std::iter::empty()),
                 LexBound::PosInf => Bound::Unbounded,
-                LexBound::Incl(m) => Bound::Included((s, m.clone())),
-                LexBound::Excl(m) => Bound::Excluded((s, m.clone())),
+                LexBound::Incl(m) => Bound::Included((s, Str::copy(m))),
+                LexBound::Excl(m) => Bound::Excluded((s, Str::copy(m))),
             };
             if lower_after_upper(&lower, &upper) {
                 return Box::new(std::iter::empty());
@@ -278,7 +281,7 @@ impl ZSetValue {
         let it = self
             .walk(&q.range, q.rev)
             .skip(usize::try_from(q.offset).unwrap_or(usize::MAX));
-        let it = it.map(|(m, s)| (m.clone(), s));
+        let it = it.map(|(m, s)| (m.to_bytes(), s));
         match q.limit {
             Some(n) => it.take(usize::try_from(n).unwrap_or(usize::MAX)).collect(),
             None => it.collect(),
@@ -287,7 +290,7 @@ impl ZSetValue {
 }
 
 /// Whether a range's lower bound lies above its upper one (BTreeSet::range panics then).
-fn lower_after_upper(lower: &Bound<(Score, Bytes)>, upper: &Bound<(Score, Bytes)>) -> bool {
+fn lower_after_upper(lower: &Bound<(Score, Str)>, upper: &Bound<(Score, Str)>) -> bool {
     match (lower, upper) {
         (Bound::Included(a), Bound::Included(b)) => a > b,
         (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
@@ -665,7 +668,7 @@ pub fn range_store(
 pub fn remove_range(db: &DbRef<'_>, key: &[u8], range: &RangeSpec) -> Result<usize, KvError> {
     db.write(key, |slot| {
         modify(slot, |z| {
-            let doomed: Vec<Bytes> = z.walk(range, false).map(|(m, _)| m.clone()).collect();
+            let doomed: Vec<Str> = z.walk(range, false).map(|(m, _)| m.clone()).collect();
             for m in &doomed {
                 z.remove(m);
             }
@@ -694,8 +697,8 @@ fn pop_from(z: &mut ZSetValue, max: bool, count: usize) -> Vec<(Bytes, f64)> {
             z.order.pop_first()
         };
         let Some((s, m)) = next else { break };
-        z.scores.remove(&m);
-        out.push((m, s.0));
+        z.scores.remove(&m[..]);
+        out.push((m.to_bytes(), s.0));
     }
     out
 }
@@ -730,9 +733,9 @@ pub fn random_members(db: &DbRef<'_>, key: &[u8], count: i64) -> Result<Scored, 
     read(db, key, |z| {
         let Some(z) = z else { return Vec::new() };
         // The ordered set has no random access: index it once (O(n), see the module docs).
-        let mut all: Vec<(&Bytes, f64)> = z.iter().collect();
+        let mut all: Vec<(&Str, f64)> = z.iter().collect();
         let len = all.len();
-        let owned = |(m, s): (&Bytes, f64)| (m.clone(), s);
+        let owned = |(m, s): (&Str, f64)| (m.to_bytes(), s);
         if count < 0 {
             // Independent draws.
             return (0..count.unsigned_abs())
@@ -761,7 +764,7 @@ pub fn scan(db: &DbRef<'_>, key: &[u8], pattern: Option<&[u8]>) -> Result<Scored
         z.map_or_else(Vec::new, |z| {
             z.iter()
                 .filter(|(m, _)| pattern.is_none_or(|p| crate::keys::glob_match(p, m, false)))
-                .map(|(m, s)| (m.clone(), s))
+                .map(|(m, s)| (m.to_bytes(), s))
                 .collect()
         })
     })
@@ -845,7 +848,7 @@ impl Source<'_> {
         }
     }
 
-    fn for_each(&self, mut f: impl FnMut(&Bytes, f64)) {
+    fn for_each(&self, mut f: impl FnMut(&[u8], f64)) {
         match self {
             Source::Missing => {}
             Source::Z(z) => z.iter().for_each(|(m, s)| f(m, s)),
@@ -905,7 +908,7 @@ fn compute(
                     match acc.get_mut(m) {
                         Some(t) => aggregate(t, v, opts.aggregate),
                         None => {
-                            acc.insert(m.clone(), v);
+                            acc.insert(Bytes::copy_from_slice(m), v);
                         }
                     }
                 });
@@ -920,7 +923,7 @@ fn compute(
                 let w = weight(first);
                 let mut slot = multi.slot(keys[first]);
                 Source::of(slot.get().map(|e| &*e))?.for_each(|m, s| {
-                    acc.insert(m.clone(), weighted(s, w));
+                    acc.insert(Bytes::copy_from_slice(m), weighted(s, w));
                 });
             }
             for &i in &order[1..] {
