@@ -6,10 +6,11 @@
 //!
 //! A list is a `VecDeque`: O(1) push and pop at both ends and O(1) indexing, which is
 //! what Redis's quicklist gives for the operations clients use most (queues, LINDEX,
-//! LRANGE near the ends). Readers copy only the elements they return (a refcount bump
-//! each), never the whole list.
+//! LRANGE near the ends). Elements are [`Str`]: up to 38 bytes inline in the deque
+//! (a push allocates nothing), longer ones shared `Bytes`. Readers copy only the
+//! elements they return, never the whole list.
 
-use crate::shard::Value;
+use crate::shard::{Str, Value};
 use crate::{DbRef, Entry, KvError, Slot};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -17,7 +18,7 @@ use std::collections::VecDeque;
 /// A list of elements.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListValue {
-    items: VecDeque<Bytes>,
+    items: VecDeque<Str>,
 }
 
 impl ListValue {
@@ -29,23 +30,23 @@ impl ListValue {
     /// A list of these elements, head first (a journal's replay).
     pub fn from_items(items: impl IntoIterator<Item = Bytes>) -> Self {
         Self {
-            items: items.into_iter().collect(),
+            items: items.into_iter().map(Str::from_bytes).collect(),
         }
     }
 
     /// The elements, head first.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Bytes> {
-        self.items.iter()
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        self.items.iter().map(Str::as_bytes)
     }
 
-    fn push(&mut self, end: End, item: Bytes) {
+    fn push(&mut self, end: End, item: Str) {
         match end {
             End::Left => self.items.push_front(item),
             End::Right => self.items.push_back(item),
         }
     }
 
-    fn pop(&mut self, end: End) -> Option<Bytes> {
+    fn pop(&mut self, end: End) -> Option<Str> {
         match end {
             End::Left => self.items.pop_front(),
             End::Right => self.items.pop_back(),
@@ -56,10 +57,14 @@ impl ListValue {
     fn pop_many(&mut self, end: End, count: usize) -> Vec<Bytes> {
         let n = count.min(self.items.len());
         let popped = match end {
-            End::Left => self.items.drain(..n).collect(),
+            End::Left => self.items.drain(..n).map(|s| s.to_bytes()).collect(),
             End::Right => {
                 let len = self.items.len();
-                self.items.drain(len - n..).rev().collect()
+                self.items
+                    .drain(len - n..)
+                    .rev()
+                    .map(|s| s.to_bytes())
+                    .collect()
             }
         };
         self.release_spare();
@@ -178,7 +183,7 @@ pub fn push<E: AsRef<[u8]>>(
     only_if_exists: bool,
 ) -> Result<usize, KvError> {
     db.write(key, |slot| {
-        let owned = elements.iter().map(|e| Bytes::copy_from_slice(e.as_ref()));
+        let owned = elements.iter().map(|e| Str::copy(e.as_ref()));
         if let Some(list) = list_mut(slot.get())? {
             for item in owned {
                 list.push(end, item);
@@ -229,7 +234,7 @@ pub fn range(db: &DbRef<'_>, key: &[u8], start: i64, stop: i64) -> Result<Vec<By
             return Ok(Vec::new());
         };
         Ok(match resolve_range(start, stop, list.items.len()) {
-            Some((from, to)) => list.items.range(from..=to).cloned().collect(),
+            Some((from, to)) => list.items.range(from..=to).map(Str::to_bytes).collect(),
             None => Vec::new(),
         })
     })
@@ -268,8 +273,9 @@ pub fn range_with<R>(
 /// WRONGTYPE when the key holds another type.
 pub fn index(db: &DbRef<'_>, key: &[u8], index: i64) -> Result<Option<Bytes>, KvError> {
     db.read(key, |e| {
-        Ok(list_of(e)?
-            .and_then(|list| resolve_index(index, list.items.len()).map(|i| list.items[i].clone())))
+        Ok(list_of(e)?.and_then(|list| {
+            resolve_index(index, list.items.len()).map(|i| list.items[i].to_bytes())
+        }))
     })
 }
 
@@ -283,7 +289,7 @@ pub fn set(db: &DbRef<'_>, key: &[u8], index: i64, element: &[u8]) -> Result<boo
         let Some(i) = resolve_index(index, list.items.len()) else {
             return Ok(false);
         };
-        list.items[i] = Bytes::copy_from_slice(element);
+        list.items[i] = Str::copy(element);
         Ok(true)
     })
 }
@@ -304,7 +310,7 @@ pub fn rem(db: &DbRef<'_>, key: &[u8], count: i64, element: &[u8]) -> Result<usi
             let first = if count < 0 {
                 let mut seen = 0;
                 let boundary = list.items.iter().rposition(|x| {
-                    seen += usize::from(x == element);
+                    seen += usize::from(x.as_bytes() == element);
                     seen == limit
                 });
                 boundary.unwrap_or(0)
@@ -314,7 +320,7 @@ pub fn rem(db: &DbRef<'_>, key: &[u8], count: i64, element: &[u8]) -> Result<usi
             let before = list.items.len();
             let (mut at, mut left) = (0, limit);
             list.items.retain(|x| {
-                let keep = at < first || left == 0 || x != element;
+                let keep = at < first || left == 0 || x.as_bytes() != element;
                 at += 1;
                 left -= usize::from(!keep);
                 keep
@@ -365,11 +371,11 @@ pub fn insert(
         let Some(list) = list_mut(slot.get())? else {
             return Ok(InsertOutcome::NoKey);
         };
-        let Some(at) = list.items.iter().position(|x| x == pivot) else {
+        let Some(at) = list.items.iter().position(|x| x.as_bytes() == pivot) else {
             return Ok(InsertOutcome::NoPivot);
         };
         let at = if before { at } else { at + 1 };
-        list.items.insert(at, Bytes::copy_from_slice(element));
+        list.items.insert(at, Str::copy(element));
         Ok(InsertOutcome::Inserted(list.items.len()))
     })
 }
@@ -418,7 +424,7 @@ pub fn pos(
         let mut seen = 0u64;
         let mut found = Vec::new();
         for i in positions.take(scan) {
-            if list.items[i] != element {
+            if list.items[i].as_bytes() != element {
                 continue;
             }
             seen += 1;
@@ -470,7 +476,7 @@ pub fn lmove(
                 }
             }
         }
-        Ok(Some(item))
+        Ok(Some(item.to_bytes()))
     })
 }
 
