@@ -276,9 +276,9 @@ pub fn random_key(db: &DbRef<'_>) -> Option<Bytes> {
 }
 
 /// Bits of a SCAN cursor that name the shard (the low bits, as in [`crate::SHARDS`]).
-const SHARD_BITS: u32 = crate::SHARDS.trailing_zeros();
+pub(crate) const SHARD_BITS: u32 = crate::SHARDS.trailing_zeros();
 /// Size of a shard's hash space: the high `64 - SHARD_BITS` bits of a key's hash.
-const HASH_SPACE: u64 = 1 << (64 - SHARD_BITS);
+pub(crate) const HASH_SPACE: u64 = 1 << (64 - SHARD_BITS);
 /// Smallest slice of a shard's hash space one SCAN step covers: a shard is done in at
 /// most 64 passes, whatever COUNT is.
 const MIN_SPAN: u64 = HASH_SPACE / 64;

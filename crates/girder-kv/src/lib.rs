@@ -882,6 +882,39 @@ impl<'a> DbRef<'a> {
         self.with_shard(index, f)
     }
 
+    /// Number of keys in shard `index` (expired ones not yet reclaimed included).
+    pub fn shard_len(&self, index: usize) -> usize {
+        self.db.shards[index].lock().len()
+    }
+
+    /// Runs `f` on the live entries of shard `index` whose hash falls in the `part`-th of
+    /// `parts` equal slices of the shard's hash space, under the shard's lock. A snapshot
+    /// takes a large shard in parts, so a command on the shard waits for one part's
+    /// encoding, not the whole shard's; a key present throughout is in exactly one part
+    /// (its hash is fixed), and every change to it after its part was visited comes
+    /// after its record.
+    pub fn visit_shard_part<R>(
+        &self,
+        index: usize,
+        part: u64,
+        parts: u64,
+        f: impl FnOnce(&mut dyn Iterator<Item = (&[u8], &Entry)>) -> R,
+    ) -> R {
+        let parts = parts.max(1);
+        let span = keys::HASH_SPACE / parts + 1;
+        let from = part.saturating_mul(span);
+        let to = if part + 1 >= parts {
+            u64::MAX
+        } else {
+            from.saturating_add(span)
+        };
+        self.with_shard(index, |view| {
+            f(&mut view
+                .live_entries()
+                .filter(|(key, _)| (from..to).contains(&(self.key_hash(key) >> keys::SHARD_BITS))))
+        })
+    }
+
     /// Runs `f` on shard `index` alone: SCAN resumes an iteration at a given shard.
     pub(crate) fn with_shard<R>(&self, index: usize, f: impl FnOnce(&ShardView<'_>) -> R) -> R {
         let mut guard = self.db.shards[index].lock();

@@ -5,6 +5,45 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::evict::Clocking;
 
+/// Borrow, Hash, Eq and Ord of a type holding bytes, all the byte slice's (through
+/// `$bytes`), so maps and sets keyed by it are looked up by `&[u8]` and order as `[u8]`
+/// (and `Bytes`) do, however the bytes are held.
+macro_rules! bytes_like {
+    ($t:ty, $bytes:ident) => {
+        impl std::borrow::Borrow<[u8]> for $t {
+            fn borrow(&self) -> &[u8] {
+                self.$bytes()
+            }
+        }
+
+        impl std::hash::Hash for $t {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.$bytes().hash(state);
+            }
+        }
+
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                self.$bytes() == other.$bytes()
+            }
+        }
+
+        impl Eq for $t {}
+
+        impl PartialOrd for $t {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for $t {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.$bytes().cmp(other.$bytes())
+            }
+        }
+    };
+}
+
 /// A stored value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -46,18 +85,12 @@ impl Value {
     /// The value for string bytes kept as they are, never as an integer (INCRBYFLOAT's
     /// result, as in Redis).
     pub fn string(bytes: &[u8]) -> Self {
-        match SmallStr::new(bytes) {
-            Some(small) => Self::Small(small),
-            None => Self::Str(Bytes::copy_from_slice(bytes)),
-        }
+        Str::copy(bytes).into()
     }
 
     /// [`Value::string`] of bytes already owned: a long string keeps them.
     pub fn string_from(bytes: Bytes) -> Self {
-        match SmallStr::new(&bytes) {
-            Some(small) => Self::Small(small),
-            None => Self::Str(bytes),
-        }
+        Str::from_bytes(bytes).into()
     }
 
     /// The bytes of a string not held as an integer (`Small`, `Str`, `Raw`).
@@ -176,6 +209,16 @@ impl Str {
     }
 }
 
+/// A string value held as `s` is: inline when short.
+impl From<Str> for Value {
+    fn from(s: Str) -> Self {
+        match s {
+            Str::Small(small) => Self::Small(small),
+            Str::Heap(bytes) => Self::Str(bytes),
+        }
+    }
+}
+
 impl std::ops::Deref for Str {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -183,40 +226,7 @@ impl std::ops::Deref for Str {
     }
 }
 
-/// By the bytes, however they are held.
-impl PartialEq for Str {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for Str {}
-
-impl std::borrow::Borrow<[u8]> for Str {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-/// As the bytes hash, so a map keyed by `Str` is looked up by `&[u8]`.
-impl std::hash::Hash for Str {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state);
-    }
-}
-
-/// Byte order, as `Bytes` and `[u8]` compare.
-impl Ord for Str {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_bytes().cmp(other.as_bytes())
-    }
-}
-
-impl PartialOrd for Str {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
+bytes_like!(Str, as_bytes);
 
 impl std::fmt::Debug for Str {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -311,38 +321,7 @@ impl Key {
     }
 }
 
-impl std::borrow::Borrow<[u8]> for Key {
-    fn borrow(&self) -> &[u8] {
-        self.as_slice()
-    }
-}
-
-// Hash, Eq and Ord are the byte slice's, so that lookups by `&[u8]` find the key.
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_slice().hash(state);
-    }
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_slice() == other.as_slice()
-    }
-}
-
-impl Eq for Key {}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_slice().cmp(other.as_slice())
-    }
-}
+bytes_like!(Key, as_slice);
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -325,3 +325,35 @@ fn expiry_reports_removed_keys_only_when_asked() {
     assert_eq!(ks.expire_cycle(10), 1);
     assert_eq!(*seen.lock(), vec![(3, b"a".to_vec())]);
 }
+
+/// A snapshot's parts of a shard: every live key of the shard in exactly one part,
+/// whatever the number of parts.
+#[test]
+fn shard_parts_cover_each_key_once() {
+    let (_, ks) = keyspace();
+    let db = ks.db(0).unwrap();
+    for i in 0..20_000 {
+        strings::set(&db, format!("k{i}").as_bytes(), b"v", SetOptions::default()).unwrap();
+    }
+    for shard in [0, 17, crate::SHARDS - 1] {
+        let whole: std::collections::BTreeSet<Vec<u8>> =
+            db.visit_shard_part(shard, 0, 1, |entries| {
+                entries.map(|(k, _)| k.to_vec()).collect()
+            });
+        assert_eq!(whole.len(), db.shard_len(shard));
+        for parts in [2, 3, 7, 64] {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut total = 0;
+            for part in 0..parts {
+                db.visit_shard_part(shard, part, parts, |entries| {
+                    for (k, _) in entries {
+                        total += 1;
+                        seen.insert(k.to_vec());
+                    }
+                });
+            }
+            assert_eq!(total, whole.len(), "{parts} parts: no key twice");
+            assert_eq!(seen, whole, "{parts} parts: every key");
+        }
+    }
+}
