@@ -18,7 +18,7 @@ fi
 
 work=$(mktemp -d)
 log="$work/girder.log"
-"$GIRDER" serve --http-addr 127.0.0.1:0 --data-dir "$work/data" --log-format json --log-level warn,girder_http=info 2>"$log" &
+"$GIRDER" serve --http-addr 127.0.0.1:0 --resp-addr 127.0.0.1:0 --data-dir "$work/data" --log-format json --log-level warn,girder_http=info 2>"$log" &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
