@@ -137,8 +137,11 @@ pub enum StreamEffect {
         /// Its fields, flat.
         fields: Fields,
     },
-    /// These entries were deleted (XDEL): each present id is removed and raises
-    /// `max_deleted_id`.
+    /// These entries were deleted (XDEL; only ids that existed are recorded): each is
+    /// removed if present, and each raises `max_deleted_id` even if absent. Replaying a
+    /// snapshot, the entry may not be there yet: XDEL ran after the snapshot's head was
+    /// taken and before the chunk that would have held the entry, so no chunk holds it,
+    /// but the deletion still happened.
     Delete {
         /// The ids, ascending.
         ids: Vec<StreamId>,
@@ -369,7 +372,8 @@ impl StreamValue {
             }
             StreamEffect::Delete { ids } => {
                 for id in ids {
-                    if self.entries.remove(id).is_some() && *id > self.max_deleted_id {
+                    self.entries.remove(id);
+                    if *id > self.max_deleted_id {
                         self.max_deleted_id = *id;
                     }
                 }
