@@ -158,9 +158,12 @@ fn crash_rounds(
                 let mut p = p.lock().unwrap();
                 let n = found(&mut c, w);
                 check(round, &p, killed_at, n);
-                // What the node has is where the writer goes on from.
+                // What the node has is where the writer goes on from. It may hold one
+                // step more than was acknowledged (done, its reply lost to the kill):
+                // that step counts as done at the kill, so `acked_at` keeps one time per
+                // step (it was one short, and a later round indexed past its end).
                 p.acked = n;
-                p.acked_at.truncate(n as usize);
+                p.acked_at.resize(n as usize, killed_at);
             }
         }
         if round == rounds {

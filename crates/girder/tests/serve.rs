@@ -1,6 +1,8 @@
 //! `girder serve` as a user runs it: the real binary on port 0, a real HTTP client, real
 //! signals. Plus an in-process node for what needs a route only tests have.
 
+mod common;
+
 use axum::routing::get;
 use axum::Router;
 use girder::config::Config;
@@ -49,15 +51,9 @@ impl Drop for Girder {
     }
 }
 
+/// The real binary, with no `GIRDER_*` variable inherited from the test's environment.
 fn girder() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_girder"));
-    // The test's own environment must not configure the node under test.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("GIRDER_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
+    common::girder_command()
 }
 
 impl Girder {
@@ -67,16 +63,8 @@ impl Girder {
 
     fn start_with_env(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let data = TempDir::new(name);
-        let mut child = girder()
-            .args([
-                "serve",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--resp-addr",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
+        let mut child = common::serve_command()
+            .args(["--log-format", "json"])
             .arg("--data-dir")
             .arg(data.0.join("data"))
             .args(extra)

@@ -47,16 +47,8 @@ impl Drop for Node {
 }
 
 fn start(data: &Path) -> Node {
-    let mut child = common::girder_command()
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--resp-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
+    let mut child = common::serve_command()
+        .args(["--log-format", "json"])
         .arg("--data-dir")
         .arg(data)
         .env("GIRDER_PERSISTENCE__FSYNC", "always")

@@ -148,17 +148,24 @@ pub fn girder_command() -> std::process::Command {
     cmd
 }
 
+/// `girder serve` of the real binary with both front ends on port 0 (callers add
+/// `--data-dir` and the rest).
+pub fn serve_command() -> std::process::Command {
+    let mut cmd = girder_command();
+    cmd.args([
+        "serve",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--resp-addr",
+        "127.0.0.1:0",
+    ]);
+    cmd
+}
+
 /// Runs `girder serve` on `data` and checks that it refuses to start because of the
 /// damaged journal `segment`, naming the file and the repair command.
 pub fn assert_refuses_damaged_journal(data: &Path, segment: &Path) {
-    let out = girder_command()
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--resp-addr",
-            "127.0.0.1:0",
-        ])
+    let out = serve_command()
         .arg("--data-dir")
         .arg(data)
         .output()
@@ -176,11 +183,10 @@ pub fn assert_refuses_damaged_journal(data: &Path, segment: &Path) {
 pub fn spawn(data: &Path, env: &[(&str, &str)]) -> Process {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    let mut cmd = girder_command();
+    let mut cmd = serve_command();
     cmd.envs(env.iter().copied());
     let mut child = cmd
-        .args(["serve", "--http-addr", "127.0.0.1:0"])
-        .args(["--resp-addr", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--log-format", "json"])
         .arg("--data-dir")
         .arg(data)
         .stdout(Stdio::null())
