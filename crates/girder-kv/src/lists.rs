@@ -229,14 +229,8 @@ pub fn len(db: &DbRef<'_>, key: &[u8]) -> Result<usize, KvError> {
 /// # Errors
 /// WRONGTYPE when the key holds another type.
 pub fn range(db: &DbRef<'_>, key: &[u8], start: i64, stop: i64) -> Result<Vec<Bytes>, KvError> {
-    db.read(key, |e| {
-        let Some(list) = list_of(e)? else {
-            return Ok(Vec::new());
-        };
-        Ok(match resolve_range(start, stop, list.items.len()) {
-            Some((from, to)) => list.items.range(from..=to).map(Str::to_bytes).collect(),
-            None => Vec::new(),
-        })
+    range_with(db, key, start, stop, |_, items| {
+        items.map(Bytes::copy_from_slice).collect()
     })
 }
 

@@ -112,6 +112,11 @@ fn read_all(con: &mut redis::Connection, prefix: &str, n: usize) {
     let _: Vec<redis::Value> = pipe.query(con).unwrap();
 }
 
+/// `OBJECT <sub> <key>` (IDLETIME, FREQ), which looks at the key without using it.
+fn object<T: redis::FromRedisValue>(con: &mut redis::Connection, sub: &str, key: &str) -> T {
+    redis::cmd("OBJECT").arg(sub).arg(key).query(con).unwrap()
+}
+
 #[test]
 fn noeviction_refuses_writes_with_the_oom_error_and_serves_reads_and_deletes() {
     let (_dir, node) = node("noeviction", "6mb", "noeviction");
@@ -287,19 +292,11 @@ fn object_idletime_and_freq_follow_the_policy() {
     let mut con = connect(&node);
     let _: () = con.set("k", "v").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let idle: i64 = redis::cmd("OBJECT")
-        .arg("IDLETIME")
-        .arg("k")
-        .query(&mut con)
-        .unwrap();
+    let idle: i64 = object(&mut con, "IDLETIME", "k");
     assert!(idle >= 1, "{idle}");
     // TYPE, TTL and OBJECT look without using the key; GET uses it.
     let _: String = redis::cmd("TYPE").arg("k").query(&mut con).unwrap();
-    let again: i64 = redis::cmd("OBJECT")
-        .arg("IDLETIME")
-        .arg("k")
-        .query(&mut con)
-        .unwrap();
+    let again: i64 = object(&mut con, "IDLETIME", "k");
     assert!(again >= 1, "{again}");
     // Under CLIENT NO-TOUCH, GET leaves the key's stamp; TOUCH still touches.
     let _: () = redis::cmd("CLIENT")
@@ -308,19 +305,11 @@ fn object_idletime_and_freq_follow_the_policy() {
         .query(&mut con)
         .unwrap();
     let _: String = con.get("k").unwrap();
-    let untouched: i64 = redis::cmd("OBJECT")
-        .arg("IDLETIME")
-        .arg("k")
-        .query(&mut con)
-        .unwrap();
+    let untouched: i64 = object(&mut con, "IDLETIME", "k");
     assert!(untouched >= 1, "{untouched}");
     let touched: i64 = redis::cmd("TOUCH").arg("k").query(&mut con).unwrap();
     assert_eq!(touched, 1);
-    let idle: i64 = redis::cmd("OBJECT")
-        .arg("IDLETIME")
-        .arg("k")
-        .query(&mut con)
-        .unwrap();
+    let idle: i64 = object(&mut con, "IDLETIME", "k");
     assert_eq!(idle, 0);
     let _: () = redis::cmd("CLIENT")
         .arg("NO-TOUCH")
@@ -329,11 +318,7 @@ fn object_idletime_and_freq_follow_the_policy() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let _: String = con.get("k").unwrap();
-    let used: i64 = redis::cmd("OBJECT")
-        .arg("IDLETIME")
-        .arg("k")
-        .query(&mut con)
-        .unwrap();
+    let used: i64 = object(&mut con, "IDLETIME", "k");
     assert_eq!(used, 0);
     let err = redis::cmd("OBJECT")
         .arg("FREQ")
@@ -347,11 +332,7 @@ fn object_idletime_and_freq_follow_the_policy() {
     );
     config_set(&mut con, "maxmemory-policy", "allkeys-lfu");
     let _: () = con.set("f", "v").unwrap();
-    let freq: i64 = redis::cmd("OBJECT")
-        .arg("FREQ")
-        .arg("f")
-        .query(&mut con)
-        .unwrap();
+    let freq: i64 = object(&mut con, "FREQ", "f");
     assert_eq!(freq, 5, "a new key starts at Redis's LFU_INIT_VAL");
     let err = redis::cmd("OBJECT")
         .arg("IDLETIME")
@@ -363,11 +344,7 @@ fn object_idletime_and_freq_follow_the_policy() {
             .contains("An LFU maxmemory policy is selected"),
         "{err}"
     );
-    let missing: Option<i64> = redis::cmd("OBJECT")
-        .arg("FREQ")
-        .arg("nope")
-        .query(&mut con)
-        .unwrap();
+    let missing: Option<i64> = object(&mut con, "FREQ", "nope");
     assert_eq!(missing, None);
 }
 
