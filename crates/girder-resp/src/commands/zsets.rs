@@ -348,6 +348,14 @@ pub(super) static SPECS: &[Spec] = &[
 /// Formats a score as Redis 7.0 does (`%.17g`): 17 significant digits, trailing zeros
 /// dropped, an exponent below 1e-4 and from 1e17 up; `inf`, `-inf`.
 pub fn format_score(d: f64) -> String {
+    match integral(d) {
+        Some(i) => itoa::Buffer::new().format(i).to_owned(),
+        None => format_g17(d),
+    }
+}
+
+/// `%.17g` itself, through Rust's float formatting.
+fn format_g17(d: f64) -> String {
     if d.is_infinite() {
         return if d > 0.0 { "inf" } else { "-inf" }.into();
     }
@@ -364,6 +372,21 @@ pub fn format_score(d: f64) -> String {
     } else {
         let decimals = usize::try_from(16 - exp).unwrap_or(0);
         trim_fraction(&format!("{d:.decimals$}")).to_owned()
+    }
+}
+
+/// A score that `%.17g` prints as a plain integer: integral, not -0, and under 1e17 in
+/// magnitude (17 digits at most, so no exponent and no rounding). Counters and
+/// timestamps, the common scores, take this path without any float formatting.
+fn integral(d: f64) -> Option<i64> {
+    (d.fract() == 0.0 && d.abs() < 1e17 && !(d == 0.0 && d.is_sign_negative())).then_some(d as i64)
+}
+
+/// A score as a RESP2 bulk string, without a heap allocation when it is integral.
+fn score_bulk(d: f64) -> Reply {
+    match integral(d) {
+        Some(i) => Reply::bulk_copy(itoa::Buffer::new().format(i).as_bytes()),
+        None => Reply::bulk_copy(format_score(d).as_bytes()),
     }
 }
 
@@ -558,7 +581,7 @@ fn lex_range(min: &[u8], max: &[u8]) -> Result<LexRange, Reply> {
 /// A score in the connection's protocol: a bulk string in RESP2, a double in RESP3.
 fn score_reply(protocol: Protocol, score: f64) -> Reply {
     match protocol {
-        Protocol::Resp2 => Reply::Bulk(Bytes::from(format_score(score))),
+        Protocol::Resp2 => score_bulk(score),
         Protocol::Resp3 => Reply::Double(score),
     }
 }
@@ -1312,7 +1335,7 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Reply::Array(
                 items
                     .into_iter()
-                    .flat_map(|(m, s)| [Reply::Bulk(m), Reply::Bulk(Bytes::from(format_score(s)))])
+                    .flat_map(|(m, s)| [Reply::Bulk(m), score_bulk(s)])
                     .collect(),
             ),
         ]))
@@ -1339,8 +1362,22 @@ mod tests {
             (f64::NEG_INFINITY, "-inf"),
             (-0.0, "-0"),
             (0.30000000000000004, "0.30000000000000004"),
+            (42.0, "42"),
+            (-7.0, "-7"),
+            (99999999999999999.0, "1e+17"),
+            (9.999999999999998e16, "99999999999999984"),
+            (1_700_000_000_123.0, "1700000000123"),
         ] {
             assert_eq!(format_score(v), text, "{v:e}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The integer fast path prints what `%.17g` prints.
+        #[test]
+        fn integral_scores_print_as_g17(i in -(10i64.pow(17) - 1)..10i64.pow(17)) {
+            let d = i as f64;
+            proptest::prop_assert_eq!(format_score(d), format_g17(d));
         }
     }
 
