@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
         max_bulk_len: 256,
         max_array_len: 32,
         max_inline_len: 256,
+        unauthenticated: false,
     };
     let mut buf = BytesMut::from(data);
     let mut out = BytesMut::new();

@@ -1003,10 +1003,13 @@ impl std::fmt::Debug for Slot<'_> {
 }
 
 impl Slot<'_> {
-    /// The live entry, if any, for changing it in place. Counts as a modification for
-    /// WATCH (conservatively: also when the caller then changes nothing).
+    /// The live entry, if any, for changing it in place. When there is one, counts as a
+    /// modification for WATCH (conservatively: also when the caller then changes
+    /// nothing); a missing key changes only through [`Slot::put`].
     pub fn get(&mut self) -> Option<&mut Entry> {
-        self.shard.touch(self.key);
+        if self.shard.is_watched(self.key) && self.shard.live(self.key, self.now).is_some() {
+            self.shard.touch(self.key);
+        }
         let entry = self.shard.used(self.key, self.now, self.clock);
         // A missing key changes only through `put`. (An expired one was just removed:
         // replay removes it the same way, at the same time.)

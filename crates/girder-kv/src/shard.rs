@@ -564,9 +564,21 @@ impl Shard {
         }
     }
 
-    fn touch_all(&mut self) {
-        for (_, version) in self.watched.values_mut() {
-            *version += 1;
+    /// Whether a transaction watches `key` (cheap when none watches anything).
+    pub(crate) fn is_watched(&self, key: &[u8]) -> bool {
+        !self.watched.is_empty() && self.watched.contains_key(key)
+    }
+
+    /// Moves on the version of every watched key present here or in `other` (Redis
+    /// 7.0's `touchAllWatchedKeysInDb`: FLUSHDB and SWAPDB change only keys that were,
+    /// or come to be, there; a watched key missing on both sides stays unchanged).
+    fn touch_present(&mut self, other: Option<&KeyTable>) {
+        let map = &self.map;
+        for (key, (_, version)) in &mut self.watched {
+            let key: &[u8] = std::borrow::Borrow::borrow(key);
+            if map.get(key).is_some() || other.is_some_and(|o| o.get(key).is_some()) {
+                *version += 1;
+            }
         }
     }
 
@@ -592,19 +604,21 @@ impl Shard {
         }
     }
 
-    /// FLUSHDB / FLUSHALL: every key goes; watches stay, each counting a modification.
+    /// FLUSHDB / FLUSHALL: every key goes; watches stay, a watched key that was here
+    /// counting a modification.
     pub(crate) fn clear(&mut self) {
+        self.touch_present(None);
         self.map = KeyTable::default();
         self.deadlines = BTreeSet::new();
-        self.touch_all();
     }
 
-    /// SWAPDB: the keys trade places; each shard's watches stay and count a modification.
+    /// SWAPDB: the keys trade places; each shard's watches stay, a watched key present
+    /// on either side counting a modification.
     pub(crate) fn swap_contents(&mut self, other: &mut Shard) {
+        self.touch_present(Some(&other.map));
+        other.touch_present(Some(&self.map));
         std::mem::swap(&mut self.map, &mut other.map);
         std::mem::swap(&mut self.deadlines, &mut other.deadlines);
-        self.touch_all();
-        other.touch_all();
     }
 
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {

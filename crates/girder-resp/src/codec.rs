@@ -27,6 +27,28 @@ pub struct Limits {
     pub max_array_len: usize,
     /// Longest inline command line (Redis: 64 KB).
     pub max_inline_len: usize,
+    /// The client has not authenticated and must: commands are held to
+    /// [`UNAUTHENTICATED_MAX_ARRAY_LEN`] arguments of [`UNAUTHENTICATED_MAX_BULK_LEN`]
+    /// bytes, as in Redis (CVE-2021-32675), so a stranger cannot make the server buffer
+    /// `proto-max-bulk-len` bytes per connection.
+    pub unauthenticated: bool,
+}
+
+/// Most arguments in a command from a client that must authenticate and has not
+/// (Redis: 10; AUTH and HELLO ... AUTH fit).
+pub const UNAUTHENTICATED_MAX_ARRAY_LEN: usize = 10;
+
+/// Longest argument from a client that must authenticate and has not (Redis: 16 KB).
+pub const UNAUTHENTICATED_MAX_BULK_LEN: usize = 16 * 1024;
+
+impl Limits {
+    /// These limits for a client that must authenticate and has not.
+    pub fn unauthenticated(self) -> Self {
+        Self {
+            unauthenticated: true,
+            ..self
+        }
+    }
 }
 
 impl Default for Limits {
@@ -35,6 +57,7 @@ impl Default for Limits {
             max_bulk_len: 512 * 1024 * 1024,
             max_array_len: 1024 * 1024,
             max_inline_len: 64 * 1024,
+            unauthenticated: false,
         }
     }
 }
@@ -58,6 +81,10 @@ pub enum ProtocolError {
     UnbalancedQuotes,
     /// A bulk string not followed by `\r\n`.
     MissingBulkTerminator,
+    /// More arguments than an unauthenticated client may send.
+    UnauthenticatedMultibulkLength,
+    /// A longer argument than an unauthenticated client may send.
+    UnauthenticatedBulkLength,
 }
 
 impl fmt::Display for ProtocolError {
@@ -72,6 +99,8 @@ impl fmt::Display for ProtocolError {
             Self::TooBigBulkCount => f.write_str("too big bulk count string"),
             Self::UnbalancedQuotes => f.write_str("unbalanced quotes in request"),
             Self::MissingBulkTerminator => f.write_str("expected CRLF after bulk string"),
+            Self::UnauthenticatedMultibulkLength => f.write_str("unauthenticated multibulk length"),
+            Self::UnauthenticatedBulkLength => f.write_str("unauthenticated bulk length"),
         }
     }
 }
@@ -157,6 +186,9 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Args>, 
             return Ok(Some(Vec::new()));
         }
         Ok(n) if n > limits.max_array_len => return Err(ProtocolError::InvalidMultibulkLength),
+        Ok(n) if limits.unauthenticated && n > UNAUTHENTICATED_MAX_ARRAY_LEN => {
+            return Err(ProtocolError::UnauthenticatedMultibulkLength)
+        }
         Ok(n) => n,
     };
     // First pass: check the whole command is here, validating headers as we go, without
@@ -182,6 +214,9 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Args>, 
         let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
         if len > limits.max_bulk_len {
             return Err(ProtocolError::InvalidBulkLength);
+        }
+        if limits.unauthenticated && len > UNAUTHENTICATED_MAX_BULK_LEN {
+            return Err(ProtocolError::UnauthenticatedBulkLength);
         }
         let data = len_end + 2;
         let end = data + len;

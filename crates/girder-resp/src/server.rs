@@ -353,6 +353,11 @@ async fn serve_client<S: Stream>(
         // Whether a reply of this batch shows journaled (stream) state.
         let mut shows_journaled = false;
         loop {
+            let limits = if client.authenticated {
+                limits
+            } else {
+                limits.unauthenticated()
+            };
             match parse_command(&mut input, &limits) {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => {

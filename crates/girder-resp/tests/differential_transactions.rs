@@ -170,3 +170,45 @@ fn watched_keys_survive_their_own_client_writing_them() {
         &["EXEC"],
     ]);
 }
+
+/// Writes that find no key change nothing WATCH sees, and FLUSHDB / SWAPDB change only
+/// watched keys that exist on one side (Redis 7.0's `touchAllWatchedKeysInDb`).
+#[test]
+fn watch_ignores_writes_that_find_no_key() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    let (mut other_g, mut other_r) = other_clients();
+    let mut both_others = |cmd: &[&str]| {
+        other_g.call(&args(cmd));
+        other_r.call(&args(cmd));
+    };
+    for miss in [
+        &["LPOP", "nokey"][..],
+        &["SREM", "nokey", "a"],
+        &["HDEL", "nokey", "f"],
+        &["ZREM", "nokey", "m"],
+        &["PERSIST", "nokey"],
+        &["EXPIRE", "nokey", "100"],
+        &["INCRBY", "other", "1"],
+    ] {
+        p.run(&[&["WATCH", "nokey"]]);
+        both_others(miss);
+        p.run(&[&["MULTI"], &["PING"], &["EXEC"]]);
+    }
+    // FLUSHDB: a watched key that was not there is not modified; one that was, is.
+    p.run(&[&["SET", "here", "1"], &["WATCH", "nokey", "gone"]]);
+    both_others(&["FLUSHDB"]);
+    p.run(&[&["MULTI"], &["PING"], &["EXEC"]]);
+    p.run(&[&["SET", "here", "1"], &["WATCH", "here"]]);
+    both_others(&["FLUSHDB"]);
+    p.run(&[&["MULTI"], &["PING"], &["EXEC"]]);
+    // SWAPDB: a watched key present in either database is modified.
+    p.run(&[&["WATCH", "nokey"]]);
+    both_others(&["SELECT", "15"]);
+    both_others(&["FLUSHDB"]);
+    both_others(&["SET", "nokey", "there"]);
+    both_others(&["SWAPDB", "15", REDIS_DB]);
+    p.run(&[&["MULTI"], &["GET", "nokey"], &["EXEC"]]);
+    both_others(&["SWAPDB", "15", REDIS_DB]);
+    both_others(&["FLUSHDB"]);
+    both_others(&["SELECT", REDIS_DB]);
+}

@@ -150,6 +150,7 @@ impl NodeBuilder {
                 max_bulk_len: to_usize(config.resp.proto_max_bulk_len),
                 max_array_len: to_usize(config.resp.max_multibulk_len),
                 max_inline_len: 64 * 1024,
+                unauthenticated: false,
             },
             query_buffer_limit: to_usize(config.resp.client_query_buffer_limit),
             max_clients: to_usize(config.resp.maxclients),

@@ -125,6 +125,48 @@ fn nothing_runs_before_auth_and_errors_are_redis_s() {
     assert_eq!(q.call(&["QUIT"]), "+OK");
 }
 
+/// Before AUTH a client may send only small commands (Redis's CVE-2021-32675 fix): more
+/// than 10 arguments or an argument over 16 KB is a protocol error that closes the
+/// connection as soon as its header arrives, so a stranger cannot make the server buffer
+/// `proto-max-bulk-len` bytes. After AUTH the configured limits apply again.
+#[test]
+fn strangers_are_held_to_small_commands_until_they_authenticate() {
+    let mut c = Conn::open(secured());
+    c.writer.write_all(b"*11\r\n").unwrap();
+    assert_eq!(
+        c.reply(),
+        "-ERR Protocol error: unauthenticated multibulk length"
+    );
+    assert!(c.closed_within(Duration::from_secs(5)));
+
+    // Only the header of a 512 MB argument: refused without waiting for the data.
+    let mut c = Conn::open(secured());
+    c.writer.write_all(b"*1\r\n$536870912\r\n").unwrap();
+    assert_eq!(
+        c.reply(),
+        "-ERR Protocol error: unauthenticated bulk length"
+    );
+    assert!(c.closed_within(Duration::from_secs(5)));
+
+    // At the limits themselves, the command runs (and is refused for want of a login).
+    let mut c = Conn::open(secured());
+    let at_limit = "x".repeat(16 * 1024);
+    let ten: Vec<&str> = std::iter::once("SET")
+        .chain(std::iter::repeat_n(at_limit.as_str(), 9))
+        .collect();
+    assert_eq!(c.call(&ten), "-NOAUTH Authentication required.");
+    // Logged in, the same connection sends what it likes.
+    assert_eq!(c.call(&["AUTH", PASSWORD]), "+OK");
+    let big = "y".repeat(100_000);
+    assert_eq!(c.call(&["SET", "stranger:big", &big]), "+OK");
+    let many: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    let mut sadd = vec!["SADD", "stranger:set"];
+    sadd.extend(many.iter().map(String::as_str));
+    assert_eq!(c.call(&sadd), ":40");
+    assert_eq!(c.call(&["STRLEN", "stranger:big"]), ":100000");
+    c.call(&["DEL", "stranger:big", "stranger:set"]);
+}
+
 #[test]
 fn the_redis_crate_logs_in_with_the_url_password() {
     let addr = secured();

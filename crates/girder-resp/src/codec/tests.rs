@@ -92,11 +92,34 @@ fn protocol_errors_are_worded_like_redis() {
 }
 
 #[test]
+fn unauthenticated_limits_are_redis_s() {
+    let l = Limits::default().unauthenticated();
+    // A complete header within the limit: the parser waits for the arguments.
+    assert_eq!(parse_all(b"*10\r\n", &l).unwrap(), (vec![], 5));
+    assert_eq!(
+        parse_all(b"*11\r\n", &l).unwrap_err(),
+        ProtocolError::UnauthenticatedMultibulkLength
+    );
+    assert_eq!(
+        parse_all(b"*1\r\n$16385\r\n", &l).unwrap_err(),
+        ProtocolError::UnauthenticatedBulkLength
+    );
+    assert!(parse_all(b"*1\r\n$16384\r\n", &l).is_ok());
+    // The configured limits still come first.
+    assert_eq!(
+        parse_all(b"*2000000\r\n", &l).unwrap_err(),
+        ProtocolError::InvalidMultibulkLength
+    );
+    assert!(parse_all(b"*11\r\n$16385\r\n", &Limits::default()).is_ok());
+}
+
+#[test]
 fn limits_are_enforced_from_headers_before_the_data_arrives() {
     let l = Limits {
         max_bulk_len: 10,
         max_array_len: 3,
         max_inline_len: 16,
+        unauthenticated: false,
     };
     // Only the headers are sent: the refusal does not wait for (or buffer) the payload.
     assert_eq!(
