@@ -10,6 +10,7 @@
 //! - A `Table` keeps its entries dense in a vector, so a random pick is O(1) and a scan
 //!   cursor is an index (see `Table::scan`).
 
+use crate::long_double::{Invalid, LongDouble};
 use crate::shard::{Str, Value};
 use crate::{DbRef, Entry, KvError, Slot};
 use bytes::Bytes;
@@ -488,7 +489,8 @@ pub fn hincrby(db: &DbRef<'_>, key: &[u8], field: &[u8], delta: i64) -> Result<i
     })
 }
 
-/// HINCRBYFLOAT: the new value as Redis prints it. A missing field counts as 0.
+/// HINCRBYFLOAT: the new value as Redis prints it, computed as INCRBYFLOAT computes it
+/// (80-bit long double). A missing field counts as 0.
 ///
 /// # Errors
 /// WRONGTYPE; [`KvError::HashValueNotFloat`]; [`KvError::NanOrInfinity`].
@@ -496,48 +498,24 @@ pub fn hincrbyfloat(
     db: &DbRef<'_>,
     key: &[u8],
     field: &[u8],
-    delta: f64,
+    delta: LongDouble,
 ) -> Result<Bytes, KvError> {
     db.write(key, |slot| {
         with_hash_mut(slot, |h| {
             let current = match h.get(field) {
-                None => 0.0,
-                Some(v) => crate::strings::parse_float(v).ok_or(KvError::HashValueNotFloat)?,
+                None => LongDouble::ZERO,
+                // A stored `inf` reads; the sum is then refused, as Redis refuses it.
+                Some(v) => LongDouble::parse(v).map_err(|e| match e {
+                    Invalid::Infinite => KvError::NanOrInfinity,
+                    Invalid::NotANumber => KvError::HashValueNotFloat,
+                })?,
             };
-            let next = current + delta;
-            if !next.is_finite() {
-                return Err(KvError::NanOrInfinity);
-            }
-            let text = Bytes::from(format_float(next));
+            let next = current.plus(delta).map_err(|_| KvError::NanOrInfinity)?;
+            let text = Bytes::from(next.to_text());
             h.set(field, text.clone());
             Ok(text)
         })
     })
-}
-
-/// Formats as Redis's `ld2string(..., LD_STR_HUMAN)`: `%.17Lf` with trailing zeros (and
-/// a trailing dot) removed, and `-0` printed as `0`. Rust's `Display` is positional and
-/// gives the shortest digits that read back, which is what `%.17Lf` shows for the values
-/// users type; only when those digits go past 17 decimals does Redis's rounding show.
-///
-/// Known difference (as INCRBYFLOAT in `strings.rs`): Redis computes in 80-bit long
-/// double, so sums that f64 cannot hold exactly (0.1 + 0.2) differ in the last digits.
-pub(crate) fn format_float(v: f64) -> String {
-    let shortest = format!("{v}");
-    let decimals = shortest.find('.').map_or(0, |dot| shortest.len() - dot - 1);
-    let mut text = if decimals > 17 {
-        let rounded = format!("{v:.17}");
-        rounded
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_owned()
-    } else {
-        shortest
-    };
-    if text == "-0" {
-        text.remove(0);
-    }
-    text
 }
 
 /// HRANDFIELD without a count: a random field and its value.
@@ -679,11 +657,12 @@ mod tests {
             hincrby(&db, b"h", b"s", 1),
             Err(KvError::HashValueNotInteger)
         );
-        assert_eq!(hincrbyfloat(&db, b"h", b"s", 0.5).unwrap(), "7.5");
-        assert_eq!(hincrbyfloat(&db, b"h", b"n", -5.0).unwrap(), "0");
+        let ld = |t: &str| LongDouble::parse(t.as_bytes()).unwrap();
+        assert_eq!(hincrbyfloat(&db, b"h", b"s", ld("0.5")).unwrap(), "7.5");
+        assert_eq!(hincrbyfloat(&db, b"h", b"n", ld("-5")).unwrap(), "0");
         hset(&db, b"h", &[(b"t", b"x")]).unwrap();
         assert_eq!(
-            hincrbyfloat(&db, b"h", b"t", 1.0),
+            hincrbyfloat(&db, b"h", b"t", ld("1")),
             Err(KvError::HashValueNotFloat)
         );
         crate::strings::set(&db, b"str", b"v", Default::default()).unwrap();
@@ -694,13 +673,14 @@ mod tests {
 
     #[test]
     fn float_format_follows_redis() {
-        assert_eq!(format_float(2.5), "2.5");
-        assert_eq!(format_float(-0.0), "0");
-        assert_eq!(format_float(1e-20), "0");
-        assert_eq!(format_float(-1e-20), "0");
-        assert_eq!(format_float(1e-7), "0.0000001");
-        assert_eq!(format_float(3.0), "3");
-        assert_eq!(format_float(12_345_678.125), "12345678.125");
+        let text = |t: &str| LongDouble::parse(t.as_bytes()).unwrap().to_text();
+        assert_eq!(text("2.5"), "2.5");
+        assert_eq!(text("-0.0"), "0");
+        assert_eq!(text("1e-20"), "0");
+        assert_eq!(text("-1e-20"), "0");
+        assert_eq!(text("1e-7"), "0.0000001");
+        assert_eq!(text("3.0"), "3");
+        assert_eq!(text("12345678.125"), "12345678.125");
     }
 
     #[test]

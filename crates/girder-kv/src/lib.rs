@@ -31,6 +31,7 @@ pub mod hashes;
 pub mod keys;
 pub mod leases;
 pub mod lists;
+pub mod long_double;
 pub mod origin;
 pub mod replay;
 pub mod sets;

@@ -571,12 +571,16 @@ impl Shard {
 
     /// Moves on the version of every watched key present here or in `other` (Redis
     /// 7.0's `touchAllWatchedKeysInDb`: FLUSHDB and SWAPDB change only keys that were,
-    /// or come to be, there; a watched key missing on both sides stays unchanged).
+    /// or come to be, there; a watched key missing on both sides stays unchanged for
+    /// WATCH). A cache lease's key moves on regardless: a flush voids every lease.
     fn touch_present(&mut self, other: Option<&KeyTable>) {
-        let map = &self.map;
+        let (map, leases) = (&self.map, &self.leases);
         for (key, (_, version)) in &mut self.watched {
             let key: &[u8] = std::borrow::Borrow::borrow(key);
-            if map.get(key).is_some() || other.is_some_and(|o| o.get(key).is_some()) {
+            if map.get(key).is_some()
+                || other.is_some_and(|o| o.get(key).is_some())
+                || leases.contains_key(key)
+            {
                 *version += 1;
             }
         }

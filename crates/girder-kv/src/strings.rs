@@ -1,5 +1,6 @@
 //! String operations: GET, SET and its variants, counters, ranges.
 
+use crate::long_double::{Invalid, LongDouble};
 use crate::shard::Value;
 use crate::{DbRef, Entry, KvError};
 use bytes::Bytes;
@@ -203,28 +204,46 @@ pub fn incr_by(db: &DbRef<'_>, key: &[u8], delta: i64) -> Result<i64, KvError> {
     })
 }
 
-/// INCRBYFLOAT: the new value as Redis prints it.
+/// INCRBYFLOAT: the new value as Redis prints it, computed as Redis computes it (80-bit
+/// long double, [`LongDouble`]).
+///
+/// `delta` is the increment's text, read after the key's type and value as Redis reads
+/// them (so WRONGTYPE comes first); `inf` reads, and the sum is then refused.
 ///
 /// # Errors
 /// WRONGTYPE; `NotFloat`; `NanOrInfinity`.
-pub fn incr_by_float(db: &DbRef<'_>, key: &[u8], delta: f64) -> Result<Bytes, KvError> {
+pub fn incr_by_float(db: &DbRef<'_>, key: &[u8], delta: &[u8]) -> Result<Bytes, KvError> {
+    let read = |text: &[u8]| match LongDouble::parse(text) {
+        Ok(v) => Ok(v),
+        Err(Invalid::Infinite) => Err(KvError::NanOrInfinity),
+        Err(Invalid::NotANumber) => Err(KvError::NotFloat),
+    };
     db.write(key, |slot| {
         let current = match slot.get() {
-            None => 0.0,
+            None => Ok(LongDouble::ZERO),
             Some(Entry {
                 value: Value::Int(i),
                 ..
-            }) => *i as f64,
+            }) => Ok(LongDouble::from_i64(*i)),
             Some(Entry { value, .. }) => match value.str_bytes() {
-                Some(b) => parse_float(b).ok_or(KvError::NotFloat)?,
+                Some(b) => read(b),
                 None => return Err(KvError::WrongType),
             },
         };
-        let next = current + delta;
-        if !next.is_finite() {
-            return Err(KvError::NanOrInfinity);
-        }
-        let text = format_long_double(next);
+        // Both are read before either is judged: an unreadable value or increment is
+        // "not a valid float" even where the other is infinite.
+        let delta = read(delta);
+        let (current, delta) = match (current, delta) {
+            (Err(KvError::NotFloat), _) | (_, Err(KvError::NotFloat)) => {
+                return Err(KvError::NotFloat)
+            }
+            (Ok(c), Ok(d)) => (c, d),
+            _ => return Err(KvError::NanOrInfinity),
+        };
+        let text = current
+            .plus(delta)
+            .map_err(|_| KvError::NanOrInfinity)?
+            .to_text();
         // Stored as a plain string even when integral, as Redis does.
         let value = Value::string(text.as_bytes());
         if let Some(entry) = slot.get() {
@@ -234,30 +253,6 @@ pub fn incr_by_float(db: &DbRef<'_>, key: &[u8], delta: f64) -> Result<Bytes, Kv
         }
         Ok(Bytes::from(text))
     })
-}
-
-/// Parses a float as Redis's `string2ld`: no spaces, no empty string, finite or `inf`.
-pub fn parse_float(b: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(b).ok()?;
-    if text.is_empty() || text.trim() != text {
-        return None;
-    }
-    let v: f64 = match text.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => text.parse().ok()?,
-    };
-    (!v.is_nan()).then_some(v)
-}
-
-/// Formats like Redis's INCRBYFLOAT (`%.17Lf` with trailing zeros removed): positional
-/// notation, never an exponent. Rust's `Display` for f64 is exactly that, with the
-/// shortest digits that read back to the same value.
-///
-/// Known difference: Redis computes in 80-bit `long double`, so sums whose f64 result is
-/// inexact (0.1 + 0.2) print as `0.3` there and `0.30000000000000004` here.
-fn format_long_double(v: f64) -> String {
-    format!("{v}")
 }
 
 /// APPEND: the new length.

@@ -40,7 +40,7 @@ fn small_strings_are_inline_up_to_the_limit() {
     strings::set(&db, b"n", b" 7", SetOptions::default()).unwrap();
     assert_eq!(strings::incr_by(&db, b"n", 1), Err(KvError::NotInteger));
     strings::set(&db, b"f", b"1.5", SetOptions::default()).unwrap();
-    assert_eq!(strings::incr_by_float(&db, b"f", 1.0).unwrap(), "2.5");
+    assert_eq!(strings::incr_by_float(&db, b"f", b"1.0").unwrap(), "2.5");
     assert_eq!(strings::append(&db, b"f", b"0").unwrap(), 4);
     assert_eq!(strings::get(&db, b"f").unwrap().unwrap(), "2.50");
     assert_eq!(keys::encoding(&db, b"f"), Some("raw"));

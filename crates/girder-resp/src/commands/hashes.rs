@@ -7,6 +7,7 @@ use super::{
 use crate::codec::{Protocol, Reply};
 use bytes::Bytes;
 use girder_kv::hashes::{self as kv, ScanOptions};
+use girder_kv::long_double::{Invalid, LongDouble};
 
 /// The hashes commands.
 pub(super) static SPECS: &[Spec] = &[
@@ -293,13 +294,13 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let Some(delta) = girder_kv::strings::parse_float(&args[3]) else {
-        return Reply::error("ERR value is not a valid float");
+    // Unlike INCRBYFLOAT, Redis reads the increment, and rejects an infinite one,
+    // before looking at the key.
+    let delta = match LongDouble::parse(&args[3]) {
+        Ok(d) => d,
+        Err(Invalid::NotANumber) => return Reply::error("ERR value is not a valid float"),
+        Err(Invalid::Infinite) => return Reply::error("ERR value is NaN or Infinity"),
     };
-    // Unlike INCRBYFLOAT, Redis rejects an infinite increment before looking at the key.
-    if !delta.is_finite() {
-        return Reply::error("ERR value is NaN or Infinity");
-    }
     reply(ctx.db().map(
         |db| match kv::hincrbyfloat(&db, &args[1], &args[2], delta) {
             Ok(v) => Reply::Bulk(v),

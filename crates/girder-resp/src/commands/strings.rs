@@ -439,13 +439,9 @@ pub fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    // `inf` parses (as in Redis); the sum is then rejected as NaN or Infinity.
-    let Some(delta) = kv::parse_float(&args[2]) else {
-        return Reply::error("ERR value is not a valid float");
-    };
     reply(
         ctx.db()
-            .map(|db| match kv::incr_by_float(&db, &args[1], delta) {
+            .map(|db| match kv::incr_by_float(&db, &args[1], &args[2]) {
                 Ok(v) => Reply::Bulk(v),
                 Err(e) => kv_error(e),
             }),
