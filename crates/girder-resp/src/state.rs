@@ -81,6 +81,18 @@ pub struct ClientHandle {
     pub unblock: Mutex<Option<crate::codec::Reply>>,
     /// Wakes a blocked client for CLIENT UNBLOCK.
     pub unblocked: tokio::sync::Notify,
+    /// Channels and patterns subscribed to (CLIENT LIST `sub`/`psub`, CLIENT KILL TYPE
+    /// pubsub), as the connection last set them.
+    pub subscriptions: [AtomicUsize; 2],
+}
+
+impl ClientHandle {
+    /// Whether the connection is in subscribe mode (Redis's client type `pubsub`).
+    pub fn is_pubsub(&self) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|n| n.load(Ordering::Relaxed) > 0)
+    }
 }
 
 /// Descriptive fields of a client.
@@ -92,6 +104,8 @@ pub struct ClientMeta {
     pub lib_name: Option<Bytes>,
     /// CLIENT SETINFO LIB-VER.
     pub lib_ver: Option<Bytes>,
+    /// The ACL user the connection is logged in as.
+    pub user: String,
 }
 
 /// A connection's own state.
@@ -249,11 +263,15 @@ impl Shared {
             created: Instant::now(),
             last_command_ms: AtomicU64::new(0),
             db: AtomicUsize::new(0),
-            meta: Mutex::new(ClientMeta::default()),
+            meta: Mutex::new(ClientMeta {
+                user: self.acl.default_user().name.clone(),
+                ..ClientMeta::default()
+            }),
             kill: CancellationToken::new(),
             blocked: std::sync::atomic::AtomicBool::new(false),
             unblock: Mutex::new(None),
             unblocked: tokio::sync::Notify::new(),
+            subscriptions: Default::default(),
         });
         self.clients.lock().insert(id, Arc::clone(&handle));
         ClientState {
@@ -285,6 +303,15 @@ impl Shared {
 }
 
 impl ClientState {
+    /// Publishes the subscription counts on the handle, for other clients' CLIENT LIST
+    /// and CLIENT KILL TYPE (after SUBSCRIBE, UNSUBSCRIBE, RESET, ...).
+    pub fn show_subscriptions(&self) {
+        let counts = [self.pubsub.channels.len(), self.pubsub.patterns.len()];
+        for (slot, n) in self.handle.subscriptions.iter().zip(counts) {
+            slot.store(n, Ordering::Relaxed);
+        }
+    }
+
     /// Selects database `db` (already validated).
     pub fn select(&mut self, db: usize) {
         self.db = db;

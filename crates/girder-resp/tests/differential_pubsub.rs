@@ -398,3 +398,77 @@ fn a_subscriber_that_never_reads_is_disconnected() {
         "every message was delivered"
     );
 }
+
+/// CLIENT KILL and CLIENT LIST filters (TYPE, USER, ID) and their errors. Kills are
+/// scoped by the subscriber's own id: the reference Redis is shared with other clients.
+#[test]
+fn client_kill_and_list_filters() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    p.run(&[
+        &["CLIENT", "KILL", "TYPE", "foo"],
+        &["CLIENT", "KILL", "USER", "nosuch"],
+        &["CLIENT", "KILL", "ID", "0"],
+        &["CLIENT", "KILL", "ID", "-1"],
+        &["CLIENT", "KILL", "ID", "abc"],
+        &["CLIENT", "KILL", "TYPE", "master"],
+        &["CLIENT", "KILL", "TYPE", "replica"],
+        &["CLIENT", "KILL", "TYPE", "slave"],
+        &["CLIENT", "KILL", "TYPE"],
+        &["CLIENT", "KILL", "SKIPME", "maybe"],
+        &["CLIENT", "LIST", "TYPE", "foo"],
+        &["CLIENT", "LIST", "TYPE", "master"],
+        &["CLIENT", "LIST", "ID", "abc"],
+        &["CLIENT", "LIST", "ID"],
+        &["CLIENT", "LIST", "ID", "-5"],
+        &["CLIENT", "LIST", "BOGUS"],
+        &["CLIENT", "LIST", "TYPE", "normal", "ID", "1"],
+    ]);
+    let mut subs = Sides::connect();
+    let id = |c: &mut Raw| {
+        let reply = c.call(&args(&["CLIENT", "ID"]));
+        String::from_utf8_lossy(&reply[1..reply.len() - 2]).into_owned()
+    };
+    let ids = [id(&mut subs.girder), id(&mut subs.redis)];
+    subs.check(&["SUBSCRIBE", "gdiff:kill"], 1);
+    let each = |p: &mut Pair, cmd: &dyn Fn(&str) -> Vec<String>| {
+        let g = p.girder.call(
+            &cmd(&ids[0])
+                .iter()
+                .map(|s| s.clone().into_bytes())
+                .collect::<Vec<_>>(),
+        );
+        let r = p.redis.call(
+            &cmd(&ids[1])
+                .iter()
+                .map(|s| s.clone().into_bytes())
+                .collect::<Vec<_>>(),
+        );
+        (
+            String::from_utf8_lossy(&g).into_owned(),
+            String::from_utf8_lossy(&r).into_owned(),
+        )
+    };
+    // The subscriber's line shows it in subscribe mode, on both sides.
+    let (g, r) = each(&mut p, &|id| {
+        vec!["CLIENT".into(), "LIST".into(), "ID".into(), id.into()]
+    });
+    for line in [&g, &r] {
+        assert!(
+            line.contains(" flags=P ") && line.contains(" sub=1 psub=0 "),
+            "{line}"
+        );
+        assert!(line.contains(" user=default "), "{line}");
+    }
+    fn kill(t: &'static str) -> impl Fn(&str) -> Vec<String> {
+        move |id: &str| {
+            ["CLIENT", "KILL", "ID", id, "TYPE", t, "USER", "default"]
+                .map(str::to_owned)
+                .to_vec()
+        }
+    }
+    // A normal-type kill does not reach a subscriber; a pubsub-type one does.
+    let (g, r) = each(&mut p, &kill("normal"));
+    assert_eq!((g.as_str(), r.as_str()), (":0\r\n", ":0\r\n"));
+    let (g, r) = each(&mut p, &kill("pubsub"));
+    assert_eq!((g.as_str(), r.as_str()), (":1\r\n", ":1\r\n"));
+}

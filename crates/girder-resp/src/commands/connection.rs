@@ -1,6 +1,6 @@
 //! Connection commands: PING ECHO HELLO AUTH SELECT QUIT RESET CLIENT.
 
-use super::{count, int_arg, is, spec, syntax_error, Ctx, Spec};
+use super::{count, int_arg, is, parse_i64, spec, syntax_error, Ctx, Spec};
 use crate::auth;
 use crate::codec::{Protocol, Reply};
 use bytes::Bytes;
@@ -119,9 +119,13 @@ pub fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
     ctx.client.acl_epoch = ctx.shared.acl.epoch();
     super::transactions::release(ctx.keyspace, ctx.client);
     ctx.shared.pubsub.release(ctx.client);
+    ctx.client.show_subscriptions();
     ctx.client.select(0);
     ctx.client.protocol = Protocol::Resp2;
-    ctx.client.handle.meta.lock().name = None;
+    let mut meta = ctx.client.handle.meta.lock();
+    meta.name = None;
+    meta.user.clone_from(&ctx.client.user.name);
+    drop(meta);
     Reply::Simple("RESET")
 }
 
@@ -146,6 +150,7 @@ pub fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 fn log_in(ctx: &mut Ctx<'_>, user: std::sync::Arc<crate::acl::User>) {
     ctx.client.authenticated = true;
+    ctx.client.handle.meta.lock().user.clone_from(&user.name);
     ctx.client.user = user;
     ctx.client.acl_epoch = ctx.shared.acl.epoch();
 }
@@ -256,15 +261,7 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             }
             Reply::OK
         }
-        "list" if args.len() == 2 => {
-            let clients = ctx.shared.clients.lock();
-            let mut text = String::new();
-            for c in clients.values() {
-                text.push_str(&client_line(c));
-                text.push('\n');
-            }
-            Reply::Verbatim(text.into())
-        }
+        "list" => list(ctx, &args[2..]),
         "info" if args.len() == 2 => {
             let mut line = client_line(&ctx.client.handle);
             line.push('\n');
@@ -293,9 +290,12 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 "GETNAME",
                 "SETNAME <name>",
                 "SETINFO <LIB-NAME|LIB-VER> <value>",
-                "LIST",
+                "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <client-id> [<client-id> ...]]",
                 "INFO",
-                "KILL <ip:port> | KILL ID <id> | KILL ADDR <ip:port>",
+                "KILL <ip:port>",
+                "KILL <option> <value> [<option> <value> [...]]",
+                "    Kill connections. Options are: ID <client-id>, TYPE (NORMAL|MASTER|REPLICA|PUBSUB),",
+                "    USER <username>, ADDR <ip:port>, LADDR <ip:port>, SKIPME (YES|NO).",
                 "UNBLOCK <clientid> [TIMEOUT|ERROR]",
                 "    Unblock the specified blocked client.",
                 "NO-EVICT (ON|OFF)",
@@ -305,7 +305,7 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             .map(|s| Reply::Status(s.into()))
             .collect(),
         ),
-        "id" | "getname" | "setname" | "setinfo" | "list" | "info" | "kill" | "no-evict"
+        "id" | "getname" | "setname" | "setinfo" | "info" | "kill" | "no-evict"
         | "no-touch" | "unblock" => arity_error(),
         _ => Reply::error(format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
@@ -355,21 +355,95 @@ fn client_line(c: &crate::state::ClientHandle) -> String {
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default()
     };
+    let [sub, psub] = [0, 1].map(|i| c.subscriptions[i].load(Ordering::Relaxed));
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r user=default redir=-1 resp=2 lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={sub} psub={psub} ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r user={} redir=-1 resp=2 lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
         text(&meta.name),
         age,
         idle,
+        if c.is_pubsub() { 'P' } else { 'N' },
         c.db.load(Ordering::Relaxed),
+        meta.user,
         text(&meta.lib_name),
         text(&meta.lib_ver),
     )
 }
 
-/// CLIENT KILL addr | KILL [ID id] [ADDR addr] [LADDR addr] [SKIPME yes|no]
+/// Redis's client types. Girder has no replication, so no client is a master or a
+/// replica; the names are still accepted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    Pubsub,
+    Master,
+    Replica,
+}
+
+impl ClientType {
+    /// `getClientTypeByName`, or Redis's error for an unknown name.
+    fn parse(name: &[u8]) -> Result<Self, Reply> {
+        match name.to_ascii_lowercase().as_slice() {
+            b"normal" => Ok(Self::Normal),
+            b"pubsub" => Ok(Self::Pubsub),
+            b"master" => Ok(Self::Master),
+            b"replica" | b"slave" => Ok(Self::Replica),
+            _ => Err(Reply::error(format!(
+                "ERR Unknown client type '{}'",
+                String::from_utf8_lossy(name)
+            ))),
+        }
+    }
+
+    fn matches(self, c: &crate::state::ClientHandle) -> bool {
+        match self {
+            Self::Normal => !c.is_pubsub(),
+            Self::Pubsub => c.is_pubsub(),
+            Self::Master | Self::Replica => false,
+        }
+    }
+}
+
+/// CLIENT LIST [TYPE type] [ID id [id ...]] (Redis 7.0: one filter or the other).
+fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let mut kind = None;
+    let mut ids = None;
+    match args {
+        [] => {}
+        [option, name] if is(option, "TYPE") => match ClientType::parse(name) {
+            Ok(t) => kind = Some(t),
+            Err(e) => return e,
+        },
+        [option, list @ ..] if is(option, "ID") && !list.is_empty() => {
+            let mut wanted = Vec::with_capacity(list.len());
+            for id in list {
+                // Any integer: one that is no client's id lists nothing.
+                match parse_i64(id) {
+                    Some(n) => wanted.push(n),
+                    None => return Reply::error("ERR Invalid client ID"),
+                }
+            }
+            ids = Some(wanted);
+        }
+        _ => return syntax_error(),
+    }
+    let clients = ctx.shared.clients.lock();
+    let mut text = String::new();
+    for c in clients.values() {
+        let listed = |i: &Vec<i64>| i64::try_from(c.id).is_ok_and(|id| i.contains(&id));
+        if kind.is_some_and(|t| !t.matches(c)) || ids.as_ref().is_some_and(|i| !listed(i)) {
+            continue;
+        }
+        text.push_str(&client_line(c));
+        text.push('\n');
+    }
+    Reply::Verbatim(text.into())
+}
+
+/// CLIENT KILL addr | KILL [ID id] [TYPE type] [USER name] [ADDR addr] [LADDR addr]
+/// [SKIPME yes|no]: every filter given must match (Redis 7.0's `clientKillCommand`).
 fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let clients: Vec<_> = ctx.shared.clients.lock().values().cloned().collect();
     if args.len() == 1 {
@@ -386,16 +460,31 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return syntax_error();
     }
     let mut id = None;
+    let mut kind = None;
+    let mut user = None;
     let mut addr = None;
     let mut laddr = None;
     let mut skip_me = true;
     for pair in args.chunks(2) {
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
         if is(&pair[0], "ID") {
-            match value.parse::<u64>() {
-                Ok(v) => id = Some(v),
-                Err(_) => return Reply::error("ERR client-id should be greater than 0"),
+            match parse_i64(&pair[1])
+                .and_then(|n| u64::try_from(n).ok())
+                .filter(|&n| n > 0)
+            {
+                Some(v) => id = Some(v),
+                None => return Reply::error("ERR client-id should be greater than 0"),
             }
+        } else if is(&pair[0], "TYPE") {
+            match ClientType::parse(&pair[1]) {
+                Ok(t) => kind = Some(t),
+                Err(e) => return e,
+            }
+        } else if is(&pair[0], "USER") {
+            if ctx.shared.acl.user(&value).is_none() {
+                return Reply::error(format!("ERR No such user '{value}'"));
+            }
+            user = Some(value);
         } else if is(&pair[0], "ADDR") {
             addr = Some(value);
         } else if is(&pair[0], "LADDR") {
@@ -413,6 +502,8 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let killed = clients
         .iter()
         .filter(|c| id.is_none_or(|id| c.id == id))
+        .filter(|c| kind.is_none_or(|t| t.matches(c)))
+        .filter(|c| user.as_ref().is_none_or(|u| c.meta.lock().user == *u))
         .filter(|c| addr.as_ref().is_none_or(|a| c.addr.to_string() == *a))
         .filter(|c| laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a))
         .filter(|c| !(skip_me && c.id == ctx.client.id))

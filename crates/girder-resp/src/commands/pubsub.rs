@@ -135,6 +135,7 @@ fn add(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> Reply {
             Reply::Bulk(name.clone()),
         ));
     }
+    ctx.client.show_subscriptions();
     Reply::Frames(frames)
 }
 
@@ -157,6 +158,7 @@ fn remove(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> Reply {
         ctx.shared.pubsub.unsubscribe(ctx.client, kind, &name);
         frames.push(confirmation(ctx, verb(kind, false), Reply::Bulk(name)));
     }
+    ctx.client.show_subscriptions();
     Reply::Frames(frames)
 }
 
