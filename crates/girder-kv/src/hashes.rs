@@ -280,6 +280,17 @@ impl HashValue {
         }
     }
 
+    /// The field and value at position `i`, borrowed.
+    fn pair_at(&self, i: usize) -> (&[u8], &[u8]) {
+        match &self.repr {
+            Repr::Small(v) => (&v[i].0, &v[i].1),
+            Repr::Large(t) => {
+                let (k, v) = t.at(i);
+                (k.as_bytes(), v.as_bytes())
+            }
+        }
+    }
+
     fn at(&self, i: usize) -> (Bytes, Bytes) {
         match &self.repr {
             Repr::Small(v) => (v[i].0.clone(), v[i].1.clone()),
@@ -538,20 +549,48 @@ pub fn hrandfield_count(
     key: &[u8],
     count: i64,
 ) -> Result<Vec<(Bytes, Bytes)>, KvError> {
+    let want = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+    if count < 0 {
+        let mut picks = Vec::new();
+        hrandfield_repeating(db, key, want, &mut picks)?;
+        return Ok(picks);
+    }
     db.read(key, |e| {
         let Some(h) = hash_of(e)? else {
             return Ok(Vec::new());
         };
         let pair = |i: usize| h.at(i);
         let n = h.len();
-        let want = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
-        Ok(if count < 0 {
-            (0..want).map(|_| pair(fastrand::usize(..n))).collect()
-        } else if want >= n {
+        Ok(if want >= n {
             (0..n).map(pair).collect()
         } else {
             sample_distinct(n, want).into_iter().map(pair).collect()
         })
+    })
+}
+
+/// HRANDFIELD with a negative count: `picks` independent draws (repeats possible), each
+/// field and its value handed to `out` under the key's lock.
+///
+/// # Errors
+/// WRONGTYPE.
+pub fn hrandfield_repeating(
+    db: &DbRef<'_>,
+    key: &[u8],
+    picks: usize,
+    out: &mut dyn crate::Picks<[u8]>,
+) -> Result<(), KvError> {
+    db.read(key, |e| {
+        let Some(h) = hash_of(e)? else {
+            out.count(0);
+            return Ok(());
+        };
+        out.count(picks);
+        for _ in 0..picks {
+            let (field, value) = h.pair_at(fastrand::usize(..h.len()));
+            out.pick(field, value);
+        }
+        Ok(())
     })
 }
 

@@ -53,6 +53,48 @@ pub const SHARDS: usize = 64;
 /// Number of logical databases (`SELECT 0..15`).
 pub const DATABASES: usize = 16;
 
+/// Where a random read with a negative count (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER)
+/// delivers its picks, under the key's lock: such a read may repeat elements up to 10M
+/// times, so a front end encodes each pick as it comes instead of first collecting
+/// owned copies (which took ~100 bytes a pick, 12× Redis's reply buffer).
+pub trait Picks<T: ?Sized> {
+    /// How many picks follow (0 for a missing key); called once, first.
+    fn count(&mut self, n: usize);
+    /// One pick: an element and what goes with it (nothing, its value, its score).
+    fn pick(&mut self, element: &[u8], with: &T);
+}
+
+/// Picks collected as owned copies (for callers that want them, and tests).
+impl Picks<()> for Vec<bytes::Bytes> {
+    fn count(&mut self, n: usize) {
+        self.reserve(n);
+    }
+    fn pick(&mut self, element: &[u8], (): &()) {
+        self.push(bytes::Bytes::copy_from_slice(element));
+    }
+}
+
+impl Picks<[u8]> for Vec<(bytes::Bytes, bytes::Bytes)> {
+    fn count(&mut self, n: usize) {
+        self.reserve(n);
+    }
+    fn pick(&mut self, element: &[u8], with: &[u8]) {
+        self.push((
+            bytes::Bytes::copy_from_slice(element),
+            bytes::Bytes::copy_from_slice(with),
+        ));
+    }
+}
+
+impl Picks<f64> for Vec<(bytes::Bytes, f64)> {
+    fn count(&mut self, n: usize) {
+        self.reserve(n);
+    }
+    fn pick(&mut self, element: &[u8], with: &f64) {
+        self.push((bytes::Bytes::copy_from_slice(element), *with));
+    }
+}
+
 /// A source of wall-clock milliseconds; injected so TTLs are tested with virtual time.
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.

@@ -174,9 +174,14 @@ impl SetValue {
     }
 
     fn at(&self, i: usize) -> Bytes {
+        self.with_at(i, Bytes::copy_from_slice)
+    }
+
+    /// `f` of the member at position `i`, without copying it out.
+    fn with_at<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> R {
         match &self.repr {
-            Repr::Ints(v) => int_bytes(v[i]),
-            Repr::Table(t) => t.at(i).0.to_bytes(),
+            Repr::Ints(v) => f(itoa::Buffer::new().format(v[i]).as_bytes()),
+            Repr::Table(t) => f(t.at(i).0.as_bytes()),
         }
     }
 
@@ -395,15 +400,18 @@ pub fn srandmember(db: &DbRef<'_>, key: &[u8]) -> Result<Option<Bytes>, KvError>
 /// # Errors
 /// WRONGTYPE.
 pub fn srandmember_count(db: &DbRef<'_>, key: &[u8], count: i64) -> Result<Vec<Bytes>, KvError> {
+    let want = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+    if count < 0 {
+        let mut picks = Vec::new();
+        srandmember_repeating(db, key, want, &mut picks)?;
+        return Ok(picks);
+    }
     db.read(key, |e| {
         let Some(s) = set_of(e)? else {
             return Ok(Vec::new());
         };
         let n = s.len();
-        let want = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
-        Ok(if count < 0 {
-            (0..want).map(|_| s.at(fastrand::usize(..n))).collect()
-        } else if want >= n {
+        Ok(if want >= n {
             s.members().collect()
         } else {
             sample_distinct(n, want)
@@ -411,6 +419,30 @@ pub fn srandmember_count(db: &DbRef<'_>, key: &[u8], count: i64) -> Result<Vec<B
                 .map(|i| s.at(i))
                 .collect()
         })
+    })
+}
+
+/// SRANDMEMBER with a negative count: `picks` independent draws (repeats possible),
+/// each handed to `out` under the key's lock.
+///
+/// # Errors
+/// WRONGTYPE.
+pub fn srandmember_repeating(
+    db: &DbRef<'_>,
+    key: &[u8],
+    picks: usize,
+    out: &mut dyn crate::Picks<()>,
+) -> Result<(), KvError> {
+    db.read(key, |e| {
+        let Some(s) = set_of(e)? else {
+            out.count(0);
+            return Ok(());
+        };
+        out.count(picks);
+        for _ in 0..picks {
+            s.with_at(fastrand::usize(..s.len()), |m| out.pick(m, &()));
+        }
+        Ok(())
     })
 }
 

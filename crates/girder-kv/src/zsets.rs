@@ -730,18 +730,19 @@ pub fn mpop(
 /// # Errors
 /// WRONGTYPE.
 pub fn random_members(db: &DbRef<'_>, key: &[u8], count: i64) -> Result<Scored, KvError> {
+    if count < 0 {
+        // Independent draws.
+        let mut picks = Vec::new();
+        let want = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+        random_members_repeating(db, key, want, &mut picks)?;
+        return Ok(picks);
+    }
     read(db, key, |z| {
         let Some(z) = z else { return Vec::new() };
         // The ordered set has no random access: index it once (O(n), see the module docs).
         let mut all: Vec<(&Str, f64)> = z.iter().collect();
         let len = all.len();
         let owned = |(m, s): (&Str, f64)| (m.to_bytes(), s);
-        if count < 0 {
-            // Independent draws.
-            return (0..count.unsigned_abs())
-                .map(|_| owned(all[fastrand::usize(..len)]))
-                .collect();
-        }
         let n = usize::try_from(count).unwrap_or(usize::MAX);
         if n >= len {
             // The whole set, highest first: Redis iterates it from the tail.
@@ -752,6 +753,32 @@ pub fn random_members(db: &DbRef<'_>, key: &[u8], count: i64) -> Result<Scored, 
             all.swap(i, fastrand::usize(i..len));
         }
         all.into_iter().take(n).map(owned).collect()
+    })
+}
+
+/// ZRANDMEMBER with a negative count: `picks` independent draws (repeats possible),
+/// each member and its score handed to `out` under the key's lock.
+///
+/// # Errors
+/// WRONGTYPE.
+pub fn random_members_repeating(
+    db: &DbRef<'_>,
+    key: &[u8],
+    picks: usize,
+    out: &mut dyn crate::Picks<f64>,
+) -> Result<(), KvError> {
+    read(db, key, |z| {
+        let Some(z) = z else {
+            out.count(0);
+            return;
+        };
+        // The ordered set has no random access: index it once (O(n), see the module docs).
+        let all: Vec<(&Str, f64)> = z.iter().collect();
+        out.count(picks);
+        for _ in 0..picks {
+            let (m, s) = all[fastrand::usize(..all.len())];
+            out.pick(m.as_bytes(), &s);
+        }
     })
 }
 

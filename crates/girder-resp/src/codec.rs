@@ -507,12 +507,66 @@ const _: () = assert!(std::mem::size_of::<Reply>() == 40);
 /// no copy of each element into a `Bytes` and no `Reply` per element): the same bytes
 /// in RESP2 and RESP3.
 pub fn bulk_array(len: usize, items: &mut dyn Iterator<Item = &[u8]>) -> Reply {
-    let mut out = BytesMut::new();
-    number(&mut out, b'*', len_i64(len));
+    // Bulk arrays are the same bytes in both protocols.
+    let mut w = Writer::new(Protocol::Resp2);
+    w.array(len);
     for item in items {
-        bulk(&mut out, b'$', item);
+        w.bulk(item);
     }
-    Reply::Encoded(out)
+    w.finish()
+}
+
+/// A reply written element by element as it is read (under the engine's lock): no
+/// `Reply` and no owned copy per element, so a long reply costs its encoding only.
+#[derive(Debug)]
+pub struct Writer {
+    out: BytesMut,
+    protocol: Protocol,
+}
+
+impl Writer {
+    /// An empty reply for a client speaking `protocol`.
+    pub fn new(protocol: Protocol) -> Self {
+        Self {
+            out: BytesMut::new(),
+            protocol,
+        }
+    }
+
+    /// The client's protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// An array header: `len` elements follow.
+    pub fn array(&mut self, len: usize) {
+        number(&mut self.out, b'*', len_i64(len));
+    }
+
+    /// A bulk string.
+    pub fn bulk(&mut self, data: &[u8]) {
+        bulk(&mut self.out, b'$', data);
+    }
+
+    /// Any reply, as an element.
+    pub fn reply(&mut self, reply: &Reply) {
+        reply.encode(self.protocol, &mut self.out);
+    }
+
+    /// The finished reply.
+    pub fn finish(self) -> Reply {
+        Reply::Encoded(self.out)
+    }
+}
+
+/// SRANDMEMBER's repeated picks: a flat array of members.
+impl girder_kv::Picks<()> for Writer {
+    fn count(&mut self, n: usize) {
+        self.array(n);
+    }
+    fn pick(&mut self, element: &[u8], (): &()) {
+        self.bulk(element);
+    }
 }
 
 /// Formats a double as Redis 7 does for replies: `inf`, `-inf`, `nan`, integers without a

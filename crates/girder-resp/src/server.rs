@@ -403,7 +403,17 @@ async fn serve_client<S: Stream>(
                         now_ms = server.keyspace.now_ms();
                         mark = Instant::now();
                     }
-                    reply.encode(client.protocol, &mut output);
+                    match reply {
+                        // A long reply encoded by the engine becomes the output buffer
+                        // itself instead of being copied into it (SRANDMEMBER -10M, a
+                        // huge LRANGE: the copy doubled their peak memory).
+                        Reply::Encoded(bytes)
+                            if output.is_empty() && bytes.len() >= OUTPUT_FLUSH_BYTES =>
+                        {
+                            output = bytes;
+                        }
+                        reply => reply.encode(client.protocol, &mut output),
+                    }
                     let hard = server.shared.output_limits.normal_hard();
                     if hard > 0 && output.len() as u64 > hard && !client.pubsub.active() {
                         tracing::warn!(
@@ -427,7 +437,7 @@ async fn serve_client<S: Stream>(
                         if !write_or_killed(stream, &output, &kill, shutdown).await? {
                             return Ok(());
                         }
-                        output.clear();
+                        release_spare(&mut output);
                     }
                 }
                 Ok(None) => break,
@@ -451,7 +461,11 @@ async fn serve_client<S: Stream>(
             if !write_or_killed(stream, &output, &kill, shutdown).await? {
                 return Ok(());
             }
-            output.clear();
+            release_spare(&mut output);
+        }
+        if input.is_empty() {
+            // A large command leaves a large buffer behind: give it back.
+            release_spare(&mut input);
         }
         if input.len() > server.shared.config.query_buffer_limit {
             tracing::warn!(
@@ -544,6 +558,20 @@ async fn settle(
 
 /// Replies written mid-batch once this much output has accumulated.
 const OUTPUT_FLUSH_BYTES: usize = 64 * 1024;
+
+/// Empties a connection buffer whose contents are done with, and gives its memory back
+/// when a large command or reply grew it past [`SPARE_BUFFER_BYTES`], so an idle
+/// connection does not keep its peak (Redis frees its reply blocks once written).
+fn release_spare(buf: &mut BytesMut) {
+    if buf.capacity() > SPARE_BUFFER_BYTES {
+        *buf = BytesMut::with_capacity(16 * 1024);
+    } else {
+        buf.clear();
+    }
+}
+
+/// The most a connection's empty input or output buffer keeps allocated.
+const SPARE_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// Encodes the published messages already queued for `client` (none if it never
 /// subscribed) into `output`. The queue's bound also bounds what this adds.

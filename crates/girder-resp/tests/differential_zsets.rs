@@ -943,3 +943,34 @@ proptest! {
         }
     }
 }
+
+/// Random reads with a negative count (encoded as drawn) have Redis's reply shapes in
+/// both protocols: one-element collections make the picks deterministic.
+#[test]
+fn repeated_random_picks_have_redis_shapes() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    p.run(&[
+        &["SADD", "s1", "only"],
+        &["SADD", "si", "42"],
+        &["HSET", "h1", "f", "v"],
+        &["ZADD", "z1", "1.5", "m"],
+        &["ZADD", "zi", "7", "n"],
+    ]);
+    for proto in ["2", "3"] {
+        for side in [&mut p.girder, &mut p.redis] {
+            side.call(&args(&["HELLO", proto]));
+        }
+        p.run(&[
+            &["SRANDMEMBER", "s1", "-3"],
+            &["SRANDMEMBER", "si", "-2"],
+            &["SRANDMEMBER", "nokey", "-2"],
+            &["HRANDFIELD", "h1", "-3"],
+            &["HRANDFIELD", "h1", "-3", "WITHVALUES"],
+            &["HRANDFIELD", "nokey", "-3", "WITHVALUES"],
+            &["ZRANDMEMBER", "z1", "-3"],
+            &["ZRANDMEMBER", "z1", "-3", "WITHSCORES"],
+            &["ZRANDMEMBER", "zi", "-2", "WITHSCORES"],
+            &["ZRANDMEMBER", "nokey", "-2", "WITHSCORES"],
+        ]);
+    }
+}

@@ -4,7 +4,7 @@ use super::{
     bulk_or_null, count, int_arg, is, kv_error, parse_i64, reply, spec, syntax_error, wrong_arity,
     Ctx, Spec,
 };
-use crate::codec::{Protocol, Reply};
+use crate::codec::{Protocol, Reply, Writer};
 use bytes::Bytes;
 use girder_kv::hashes::{self as kv, ScanOptions};
 use girder_kv::long_double::{Invalid, LongDouble};
@@ -345,6 +345,19 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return e;
     }
     let resp3 = ctx.client.protocol == Protocol::Resp3;
+    if n < 0 {
+        // Repeats allowed: encoded as drawn (see `girder_kv::Picks`).
+        let mut w = RandomFields {
+            w: Writer::new(ctx.client.protocol),
+            with_values,
+        };
+        return reply(ctx.db().map(|db| {
+            match kv::hrandfield_repeating(&db, &args[1], n.unsigned_abs() as usize, &mut w) {
+                Ok(()) => w.w.finish(),
+                Err(e) => kv_error(e),
+            }
+        }));
+    }
     reply(ctx.db().map(|db| {
         match kv::hrandfield_count(&db, &args[1], n) {
             Ok(picks) if with_values && resp3 => Reply::Array(
@@ -363,6 +376,31 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Err(e) => kv_error(e),
         }
     }))
+}
+
+/// HRANDFIELD's repeated picks: fields, or with values fields and values (flat in
+/// RESP2, `[field, value]` pairs in RESP3).
+struct RandomFields {
+    w: Writer,
+    with_values: bool,
+}
+
+impl girder_kv::Picks<[u8]> for RandomFields {
+    fn count(&mut self, n: usize) {
+        let flat = self.with_values && self.w.protocol() == Protocol::Resp2;
+        self.w.array(if flat { n.saturating_mul(2) } else { n });
+    }
+
+    fn pick(&mut self, field: &[u8], value: &[u8]) {
+        if !self.with_values {
+            return self.w.bulk(field);
+        }
+        if self.w.protocol() == Protocol::Resp3 {
+            self.w.array(2);
+        }
+        self.w.bulk(field);
+        self.w.bulk(value);
+    }
 }
 
 /// Parses `[MATCH pattern] [COUNT n]` (repeatable, any order) as Redis's scan does.

@@ -2,7 +2,7 @@
 
 use super::hashes::{random_count, scan_cursor, scan_options, scan_reply};
 use super::{bulk_or_null, count, is, kv_error, parse_i64, reply, spec, syntax_error, Ctx, Spec};
-use crate::codec::Reply;
+use crate::codec::{Reply, Writer};
 use bytes::Bytes;
 use girder_kv::sets::{self as kv, SetOp};
 
@@ -260,6 +260,21 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 Ok(n) => n,
                 Err(e) => return e,
             };
+            if n < 0 {
+                // Repeats allowed: encoded as drawn (see `girder_kv::Picks`).
+                let mut w = Writer::new(ctx.client.protocol);
+                return reply(ctx.db().map(|db| {
+                    match kv::srandmember_repeating(
+                        &db,
+                        &args[1],
+                        n.unsigned_abs() as usize,
+                        &mut w,
+                    ) {
+                        Ok(()) => w.finish(),
+                        Err(e) => kv_error(e),
+                    }
+                }));
+            }
             reply(
                 ctx.db()
                     .map(|db| match kv::srandmember_count(&db, &args[1], n) {

@@ -19,7 +19,7 @@
 use super::lists::{announce_push, block, timeout_arg};
 use super::{count, int_arg, is, kv_error, parse_i64, reply, spec, syntax_error, Ctx, Spec};
 use crate::blocking::BlockedOp;
-use crate::codec::{Protocol, Reply};
+use crate::codec::{Protocol, Reply, Writer};
 use bytes::Bytes;
 use girder_kv::zsets::{
     self as kv, AddOptions, Aggregate, CombineOptions, LexBound, LexRange, RangeQuery, RangeSpec,
@@ -1278,6 +1278,19 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if let Err(e) = super::bound_random_count(n) {
         return e;
     }
+    if n < 0 {
+        // Repeats allowed: encoded as drawn (see `girder_kv::Picks`).
+        let mut w = RandomMembers {
+            w: Writer::new(protocol),
+            withscores,
+        };
+        return reply(ctx.db().map(|db| {
+            match kv::random_members_repeating(&db, &args[1], n.unsigned_abs() as usize, &mut w) {
+                Ok(()) => w.w.finish(),
+                Err(e) => kv_error(e),
+            }
+        }));
+    }
     reply(
         ctx.db()
             .map(|db| match kv::random_members(&db, &args[1], n) {
@@ -1285,6 +1298,31 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 Err(e) => kv_error(e),
             }),
     )
+}
+
+/// ZRANDMEMBER's repeated picks, laid out as [`members_reply`] lays them out.
+struct RandomMembers {
+    w: Writer,
+    withscores: bool,
+}
+
+impl girder_kv::Picks<f64> for RandomMembers {
+    fn count(&mut self, n: usize) {
+        let flat = self.withscores && self.w.protocol() == Protocol::Resp2;
+        self.w.array(if flat { n.saturating_mul(2) } else { n });
+    }
+
+    fn pick(&mut self, member: &[u8], score: &f64) {
+        if !self.withscores {
+            return self.w.bulk(member);
+        }
+        let protocol = self.w.protocol();
+        if protocol == Protocol::Resp3 {
+            self.w.array(2);
+        }
+        self.w.bulk(member);
+        self.w.reply(&score_reply(protocol, *score));
+    }
 }
 
 /// An unsigned cursor as Redis's `parseScanCursorOrReply` (`strtoul`: a sign allowed,
