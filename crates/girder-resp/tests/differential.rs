@@ -116,6 +116,8 @@ fn counters_match_redis() {
         &["OBJECT", "ENCODING", "big"],
         &["OBJECT", "ENCODING", "text"],
         &["OBJECT", "ENCODING", "nope"],
+        &["OBJECT", "HELP", "extra"],
+        &["INFO", "nosuchsection"],
     ]);
 }
 

@@ -477,6 +477,9 @@ pub fn randomkey(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
 /// OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT | HELP
 pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    if sub == "help" && args.len() > 2 {
+        return Reply::error("ERR wrong number of arguments for 'object|help' command");
+    }
     if sub == "help" {
         return Reply::Array(
             [

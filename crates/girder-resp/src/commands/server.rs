@@ -220,6 +220,10 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         out.push_str("\r\n");
     }
+    if out.is_empty() {
+        // No section by that name: an empty string, as Redis answers.
+        return Reply::Verbatim(Bytes::new());
+    }
     Reply::Verbatim(Bytes::from(out.trim_end().to_owned() + "\r\n"))
 }
 
