@@ -225,22 +225,7 @@ fn finish(negative: bool, significand: u64, exp: i64) -> Result<LongDouble, ()> 
 
 /// `digits[.digits][e[+-]digits]`, at least one digit in the significand.
 fn parse_decimal(text: &[u8]) -> Result<Exact, Invalid> {
-    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
-        Some(i) => (&text[..i], Some(&text[i + 1..])),
-        None => (text, None),
-    };
-    let (int, frac) = match mantissa.iter().position(|&b| b == b'.') {
-        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
-        None => (mantissa, &b""[..]),
-    };
-    if int.is_empty() && frac.is_empty() || !int.iter().chain(frac).all(u8::is_ascii_digit) {
-        return Err(Invalid::NotANumber);
-    }
-    let exp10 = match exponent {
-        None => 0,
-        Some(e) => parse_exponent(e)?,
-    };
-    let digits: Vec<u8> = int.iter().chain(frac).copied().collect();
+    let (digits, fraction, exp10) = split_number(text, b'e', u8::is_ascii_digit)?;
     let first = digits.iter().position(|&d| d != b'0');
     let Some(first) = first else {
         return Ok(Exact {
@@ -251,7 +236,7 @@ fn parse_decimal(text: &[u8]) -> Result<Exact, Invalid> {
     };
     let digits = &digits[first..];
     // value = D × 10^k, D the significant digits.
-    let k = exp10 - frac.len() as i64;
+    let k = exp10 - fraction as i64;
     // Magnitude in decades: D × 10^k lies in [10^(len+k-1), 10^(len+k)).
     let magnitude = digits.len() as i64 + k;
     if magnitude > 4933 {
@@ -290,24 +275,9 @@ fn parse_decimal(text: &[u8]) -> Result<Exact, Invalid> {
 
 /// Hex significand `h[.h][p[+-]d]` after `0x` (strtold's hex floats; `p` optional).
 fn parse_hex(text: &[u8]) -> Result<Exact, Invalid> {
-    let (mantissa, exponent) = match text.iter().position(|&b| b == b'p') {
-        Some(i) => (&text[..i], Some(&text[i + 1..])),
-        None => (text, None),
-    };
-    let (int, frac) = match mantissa.iter().position(|&b| b == b'.') {
-        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
-        None => (mantissa, &b""[..]),
-    };
-    if int.is_empty() && frac.is_empty() || !int.iter().chain(frac).all(u8::is_ascii_hexdigit) {
-        return Err(Invalid::NotANumber);
-    }
-    let exp2 = match exponent {
-        None => 0,
-        Some(e) => parse_exponent(e)?,
-    };
-    let digits: Vec<u8> = int.iter().chain(frac).copied().collect();
+    let (digits, fraction, exp2) = split_number(text, b'p', u8::is_ascii_hexdigit)?;
     let n = BigUint::parse_bytes(&digits, 16).ok_or(Invalid::NotANumber)?;
-    let exp2 = exp2 - 4 * frac.len() as i64;
+    let exp2 = exp2 - 4 * fraction as i64;
     if n.is_zero() {
         return Ok(Exact {
             n,
@@ -328,6 +298,32 @@ fn parse_hex(text: &[u8]) -> Result<Exact, Invalid> {
         exp2,
         sticky: false,
     })
+}
+
+/// The parts of `int[.frac][<marker>exp]` (at least one digit, each passing `digit`):
+/// the significand's digits, int then frac; how many of them are the fraction; and the
+/// exponent (0 when absent).
+fn split_number(
+    text: &[u8],
+    marker: u8,
+    digit: fn(&u8) -> bool,
+) -> Result<(Vec<u8>, usize, i64), Invalid> {
+    let (mantissa, exponent) = match text.iter().position(|&b| b == marker) {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    };
+    let (int, frac) = match mantissa.iter().position(|&b| b == b'.') {
+        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
+        None => (mantissa, &b""[..]),
+    };
+    if int.is_empty() && frac.is_empty() || !int.iter().chain(frac).all(digit) {
+        return Err(Invalid::NotANumber);
+    }
+    let exp = match exponent {
+        None => 0,
+        Some(e) => parse_exponent(e)?,
+    };
+    Ok((int.iter().chain(frac).copied().collect(), frac.len(), exp))
 }
 
 /// `[+-]digits`, clamped far outside any exponent that matters (strtold saturates).
