@@ -398,7 +398,8 @@ pub enum Reply {
     Verbatim(Bytes),
     /// RESP3 `>N` (pub/sub messages); RESP2 an array.
     Push(Vec<Reply>),
-    /// A reply already encoded, identical in RESP2 and RESP3 (see [`bulk_array`]).
+    /// A reply already encoded for the connection's protocol (see [`bulk_array`] and
+    /// [`Writer`]); passed through as it is.
     Encoded(BytesMut),
     /// Several replies in a row, for a command that answers once per argument
     /// (SUBSCRIBE confirms each channel in its own frame). Only as a command's whole

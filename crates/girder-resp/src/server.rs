@@ -350,6 +350,10 @@ async fn serve_client<S: Stream>(
         // command (its latency: the time since the previous command ended).
         let mut now_ms = server.keyspace.now_ms();
         let mut mark = Instant::now();
+        // What the batch starts with: a large command's allocation outlives its split-off
+        // bytes (`capacity` then counts only the tail), so this says whether to give the
+        // buffer back once it is empty.
+        let buffered = input.len();
         // Whether a reply of this batch shows journaled (stream) state.
         let mut shows_journaled = false;
         loop {
@@ -465,7 +469,11 @@ async fn serve_client<S: Stream>(
         }
         if input.is_empty() {
             // A large command leaves a large buffer behind: give it back.
-            release_spare(&mut input);
+            if buffered > SPARE_BUFFER_BYTES {
+                input = BytesMut::with_capacity(16 * 1024);
+            } else {
+                release_spare(&mut input);
+            }
         }
         if input.len() > server.shared.config.query_buffer_limit {
             tracing::warn!(

@@ -459,6 +459,15 @@ fn client_kill_and_list_filters() {
         );
         assert!(line.contains(" user=default "), "{line}");
     }
+    // An id given twice is listed twice, as Redis lists it.
+    let (g, r) = each(&mut p, &|id| {
+        ["CLIENT", "LIST", "ID", id, "999999999", id]
+            .map(str::to_owned)
+            .to_vec()
+    });
+    for list in [&g, &r] {
+        assert_eq!(list.matches(" flags=P ").count(), 2, "{list}");
+    }
     fn kill(t: &'static str) -> impl Fn(&str) -> Vec<String> {
         move |id: &str| {
             ["CLIENT", "KILL", "ID", id, "TYPE", t, "USER", "default"]

@@ -431,13 +431,20 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
     let clients = ctx.shared.clients.lock();
     let mut text = String::new();
-    for c in clients.values() {
-        let listed = |i: &Vec<i64>| i64::try_from(c.id).is_ok_and(|id| i.contains(&id));
-        if kind.is_some_and(|t| !t.matches(c)) || ids.as_ref().is_some_and(|i| !listed(i)) {
-            continue;
-        }
+    let mut line = |c: &crate::state::ClientHandle| {
         text.push_str(&client_line(c));
         text.push('\n');
+    };
+    match ids {
+        // One line per id given, in their order, repeats included (as Redis lists them).
+        Some(ids) => ids
+            .iter()
+            .filter_map(|&id| u64::try_from(id).ok().and_then(|id| clients.get(&id)))
+            .for_each(|c| line(c)),
+        None => clients
+            .values()
+            .filter(|c| kind.is_none_or(|t| t.matches(c)))
+            .for_each(|c| line(c)),
     }
     Reply::Verbatim(text.into())
 }
