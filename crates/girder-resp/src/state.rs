@@ -303,6 +303,13 @@ impl Shared {
 }
 
 impl ClientState {
+    /// Runs the connection as `user` from now on, and shows it on the handle (CLIENT
+    /// LIST `user=`, CLIENT KILL USER).
+    pub fn set_user(&mut self, user: Arc<crate::acl::User>) {
+        self.handle.meta.lock().user.clone_from(&user.name);
+        self.user = user;
+    }
+
     /// Publishes the subscription counts on the handle, for other clients' CLIENT LIST
     /// and CLIENT KILL TYPE (after SUBSCRIBE, UNSUBSCRIBE, RESET, ...).
     pub fn show_subscriptions(&self) {

@@ -115,17 +115,14 @@ pub fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
     // Back to the default user: logged out again if it has a password, as in Redis.
     let default = ctx.shared.acl.default_user();
     ctx.client.authenticated = !default.needs_password();
-    ctx.client.user = default;
+    ctx.client.set_user(default);
     ctx.client.acl_epoch = ctx.shared.acl.epoch();
     super::transactions::release(ctx.keyspace, ctx.client);
     ctx.shared.pubsub.release(ctx.client);
     ctx.client.show_subscriptions();
     ctx.client.select(0);
     ctx.client.protocol = Protocol::Resp2;
-    let mut meta = ctx.client.handle.meta.lock();
-    meta.name = None;
-    meta.user.clone_from(&ctx.client.user.name);
-    drop(meta);
+    ctx.client.handle.meta.lock().name = None;
     Reply::Simple("RESET")
 }
 
@@ -150,8 +147,7 @@ pub fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 fn log_in(ctx: &mut Ctx<'_>, user: std::sync::Arc<crate::acl::User>) {
     ctx.client.authenticated = true;
-    ctx.client.handle.meta.lock().user.clone_from(&user.name);
-    ctx.client.user = user;
+    ctx.client.set_user(user);
     ctx.client.acl_epoch = ctx.shared.acl.epoch();
 }
 
