@@ -36,7 +36,7 @@ impl Replayer {
         let metrics = girder_runtime::Metrics::new(girder_runtime::BuildInfo::default());
         let shared = Shared::new(RespConfig::default(), Arc::new(ids), &metrics);
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut client = shared.register(addr, addr);
+        let mut client = shared.register(addr, addr, &tokio_util::sync::CancellationToken::new());
         client.authenticated = true;
         // As inside EXEC: nothing blocks, nothing is announced to blocked clients.
         client.tx.executing = true;

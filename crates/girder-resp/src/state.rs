@@ -73,7 +73,7 @@ pub struct ClientHandle {
     pub db: AtomicUsize,
     /// CLIENT SETNAME, CLIENT SETINFO and the last command, behind one small lock.
     pub meta: Mutex<ClientMeta>,
-    /// Cancelled by CLIENT KILL.
+    /// Cancelled by CLIENT KILL, or with its parent, the server's shutdown token.
     pub kill: CancellationToken,
     /// Set while the client waits in a blocking command (CLIENT UNBLOCK acts on it).
     pub blocked: std::sync::atomic::AtomicBool,
@@ -253,8 +253,14 @@ impl Shared {
         }
     }
 
-    /// Registers a new connection.
-    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> ClientState {
+    /// Registers a new connection. Its kill token is a child of `shutdown`, so the
+    /// connection watches one token for CLIENT KILL and for shutdown.
+    pub fn register(
+        &self,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        shutdown: &CancellationToken,
+    ) -> ClientState {
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
         let handle = Arc::new(ClientHandle {
             id,
@@ -267,7 +273,7 @@ impl Shared {
                 user: self.acl.default_user().name.clone(),
                 ..ClientMeta::default()
             }),
-            kill: CancellationToken::new(),
+            kill: shutdown.child_token(),
             blocked: std::sync::atomic::AtomicBool::new(false),
             unblock: Mutex::new(None),
             unblocked: tokio::sync::Notify::new(),
