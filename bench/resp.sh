@@ -2,6 +2,8 @@
 # Girder's RESP server against the real Redis, side by side in one run.
 #
 # Usage: bench/resp.sh [runs] [requests]        (defaults: 3 runs, 1,000,000 requests)
+# Environment: TESTS (redis-benchmark -t list, default: the 14 of issue 4), PIPELINES
+# (default "16 1"), GIRDER (the binary, default target/release/girder).
 # Needs: redis-server/redis-benchmark 7 (Redis on 127.0.0.1:6379), a release build
 # (`cargo build --release -p girder`). Prints a markdown table of median requests/s and
 # p99 latency per test for -P 16 and -P 1, with Girder/Redis ratios. The two servers are
@@ -12,7 +14,8 @@ cd "$(dirname "$0")/.."
 
 RUNS=${1:-3}
 REQUESTS=${2:-1000000}
-TESTS=set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset
+TESTS=${TESTS:-set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset}
+PIPELINES=${PIPELINES:-16 1}
 GIRDER=${GIRDER:-target/release/girder}
 [ -x "$GIRDER" ] || cargo build --release -p girder
 
@@ -35,7 +38,7 @@ done
 TESTS=${supported#,}
 
 for run in $(seq 1 "$RUNS"); do
-  for pipeline in 16 1; do
+  for pipeline in $PIPELINES; do
     for server in redis girder; do
       p=6379; [ "$server" = girder ] && p=$port
       redis-cli -p "$p" flushall >/dev/null

@@ -444,11 +444,9 @@ fn class_match(pattern: &[u8], start: usize, c: u8, nocase: bool) -> Option<(boo
                 matched |= fold(pattern[p + 1]) == c;
                 p += 2;
             }
-            Some(&lo)
-                if pattern.get(p + 1) == Some(&b'-')
-                    && p + 2 < pattern.len()
-                    && pattern[p + 2] != b']' =>
-            {
+            // A range even when its end is `]` (`[a-]` is the range `]`..`a`, and the
+            // class then runs to the end of the pattern), as in Redis.
+            Some(&lo) if pattern.get(p + 1) == Some(&b'-') && p + 2 < pattern.len() => {
                 let hi = pattern[p + 2];
                 let (lo, hi) = (fold(lo.min(hi)), fold(lo.max(hi)));
                 matched |= (lo..=hi).contains(&c);

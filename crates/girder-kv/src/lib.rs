@@ -997,8 +997,14 @@ impl<'a> DbRef<'a> {
     /// write to the key (set, change, delete, expiry, flush) moves the version on, so a
     /// transaction compares it at EXEC with [`DbRef::watched_version`]. Each call must
     /// be paired with an [`DbRef::unwatch`].
+    ///
+    /// A key already past its deadline is removed first, as a read would: WATCH then
+    /// sees it absent, and its expiry is no modification (Redis 7 notes `expired` on
+    /// such a watch and ignores the key's deletion).
     pub fn watch(&self, key: &[u8]) -> u64 {
-        self.shard(key).watch(key)
+        let mut shard = self.shard(key);
+        let _ = shard.live(key, self.now);
+        shard.watch(key)
     }
 
     /// The version of a watched key now.

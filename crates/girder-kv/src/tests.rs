@@ -225,6 +225,14 @@ fn glob_matches_like_redis() {
         ("user:[0-9]*", "user:7abc", true),
         ("", "", true),
         ("", "x", false),
+        // Redis reads `a-]` as a range, ends swapped: `]`..`a`, the class unterminated.
+        ("[a-]", "a", true),
+        ("[a-]", "]", true),
+        ("[a-]", "_", true),
+        ("[a-]", "-", false),
+        ("[a-]x", "ax", false),
+        ("[-a]", "-", true),
+        ("[]]", "]", false),
     ] {
         assert_eq!(
             keys::glob_match(p.as_bytes(), t.as_bytes(), false),

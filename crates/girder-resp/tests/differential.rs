@@ -187,6 +187,28 @@ fn keys_and_ttls_match_redis() {
     ]);
 }
 
+/// Redis's `stringmatchlen` corners: ranges that end in `]`, swapped ranges, empty and
+/// unterminated classes, escapes, trailing backslashes.
+#[test]
+fn glob_corners_match_redis() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    let keys = [
+        "a", "b", "-", "]", "^", "_", "\\", "[", "x", "ax", "a]", "A",
+    ];
+    let mut mset = vec!["MSET"];
+    for k in &keys {
+        mset.push(k);
+        mset.push("v");
+    }
+    p.run(&[&mset]);
+    for pattern in [
+        "[a-]", "[a-]x", "[-a]", "[]]", "[]a]", "[a-", "[^a]", "[^]", "[\\]]", "[z-a]", "[a", "\\",
+        "a\\", "*[", "[[]", "[\\", "?]", "[A-a]", "[!a]", "*\\*",
+    ] {
+        p.run(&[&["KEYS", pattern]]);
+    }
+}
+
 #[test]
 fn connection_and_errors_match_redis() {
     let Some(mut p) = pair(REDIS_DB) else { return };

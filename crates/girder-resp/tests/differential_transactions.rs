@@ -212,3 +212,30 @@ fn watch_ignores_writes_that_find_no_key() {
     both_others(&["FLUSHDB"]);
     both_others(&["SELECT", REDIS_DB]);
 }
+
+/// Redis 7 remembers that a watched key had already expired when WATCH ran: its removal
+/// afterwards (by a read, by active expiry) is no modification. A key whose deadline
+/// passes after WATCH is one.
+#[test]
+fn watch_of_an_expired_key_survives_its_removal() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    let (mut other_g, mut other_r) = other_clients();
+    let mut both_others = |cmd: &[&str]| {
+        other_g.call(&args(cmd));
+        other_r.call(&args(cmd));
+    };
+    // Expired before WATCH, removed by another client's read after it.
+    p.run(&[&["SET", "old", "v", "PX", "20"]]);
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    p.run(&[&["WATCH", "old"]]);
+    both_others(&["GET", "old"]);
+    p.run(&[&["MULTI"], &["SET", "after", "1"], &["EXEC"]]);
+    // Expired before WATCH, nobody touches it.
+    p.run(&[&["SET", "old", "v", "PX", "20"]]);
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    p.run(&[&["WATCH", "old"], &["MULTI"], &["PING"], &["EXEC"]]);
+    // Live at WATCH, expired by EXEC: aborted.
+    p.run(&[&["SET", "soon", "v", "PX", "50"], &["WATCH", "soon"]]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    p.run(&[&["MULTI"], &["PING"], &["EXEC"]]);
+}
