@@ -19,7 +19,7 @@
 
 use crate::codec::{parse_command, ProtocolError, Reply};
 use crate::commands::{self, Ctx};
-use crate::metrics::LocalStats;
+use crate::metrics::{Instant, LocalStats};
 use crate::notify;
 use crate::state::{ClientState, RespConfig, Shared};
 use bytes::BytesMut;
@@ -29,7 +29,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -347,6 +346,8 @@ async fn serve_client<S: Stream>(
     // wait would register and unregister it around every command.
     let killed = client.handle.kill.clone().cancelled_owned();
     tokio::pin!(killed);
+    // The connection's start on the latency clock (`ClientHandle::created` is on std's).
+    let started = Instant::now() - client.handle.created.elapsed();
     loop {
         // Execute every complete command already buffered, then write all replies at
         // once. One wall-clock read per batch (TTL decisions) and one monotonic read per
@@ -454,9 +455,8 @@ async fn serve_client<S: Stream>(
                 Err(e) => return protocol_error(stream, &mut output, server, client, e).await,
             }
         }
-        let handle = &client.handle;
-        handle.last_command_ms.store(
-            u64::try_from(mark.duration_since(handle.created).as_millis()).unwrap_or(u64::MAX),
+        client.handle.last_command_ms.store(
+            u64::try_from(mark.duration_since(started).as_millis()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
         stats.maybe_flush(&server.shared.metrics, mark);
