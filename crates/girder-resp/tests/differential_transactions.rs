@@ -109,14 +109,22 @@ fn other_clients() -> (Raw, Raw) {
     (g, r)
 }
 
+/// Runs a command on the second client of each side, ignoring the replies.
+fn others() -> impl FnMut(&[&str]) {
+    let (mut g, mut r) = other_clients();
+    move |cmd| {
+        g.call(&args(cmd));
+        r.call(&args(cmd));
+    }
+}
+
 #[test]
 fn watch_aborts_exec_when_another_client_writes() {
     let Some(mut p) = pair(REDIS_DB) else { return };
-    let (mut other_g, mut other_r) = other_clients();
+    let mut both_others = others();
     p.run(&[&["SET", "balance", "100"], &["WATCH", "balance"]]);
     // Another client changes the watched key between WATCH and EXEC.
-    other_g.call(&args(&["INCRBY", "balance", "5"]));
-    other_r.call(&args(&["INCRBY", "balance", "5"]));
+    both_others(&["INCRBY", "balance", "5"]);
     p.run(&[
         &["MULTI"],
         &["DECRBY", "balance", "30"],
@@ -129,13 +137,11 @@ fn watch_aborts_exec_when_another_client_writes() {
     ]);
     // A write by another client to a key that is not watched does not abort.
     p.run(&[&["WATCH", "balance"]]);
-    other_g.call(&args(&["SET", "unrelated", "1"]));
-    other_r.call(&args(&["SET", "unrelated", "1"]));
+    both_others(&["SET", "unrelated", "1"]);
     p.run(&[&["MULTI"], &["INCR", "balance"], &["EXEC"]]);
     // Deleting, expiring and flushing count as writes.
     p.run(&[&["WATCH", "balance"]]);
-    other_g.call(&args(&["DEL", "balance"]));
-    other_r.call(&args(&["DEL", "balance"]));
+    both_others(&["DEL", "balance"]);
     p.run(&[
         &["MULTI"],
         &["SET", "balance", "0"],
@@ -143,13 +149,11 @@ fn watch_aborts_exec_when_another_client_writes() {
         &["EXISTS", "balance"],
     ]);
     p.run(&[&["SET", "t", "1"], &["WATCH", "t"]]);
-    other_g.call(&args(&["FLUSHDB"]));
-    other_r.call(&args(&["FLUSHDB"]));
+    both_others(&["FLUSHDB"]);
     p.run(&[&["MULTI"], &["SET", "t", "2"], &["EXEC"]]);
     // UNWATCH and DISCARD release the watch.
     p.run(&[&["SET", "u", "1"], &["WATCH", "u"], &["UNWATCH"]]);
-    other_g.call(&args(&["SET", "u", "2"]));
-    other_r.call(&args(&["SET", "u", "2"]));
+    both_others(&["SET", "u", "2"]);
     p.run(&[&["MULTI"], &["GET", "u"], &["EXEC"]]);
 }
 
@@ -176,11 +180,7 @@ fn watched_keys_survive_their_own_client_writing_them() {
 #[test]
 fn watch_ignores_writes_that_find_no_key() {
     let Some(mut p) = pair(REDIS_DB) else { return };
-    let (mut other_g, mut other_r) = other_clients();
-    let mut both_others = |cmd: &[&str]| {
-        other_g.call(&args(cmd));
-        other_r.call(&args(cmd));
-    };
+    let mut both_others = others();
     for miss in [
         &["LPOP", "nokey"][..],
         &["SREM", "nokey", "a"],
@@ -219,11 +219,7 @@ fn watch_ignores_writes_that_find_no_key() {
 #[test]
 fn watch_of_an_expired_key_survives_its_removal() {
     let Some(mut p) = pair(REDIS_DB) else { return };
-    let (mut other_g, mut other_r) = other_clients();
-    let mut both_others = |cmd: &[&str]| {
-        other_g.call(&args(cmd));
-        other_r.call(&args(cmd));
-    };
+    let mut both_others = others();
     // Expired before WATCH, removed by another client's read after it.
     p.run(&[&["SET", "old", "v", "PX", "20"]]);
     std::thread::sleep(std::time::Duration::from_millis(60));
