@@ -206,6 +206,20 @@ pub struct Stats {
     pub rejected_connections: AtomicU64,
     /// Protocol errors that closed a connection.
     pub protocol_errors: AtomicU64,
+    /// The monotonic counters INFO shows, as they stood at the last CONFIG RESETSTAT:
+    /// INFO reports what was counted since (`/metrics` keeps counting from the start).
+    pub baseline: Mutex<StatsBaseline>,
+}
+
+/// See [`Stats::baseline`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StatsBaseline {
+    /// Commands executed.
+    pub commands: u64,
+    /// Error replies.
+    pub errors: u64,
+    /// Keys evicted.
+    pub evicted: u64,
 }
 
 impl Shared {

@@ -209,6 +209,50 @@ fn glob_corners_match_redis() {
     }
 }
 
+/// CONFIG GET names a plain setting as the client spelled it; CONFIG SET lists an enum's
+/// values in Redis's order.
+#[test]
+fn config_replies_match_redis() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    p.run(&[
+        &["CONFIG", "GET", "TIMEOUT"],
+        &["CONFIG", "GET", "Timeout", "timeout"],
+        &["CONFIG", "GET", "appendONLY"],
+        &["CONFIG", "GET", "appendon?y"],
+        &["CONFIG", "SET", "appendfsync", "sometimes"],
+    ]);
+}
+
+/// CONFIG RESETSTAT starts INFO's counters again (it is not Redis's OK alone).
+#[test]
+fn config_resetstat_resets_info_counters() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    let processed = |side: &mut common::Raw| -> u64 {
+        let info = String::from_utf8(side.call(&args(&["INFO", "stats"]))).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .expect("INFO stats shows total_commands_processed")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    // A connection folds its counts into the shared ones after a command, once 250 ms
+    // have passed since it last did.
+    let fold = |side: &mut common::Raw| {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        side.call(&args(&["PING"]));
+    };
+    for _ in 0..200 {
+        p.girder.call(&args(&["PING"]));
+    }
+    fold(&mut p.girder);
+    assert!(processed(&mut p.girder) >= 200);
+    assert_eq!(p.girder.call(&args(&["CONFIG", "RESETSTAT"])), b"+OK\r\n");
+    fold(&mut p.girder);
+    let after = processed(&mut p.girder);
+    assert!(after < 10, "{after} commands counted after RESETSTAT");
+}
+
 #[test]
 fn connection_and_errors_match_redis() {
     let Some(mut p) = pair(REDIS_DB) else { return };

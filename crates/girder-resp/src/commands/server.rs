@@ -201,14 +201,15 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
     if want("stats") {
         let s = &shared.stats;
+        let base = *s.baseline.lock();
         let _ = write!(
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nevicted_keys:{}\r\ntotal_error_replies:{}\r\n\r\n",
             s.connections_received.load(Ordering::Relaxed),
-            shared.metrics.total_calls(),
+            shared.metrics.total_calls().saturating_sub(base.commands),
             s.rejected_connections.load(Ordering::Relaxed),
-            ctx.keyspace.evicted_keys(),
-            shared.metrics.total_errors(),
+            ctx.keyspace.evicted_keys().saturating_sub(base.evicted),
+            shared.metrics.total_errors().saturating_sub(base.errors),
         );
     }
     if want("keyspace") {
@@ -286,25 +287,50 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                     notify::format(ctx.shared.notify.flags()),
                 ),
             ];
+            // Each setting once, named as the first argument that asked for it: a plain
+            // name as the client spelled it (`MAXMEMORY`), a pattern's match as Girder
+            // spells it (Redis 7.0 does the same).
             let mut pairs = Vec::new();
             for (name, value) in &settings {
-                if args[2..]
+                let asked = args[2..]
                     .iter()
-                    .any(|p| kv::glob_match(p, name.as_bytes(), true))
-                {
-                    pairs.push((Reply::bulk(*name), Reply::bulk(value.clone())));
+                    .find(|p| kv::glob_match(p, name.as_bytes(), true));
+                if let Some(asked) = asked {
+                    let shown = if asked.iter().any(|b| b"[*?".contains(b)) {
+                        Reply::bulk(*name)
+                    } else {
+                        Reply::Bulk(asked.clone())
+                    };
+                    pairs.push((shown, Reply::bulk(value.clone())));
                 }
             }
             Reply::Map(pairs)
         }
         "set" if args.len() >= 4 && args.len().is_multiple_of(2) => config_set(ctx, &args[2..]),
-        "resetstat" if args.len() == 2 => Reply::OK,
+        "resetstat" if args.len() == 2 => {
+            reset_stats(ctx);
+            Reply::OK
+        }
         "get" | "set" | "resetstat" => super::wrong_arity(&format!("config|{sub}")),
         _ => Reply::error(format!(
             "ERR unknown subcommand '{}'. Try CONFIG HELP.",
             String::from_utf8_lossy(&args[1])
         )),
     }
+}
+
+/// CONFIG RESETSTAT: INFO's counters start again from zero (Redis's
+/// `resetServerStats`); the Prometheus counters on `/metrics` are left monotonic.
+fn reset_stats(ctx: &Ctx<'_>) {
+    let shared = &ctx.shared;
+    let s = &shared.stats;
+    s.connections_received.store(0, Ordering::Relaxed);
+    s.rejected_connections.store(0, Ordering::Relaxed);
+    *s.baseline.lock() = crate::state::StatsBaseline {
+        commands: shared.metrics.total_calls(),
+        errors: shared.metrics.total_errors(),
+        evicted: ctx.keyspace.evicted_keys(),
+    };
 }
 
 /// One `CONFIG SET` change, checked before any is applied.
@@ -382,7 +408,7 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> Reply {
                     if !matches!(wanted.as_str(), "always" | "everysec" | "no") {
                         return config_set_failed(
                             &name,
-                            "argument(s) must be one of the following: always, everysec, no",
+                            "argument(s) must be one of the following: everysec, always, no",
                         );
                     }
                     Change::AppendFsync(wanted)
