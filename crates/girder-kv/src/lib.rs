@@ -583,6 +583,20 @@ impl Keyspace {
         removed
     }
 
+    /// Lookups by read commands and keys expired, over every database since the start.
+    pub fn keyspace_stats(&self) -> KeyspaceStats {
+        let mut total = KeyspaceStats::default();
+        for db in &self.dbs {
+            for shard in &db.shards {
+                let s = shard.lock().stats;
+                total.hits += s.hits;
+                total.misses += s.misses;
+                total.expired += s.expired;
+            }
+        }
+        total
+    }
+
     /// Keys per database (including expired keys not yet reclaimed) and keys with a TTL.
     pub fn db_sizes(&self) -> Vec<(usize, usize)> {
         self.dbs
@@ -760,14 +774,22 @@ impl<'a> DbRef<'a> {
     /// counts as used (its LRU time or LFU counter moves on).
     pub fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
         let mut shard = self.shard(key);
-        f(shard.used(key, self.now, self.clock).map(|e| &*e))
+        let entry = shard.used(key, self.now, self.clock).map(|e| &*e);
+        let hit = entry.is_some();
+        let result = f(entry);
+        shard.stats.count_lookup(hit);
+        result
     }
 
     /// [`DbRef::read`] without using the key: for commands that look at a key without
     /// touching it (TYPE, TTL, OBJECT, as in Redis).
     pub fn peek<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
         let mut shard = self.shard(key);
-        f(shard.live(key, self.now))
+        let entry = shard.live(key, self.now);
+        let hit = entry.is_some();
+        let result = f(entry);
+        shard.stats.count_lookup(hit);
+        result
     }
 
     /// Runs `f` with write access to `key`'s slot.
@@ -1018,6 +1040,30 @@ impl<'a> DbRef<'a> {
     /// Stops one WATCH of `key`.
     pub fn unwatch(&self, key: &[u8]) {
         self.shard(key).unwatch(key);
+    }
+}
+
+/// INFO stats the engine counts (Redis's `keyspace_hits`, `keyspace_misses`,
+/// `expired_keys`): a lookup by [`DbRef::read`] or [`DbRef::peek`] that found a live key
+/// is a hit, one that found none a miss; every key removed for its deadline, lazily or
+/// by the active cycle, is expired.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KeyspaceStats {
+    /// Lookups that found the key.
+    pub hits: u64,
+    /// Lookups that did not.
+    pub misses: u64,
+    /// Keys removed because their deadline passed.
+    pub expired: u64,
+}
+
+impl KeyspaceStats {
+    fn count_lookup(&mut self, hit: bool) {
+        if hit {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
     }
 }
 

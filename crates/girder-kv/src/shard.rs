@@ -458,6 +458,8 @@ pub(crate) struct Shard {
     watched: HashMap<Key, (usize, u64), ahash::RandomState>,
     /// Outstanding cache leases (`leases.rs`); each holds one watch of its key.
     pub(crate) leases: crate::leases::Leases,
+    /// Lookups and expiries, counted under the shard's lock (INFO stats).
+    pub(crate) stats: crate::KeyspaceStats,
 }
 
 impl Shard {
@@ -503,6 +505,7 @@ impl Shard {
         let expired = self.map.get(key)?.is_expired(now);
         if expired {
             self.remove(key);
+            self.stats.expired += 1;
             return None;
         }
         self.map.get_mut(key)
@@ -681,6 +684,7 @@ impl Shard {
                 log.push(key);
             }
             removed += 1;
+            self.stats.expired += 1;
         }
         removed
     }

@@ -220,6 +220,8 @@ pub struct StatsBaseline {
     pub errors: u64,
     /// Keys evicted.
     pub evicted: u64,
+    /// Lookups and expiries (`Keyspace::keyspace_stats`).
+    pub keyspace: girder_kv::KeyspaceStats,
 }
 
 impl Shared {

@@ -253,6 +253,54 @@ fn config_resetstat_resets_info_counters() {
     assert!(after < 10, "{after} commands counted after RESETSTAT");
 }
 
+/// INFO's `keyspace_hits`, `keyspace_misses` and `expired_keys` move as Redis's do over
+/// the same reads (compared as differences, both servers having a past).
+#[test]
+fn info_counts_hits_misses_and_expiries_as_redis() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    let stats = |side: &mut common::Raw| -> [u64; 3] {
+        let info = String::from_utf8(side.call(&args(&["INFO", "stats"]))).unwrap();
+        ["keyspace_hits:", "keyspace_misses:", "expired_keys:"].map(|name| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("INFO stats shows {name}"))
+                .trim()
+                .parse()
+                .unwrap()
+        })
+    };
+    let before = (stats(&mut p.girder), stats(&mut p.redis));
+    p.run(&[
+        &["SET", "a", "1"],
+        &["HSET", "h", "f", "v"],
+        &["RPUSH", "l", "x"],
+        &["GET", "a"],
+        &["GET", "a"],
+        &["GET", "nope"],
+        &["MGET", "a", "nope", "a"],
+        &["HGET", "h", "f"],
+        &["HGET", "nope", "f"],
+        &["LRANGE", "l", "0", "-1"],
+        &["STRLEN", "nope"],
+        &["EXISTS", "a", "nope"],
+        &["TYPE", "h"],
+        &["TTL", "nope"],
+        &["SMEMBERS", "nope"],
+        &["ZSCORE", "nope", "m"],
+        &["SET", "t", "v", "PX", "10"],
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // Lazily expired by the read (or already by an active cycle): one expiry, one miss.
+    p.run(&[&["GET", "t"]]);
+    let after = (stats(&mut p.girder), stats(&mut p.redis));
+    let delta = |a: [u64; 3], b: [u64; 3]| [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
+    assert_eq!(
+        delta(before.0, after.0),
+        delta(before.1, after.1),
+        "[hits, misses, expired] since the start of the test: Girder, Redis"
+    );
+}
+
 #[test]
 fn connection_and_errors_match_redis() {
     let Some(mut p) = pair(REDIS_DB) else { return };

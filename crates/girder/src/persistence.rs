@@ -253,7 +253,7 @@ impl girder_resp::persistence::Persistence for NodePersistence {
             "no" => Fsync::Never,
             _ => {
                 return Err(
-                    "argument(s) must be one of the following: always, everysec, no".to_owned(),
+                    "argument(s) must be one of the following: everysec, always, no".to_owned(),
                 )
             }
         };

@@ -391,7 +391,7 @@ fn appendfsync_always_set_at_run_time_holds_under_kill_9() {
             .arg("sometimes")
             .query::<String>(&mut c)
             .unwrap_err();
-        assert!(err.to_string().contains("always, everysec, no"), "{err}");
+        assert!(err.to_string().contains("everysec, always, no"), "{err}");
         let ok: String = redis::cmd("CONFIG")
             .arg("SET")
             .arg("appendfsync")
