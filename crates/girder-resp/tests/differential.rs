@@ -223,19 +223,22 @@ fn config_replies_match_redis() {
     ]);
 }
 
+/// One counter of `INFO stats`.
+fn info_stat(side: &mut common::Raw, name: &str) -> u64 {
+    let info = String::from_utf8(side.call(&args(&["INFO", "stats"]))).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("INFO stats shows {name}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// CONFIG RESETSTAT starts INFO's counters again (it is not Redis's OK alone).
 #[test]
 fn config_resetstat_resets_info_counters() {
     let Some(mut p) = pair(REDIS_DB) else { return };
-    let processed = |side: &mut common::Raw| -> u64 {
-        let info = String::from_utf8(side.call(&args(&["INFO", "stats"]))).unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix("total_commands_processed:"))
-            .expect("INFO stats shows total_commands_processed")
-            .trim()
-            .parse()
-            .unwrap()
-    };
+    let processed = |side: &mut common::Raw| info_stat(side, "total_commands_processed");
     // A connection folds its counts into the shared ones after a command, once 250 ms
     // have passed since it last did.
     let fold = |side: &mut common::Raw| {
@@ -258,16 +261,8 @@ fn config_resetstat_resets_info_counters() {
 #[test]
 fn info_counts_hits_misses_and_expiries_as_redis() {
     let Some(mut p) = pair(REDIS_DB) else { return };
-    let stats = |side: &mut common::Raw| -> [u64; 3] {
-        let info = String::from_utf8(side.call(&args(&["INFO", "stats"]))).unwrap();
-        ["keyspace_hits:", "keyspace_misses:", "expired_keys:"].map(|name| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap_or_else(|| panic!("INFO stats shows {name}"))
-                .trim()
-                .parse()
-                .unwrap()
-        })
+    let stats = |side: &mut common::Raw| {
+        ["keyspace_hits", "keyspace_misses", "expired_keys"].map(|name| info_stat(side, name))
     };
     let before = (stats(&mut p.girder), stats(&mut p.redis));
     p.run(&[

@@ -1012,13 +1012,16 @@ impl Topics {
 
     /// [`Topics::delete`] of one topic, with the admin lock held.
     fn delete_locked(&self, name: &str) -> Result<(), TopicError> {
-        let mut topic = self
-            .topics
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(name)
-            .ok_or_else(|| TopicError::NoSuchTopic(name.to_owned()))?;
-        topic.deleted.store(true, Ordering::Release);
+        let mut topic = {
+            let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+            let topic = topics
+                .remove(name)
+                .ok_or_else(|| TopicError::NoSuchTopic(name.to_owned()))?;
+            // Marked before the table is unlocked: once `get` misses the topic, no
+            // request on a handle taken earlier succeeds either.
+            topic.deleted.store(true, Ordering::Release);
+            topic
+        };
         // Long-polling receives look again, see the deletion and let go of the topic.
         topic.wake.notify_waiters();
         let dir = topic.dir.clone();
