@@ -585,16 +585,12 @@ impl Keyspace {
 
     /// Lookups by read commands and keys expired, over every database since the start.
     pub fn keyspace_stats(&self) -> KeyspaceStats {
-        let mut total = KeyspaceStats::default();
-        for db in &self.dbs {
-            for shard in &db.shards {
-                let s = shard.lock().stats;
-                total.hits += s.hits;
-                total.misses += s.misses;
-                total.expired += s.expired;
-            }
-        }
-        total
+        self.dbs
+            .iter()
+            .flat_map(|db| &db.shards)
+            .fold(KeyspaceStats::default(), |total, shard| {
+                total.plus(shard.lock().stats)
+            })
     }
 
     /// Keys per database (including expired keys not yet reclaimed) and keys with a TTL.
@@ -1058,6 +1054,26 @@ pub struct KeyspaceStats {
 }
 
 impl KeyspaceStats {
+    /// Both counts together.
+    #[must_use]
+    pub fn plus(self, other: Self) -> Self {
+        Self {
+            hits: self.hits + other.hits,
+            misses: self.misses + other.misses,
+            expired: self.expired + other.expired,
+        }
+    }
+
+    /// What was counted after `base` was taken (zero where `base` is ahead).
+    #[must_use]
+    pub fn since(self, base: Self) -> Self {
+        Self {
+            hits: self.hits.saturating_sub(base.hits),
+            misses: self.misses.saturating_sub(base.misses),
+            expired: self.expired.saturating_sub(base.expired),
+        }
+    }
+
     fn count_lookup(&mut self, hit: bool) {
         if hit {
             self.hits += 1;

@@ -202,17 +202,17 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if want("stats") {
         let s = &shared.stats;
         let base = *s.baseline.lock();
-        let keyspace = ctx.keyspace.keyspace_stats();
+        let keyspace = ctx.keyspace.keyspace_stats().since(base.keyspace);
         let _ = write!(
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\r\n",
             s.connections_received.load(Ordering::Relaxed),
             shared.metrics.total_calls().saturating_sub(base.commands),
             s.rejected_connections.load(Ordering::Relaxed),
-            keyspace.expired.saturating_sub(base.keyspace.expired),
+            keyspace.expired,
             ctx.keyspace.evicted_keys().saturating_sub(base.evicted),
-            keyspace.hits.saturating_sub(base.keyspace.hits),
-            keyspace.misses.saturating_sub(base.keyspace.misses),
+            keyspace.hits,
+            keyspace.misses,
             shared.metrics.total_errors().saturating_sub(base.errors),
         );
     }
