@@ -4,21 +4,22 @@
 //! its last element removes the key); elements are owned copies, never slices of a
 //! request buffer; modifying a list keeps the key's deadline, creating one sets none.
 //!
-//! A list is a `VecDeque`: O(1) push and pop at both ends and O(1) indexing, which is
-//! what Redis's quicklist gives for the operations clients use most (queues, LINDEX,
-//! LRANGE near the ends). Elements are [`Str`]: up to 38 bytes inline in the deque
-//! (a push allocates nothing), longer ones shared `Bytes`. Readers copy only the
-//! elements they return, never the whole list.
+//! A list is a [`BlockDeque`]: blocks of 128 elements, as Redis's quicklist is a list of
+//! small listpacks. O(1) push and pop at both ends and O(1) indexing, and no push ever
+//! reallocates the whole list (a `VecDeque` doubling under a ten-million-element queue
+//! stalls the event loop for the copy). Elements are [`Str`]: up to 38 bytes inline in a
+//! block (a push allocates at most a new block), longer ones shared `Bytes`. Readers
+//! copy only the elements they return, never the whole list.
 
+use crate::blocks::BlockDeque;
 use crate::shard::{Str, Value};
 use crate::{DbRef, Entry, KvError, Slot};
 use bytes::Bytes;
-use std::collections::VecDeque;
 
 /// A list of elements.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListValue {
-    items: VecDeque<Str>,
+    items: BlockDeque<Str>,
 }
 
 impl ListValue {
@@ -56,29 +57,19 @@ impl ListValue {
     /// Pops up to `count` elements from `end`, in pop order.
     fn pop_many(&mut self, end: End, count: usize) -> Vec<Bytes> {
         let n = count.min(self.items.len());
-        let popped = match end {
-            End::Left => self.items.drain(..n).map(|s| s.to_bytes()).collect(),
-            End::Right => {
-                let len = self.items.len();
-                self.items
-                    .drain(len - n..)
-                    .rev()
-                    .map(|s| s.to_bytes())
-                    .collect()
-            }
-        };
+        let popped = (0..n)
+            .map_while(|_| self.pop(end))
+            .map(|s| s.to_bytes())
+            .collect();
         self.release_spare();
         popped
     }
 
-    /// Gives back memory once the list has shrunk to a quarter of its capacity, so a
-    /// drained queue does not keep its peak allocation. Halving the ratio (keep twice
-    /// the length) makes the reallocation amortized O(1) per removed element.
+    /// Gives back memory once the list has shrunk: emptied blocks are freed as they
+    /// empty; an end block or the block index shrunk to a quarter of its capacity is
+    /// reallocated at twice its length (amortized O(1) per removed element).
     fn release_spare(&mut self) {
-        let (len, cap) = (self.items.len(), self.items.capacity());
-        if cap > 64 && len < cap / 4 {
-            self.items.shrink_to(len * 2);
-        }
+        self.items.release_spare();
     }
 }
 
@@ -254,7 +245,7 @@ pub fn range_with<R>(
         Ok(match resolve_range(start, stop, list.items.len()) {
             Some((from, to)) => f(
                 to - from + 1,
-                &mut list.items.range(from..=to).map(|b| &b[..]),
+                &mut list.items.range(from..to + 1).map(|b| &b[..]),
             ),
             None => f(0, &mut std::iter::empty()),
         })
@@ -340,7 +331,7 @@ pub fn trim(db: &DbRef<'_>, key: &[u8], start: i64, stop: i64) -> Result<(), KvE
             match resolve_range(start, stop, list.items.len()) {
                 Some((from, to)) => {
                     list.items.truncate(to + 1);
-                    list.items.drain(..from);
+                    list.items.remove_front(from);
                     list.release_spare();
                 }
                 None => list.items.clear(),

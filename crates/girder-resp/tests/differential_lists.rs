@@ -431,6 +431,28 @@ fn large_lists_match_redis() {
         &["OBJECT", "ENCODING", "big"],
     ]);
     check_state(&mut p, &["big"]);
+    // Girder keeps a list in blocks of 128: grow it at the head past several blocks, then
+    // read, set and insert across the boundaries.
+    let mut push = vec!["LPUSH".to_string(), "big".to_string()];
+    push.extend((0..300).map(|i| format!("h{}", i % 11)));
+    let push: Vec<&str> = push.iter().map(String::as_str).collect();
+    p.run(&[&push]);
+    p.run(&[
+        &["LINDEX", "big", "127"],
+        &["LINDEX", "big", "128"],
+        &["LINDEX", "big", "-129"],
+        &["LSET", "big", "128", "set128"],
+        &["LSET", "big", "-200", "setm200"],
+        &["LRANGE", "big", "120", "400"],
+        &["LINSERT", "big", "BEFORE", "h10", "ins"],
+        &["LINSERT", "big", "AFTER", "set128", "ins2"],
+        &["LPOS", "big", "ins2"],
+        &["LREM", "big", "0", "h3"],
+        &["LRANGE", "big", "-300", "-250"],
+        &["LTRIM", "big", "129", "-129"],
+        &["LLEN", "big"],
+    ]);
+    check_state(&mut p, &["big"]);
 }
 
 /// Blocking scenarios with several clients against one server; returns the transcript of
