@@ -98,6 +98,10 @@ pub struct CommandMetrics {
     unknown: Counter,
     /// Connected clients.
     pub clients: Gauge,
+    /// Bytes read from clients (INFO's `total_net_input_bytes`).
+    net_input: Counter,
+    /// Bytes written to clients (INFO's `total_net_output_bytes`).
+    net_output: Counter,
 }
 
 impl CommandMetrics {
@@ -141,11 +145,34 @@ impl CommandMetrics {
             "RESP clients connected",
             clients.clone(),
         );
+        let (net_input, net_output) = (Counter::default(), Counter::default());
+        metrics.register(
+            "girder_resp_net_input_bytes",
+            "Bytes read from RESP clients",
+            net_input.clone(),
+        );
+        metrics.register(
+            "girder_resp_net_output_bytes",
+            "Bytes written to RESP clients",
+            net_output.clone(),
+        );
         Self {
             per_command,
             unknown,
             clients,
+            net_input,
+            net_output,
         }
+    }
+
+    /// Bytes read from clients so far (at most [`FLUSH_INTERVAL`] stale).
+    pub fn net_input_bytes(&self) -> u64 {
+        self.net_input.get()
+    }
+
+    /// Bytes written to clients so far (at most [`FLUSH_INTERVAL`] stale).
+    pub fn net_output_bytes(&self) -> u64 {
+        self.net_output.get()
     }
 
     /// Commands executed so far, all commands together (INFO's
@@ -160,12 +187,56 @@ impl CommandMetrics {
     }
 }
 
+/// How often [`Rates`] takes a sample (Redis: every 100 ms, from `serverCron`).
+pub const RATE_PERIOD: Duration = Duration::from_millis(100);
+
+/// How many samples [`Rates`] averages (Redis's `STATS_METRIC_SAMPLES`).
+pub const RATE_SAMPLES: usize = 16;
+
+/// INFO's `instantaneous_ops_per_sec`, `instantaneous_input_kbps` and
+/// `instantaneous_output_kbps`, computed as Redis's `trackInstantaneousMetric` does:
+/// each sample is a counter's rate per second since the previous sample, and the figure
+/// is the mean of the last [`RATE_SAMPLES`] (about 1.6 s). The counters are commands,
+/// bytes in and bytes out, in that order.
+#[derive(Debug, Default)]
+pub struct Rates {
+    /// The time (ms on any monotonic clock) and counters of the previous sample.
+    last: Option<(u64, [u64; 3])>,
+    samples: [[u64; 3]; RATE_SAMPLES],
+    next: usize,
+}
+
+impl Rates {
+    /// Takes a sample of the counters' `totals` at `now_ms`.
+    pub fn sample(&mut self, now_ms: u64, totals: [u64; 3]) {
+        if let Some((then, previous)) = self.last {
+            let elapsed = now_ms.saturating_sub(then);
+            self.samples[self.next] = std::array::from_fn(|i| {
+                let delta = totals[i].saturating_sub(previous[i]);
+                (delta * 1000).checked_div(elapsed).unwrap_or(0)
+            });
+            self.next = (self.next + 1) % RATE_SAMPLES;
+        }
+        self.last = Some((now_ms, totals));
+    }
+
+    /// The mean rate per second of each counter over the samples.
+    pub fn per_second(&self) -> [u64; 3] {
+        std::array::from_fn(|i| {
+            self.samples.iter().map(|s| s[i]).sum::<u64>() / RATE_SAMPLES as u64
+        })
+    }
+}
+
 /// One connection's counts since its last flush.
 #[derive(Debug)]
 pub struct LocalStats {
     /// (table index, counts): the few commands a connection uses, searched linearly.
     commands: Vec<(usize, LocalCommand)>,
     unknown: u64,
+    /// Bytes read and written.
+    net_in: u64,
+    net_out: u64,
     last_flush: Instant,
 }
 
@@ -182,6 +253,8 @@ impl Default for LocalStats {
         Self {
             commands: Vec::new(),
             unknown: 0,
+            net_in: 0,
+            net_out: 0,
             last_flush: Instant::now(),
         }
     }
@@ -223,6 +296,16 @@ impl LocalStats {
         self.unknown += 1;
     }
 
+    /// Counts `n` bytes read from the client.
+    pub fn read(&mut self, n: usize) {
+        self.net_in += n as u64;
+    }
+
+    /// Counts `n` bytes written to the client.
+    pub fn wrote(&mut self, n: usize) {
+        self.net_out += n as u64;
+    }
+
     /// Folds the counts into `shared` if [`FLUSH_INTERVAL`] has passed since the last
     /// flush (`now` is a time the caller already read).
     pub fn maybe_flush(&mut self, shared: &CommandMetrics, now: Instant) {
@@ -254,12 +337,46 @@ impl LocalStats {
             shared.unknown.inc_by(self.unknown);
             self.unknown = 0;
         }
+        for (counter, n) in [
+            (&shared.net_input, &mut self.net_in),
+            (&shared.net_output, &mut self.net_out),
+        ] {
+            if *n > 0 {
+                counter.inc_by(std::mem::take(n));
+            }
+        }
         self.last_flush = now;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rates_average_the_last_sixteen_samples() {
+        let mut rates = super::Rates::default();
+        assert_eq!(rates.per_second(), [0, 0, 0]);
+        // 1,000 commands, 2,048 bytes in and 4,096 out every 100 ms.
+        for k in 0..=16u64 {
+            rates.sample(k * 100, [k * 1_000, k * 2_048, k * 4_096]);
+        }
+        assert_eq!(rates.per_second(), [10_000, 20_480, 40_960]);
+        // Idle from here: the mean falls by a sixteenth per sample, to zero.
+        for k in 17..=24u64 {
+            rates.sample(k * 100, [16_000, 16 * 2_048, 16 * 4_096]);
+        }
+        assert_eq!(rates.per_second()[0], 5_000);
+        for k in 25..=32u64 {
+            rates.sample(k * 100, [16_000, 16 * 2_048, 16 * 4_096]);
+        }
+        assert_eq!(rates.per_second(), [0, 0, 0]);
+        // A late tick is a longer interval, not a burst; a repeated time counts nothing.
+        let mut rates = super::Rates::default();
+        rates.sample(0, [0; 3]);
+        rates.sample(400, [1_600, 0, 0]);
+        rates.sample(400, [1_700, 0, 0]);
+        assert_eq!(rates.per_second()[0], 4_000 / 16);
+    }
+
     use super::*;
     use girder_runtime::BuildInfo;
 

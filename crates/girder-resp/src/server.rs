@@ -134,7 +134,9 @@ impl Service for RespService {
                 .keyspace
                 .report_expired(notify::reports_expired(server.shared.notify.flags()));
             let tls = self.tls.map(tokio_rustls::TlsAcceptor::from);
+            let sampler = tokio::spawn(sample_rates(Arc::downgrade(&server)));
             serve(self.listener, server, tls, ctx.shutdown).await;
+            sampler.abort();
             tracing::info!(service = "resp", "stopped");
             Ok(())
         })
@@ -144,6 +146,24 @@ impl Service for RespService {
 struct Server {
     keyspace: Arc<Keyspace>,
     shared: Shared,
+}
+
+/// Samples the command and byte counters for INFO's `instantaneous_*` rates every
+/// [`crate::metrics::RATE_PERIOD`], until the server is gone.
+async fn sample_rates(server: std::sync::Weak<Server>) {
+    let mut tick = tokio::time::interval(crate::metrics::RATE_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let start = std::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let Some(server) = server.upgrade() else {
+            return;
+        };
+        let m = &server.shared.metrics;
+        let totals = [m.total_calls(), m.net_input_bytes(), m.net_output_bytes()];
+        let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        server.shared.stats.rates.lock().sample(now_ms, totals);
+    }
 }
 
 /// Longest a TLS handshake may take before the connection is dropped.
@@ -385,10 +405,13 @@ async fn serve_client<S: Stream>(
                         settle(server, client, &mut shows_journaled).await?;
                         // The replies before it go out now: the client may need them.
                         if !output.is_empty() {
+                            stats.wrote(output.len());
                             send(stream, &output).await?;
                             output.clear();
                         }
                         let limit = server.shared.config.query_buffer_limit;
+                        // What the client sends while blocked is read by `interrupted`.
+                        let buffered_before = input.len();
                         let interrupted = interrupted(stream, &mut input, limit, killed.as_mut());
                         let handle = Arc::clone(&client.handle);
                         // Registered before `blocked` is set, so CLIENT UNBLOCK cannot
@@ -404,6 +427,7 @@ async fn serve_client<S: Stream>(
                             .await;
                         handle.blocked.store(false, Ordering::SeqCst);
                         handle.unblock.lock().take();
+                        stats.read(input.len().saturating_sub(buffered_before));
                         match outcome {
                             Some(outcome) => reply = outcome,
                             None => return Ok(()),
@@ -438,6 +462,7 @@ async fn serve_client<S: Stream>(
                     }
                     if client.closing {
                         settle(server, client, &mut shows_journaled).await?;
+                        stats.wrote(output.len());
                         send(stream, &output).await?;
                         return Ok(());
                     }
@@ -445,6 +470,7 @@ async fn serve_client<S: Stream>(
                     // buffer stays near this size instead of growing with the pipeline.
                     if output.len() >= OUTPUT_FLUSH_BYTES {
                         settle(server, client, &mut shows_journaled).await?;
+                        stats.wrote(output.len());
                         if !write_or_killed(stream, &output, killed.as_mut()).await? {
                             return Ok(());
                         }
@@ -474,6 +500,7 @@ async fn serve_client<S: Stream>(
             if commands > 1 {
                 tokio::task::yield_now().await;
             }
+            stats.wrote(output.len());
             if !write_or_killed(stream, &output, killed.as_mut()).await? {
                 return Ok(());
             }
@@ -529,6 +556,7 @@ async fn serve_client<S: Stream>(
         if n == 0 {
             return Ok(());
         }
+        stats.read(n);
     }
 }
 

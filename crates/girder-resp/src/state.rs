@@ -209,6 +209,8 @@ pub struct Stats {
     /// The monotonic counters INFO shows, as they stood at the last CONFIG RESETSTAT:
     /// INFO reports what was counted since (`/metrics` keeps counting from the start).
     pub baseline: Mutex<StatsBaseline>,
+    /// INFO's `instantaneous_*` rates, sampled every [`crate::metrics::RATE_PERIOD`].
+    pub rates: Mutex<crate::metrics::Rates>,
 }
 
 /// See [`Stats::baseline`].
@@ -222,6 +224,10 @@ pub struct StatsBaseline {
     pub evicted: u64,
     /// Lookups and expiries (`Keyspace::keyspace_stats`).
     pub keyspace: girder_kv::KeyspaceStats,
+    /// Bytes read from clients.
+    pub net_input: u64,
+    /// Bytes written to clients.
+    pub net_output: u64,
 }
 
 impl Shared {

@@ -225,13 +225,64 @@ fn config_replies_match_redis() {
 
 /// One counter of `INFO stats`.
 fn info_stat(side: &mut common::Raw, name: &str) -> u64 {
-    let info = String::from_utf8(side.call(&args(&["INFO", "stats"]))).unwrap();
+    let info = side.call(&args(&["INFO", "stats"]));
+    stat_of(&info, name).parse().unwrap()
+}
+
+/// Field `name` of an INFO reply.
+fn stat_of(info: &[u8], name: &str) -> String {
+    let info = String::from_utf8_lossy(info);
     info.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .unwrap_or_else(|| panic!("INFO stats shows {name}"))
         .trim()
-        .parse()
-        .unwrap()
+        .to_owned()
+}
+
+/// INFO's `total_net_input_bytes` and `total_net_output_bytes` count the bytes of the
+/// same exchange as Redis's do, and the `instantaneous_*` rates see a burst.
+#[test]
+fn info_counts_network_bytes_and_rates_as_redis() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    // Girder folds a connection's counts after a command once 250 ms have passed since
+    // it last did: after this, everything before the PING has been counted on both.
+    let fold = |side: &mut common::Raw| {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        side.call(&args(&["PING"]));
+    };
+    let fields = ["total_net_input_bytes", "total_net_output_bytes"];
+    let mut deltas = Vec::new();
+    for side in [&mut p.girder, &mut p.redis] {
+        fold(side);
+        let first = side.call(&args(&["INFO", "stats"]));
+        side.call(&args(&["SET", "k", &"v".repeat(1000)]));
+        side.call(&args(&["GET", "k"]));
+        side.call(&args(&["GET", "nope"]));
+        side.call(&args(&["NOSUCHCOMMAND", "x"]));
+        fold(side);
+        let second = side.call(&args(&["INFO", "stats"]));
+        let [input, output] = fields.map(|f| {
+            stat_of(&second, f).parse::<u64>().unwrap() - stat_of(&first, f).parse::<u64>().unwrap()
+        });
+        // Both count the first INFO's reply, whose length differs between the two.
+        deltas.push([input, output - first.len() as u64]);
+    }
+    assert_eq!(deltas[0], deltas[1], "[bytes in, bytes out]: Girder, Redis");
+    // A burst of 2,000 commands shows in the rates of the next 1.6 s.
+    for side in [&mut p.girder, &mut p.redis] {
+        for _ in 0..2_000 {
+            side.call(&args(&["PING"]));
+        }
+        fold(side);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let info = side.call(&args(&["INFO", "stats"]));
+        let ops: u64 = stat_of(&info, "instantaneous_ops_per_sec").parse().unwrap();
+        let kbps: f64 = stat_of(&info, "instantaneous_input_kbps").parse().unwrap();
+        assert!(
+            ops > 0 && kbps > 0.0,
+            "rates after a burst: {ops} ops/s, {kbps} KB/s in"
+        );
+    }
 }
 
 /// CONFIG RESETSTAT starts INFO's counters again (it is not Redis's OK alone).

@@ -203,11 +203,17 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         let s = &shared.stats;
         let base = *s.baseline.lock();
         let keyspace = ctx.keyspace.keyspace_stats().since(base.keyspace);
+        let [ops, input, output] = s.rates.lock().per_second();
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\r\n",
             s.connections_received.load(Ordering::Relaxed),
             shared.metrics.total_calls().saturating_sub(base.commands),
+            ops,
+            shared.metrics.net_input_bytes().saturating_sub(base.net_input),
+            shared.metrics.net_output_bytes().saturating_sub(base.net_output),
+            input as f64 / 1024.0,
+            output as f64 / 1024.0,
             s.rejected_connections.load(Ordering::Relaxed),
             keyspace.expired,
             ctx.keyspace.evicted_keys().saturating_sub(base.evicted),
@@ -335,7 +341,10 @@ fn reset_stats(ctx: &Ctx<'_>) {
         errors: shared.metrics.total_errors(),
         evicted: ctx.keyspace.evicted_keys(),
         keyspace: ctx.keyspace.keyspace_stats(),
+        net_input: shared.metrics.net_input_bytes(),
+        net_output: shared.metrics.net_output_bytes(),
     };
+    *s.rates.lock() = crate::metrics::Rates::default();
 }
 
 /// One `CONFIG SET` change, checked before any is applied.
