@@ -7,19 +7,19 @@
 //! A list is a [`BlockDeque`]: blocks of 128 elements, as Redis's quicklist is a list of
 //! small listpacks. O(1) push and pop at both ends and O(1) indexing, and no push ever
 //! reallocates the whole list (a `VecDeque` doubling under a ten-million-element queue
-//! stalls the event loop for the copy). Elements are [`Str`]: up to 38 bytes inline in a
-//! block (a push allocates at most a new block), longer ones shared `Bytes`. Readers
-//! copy only the elements they return, never the whole list.
+//! stalls the event loop for the copy). An element of up to 64 bytes is packed into its
+//! block's buffer (its bytes and 8 bytes of position); a longer one is a shared `Bytes`.
+//! Readers copy only the elements they return, never the whole list.
 
-use crate::blocks::BlockDeque;
-use crate::shard::{Str, Value};
+use crate::blocks::{BlockDeque, Element};
+use crate::shard::Value;
 use crate::{DbRef, Entry, KvError, Slot};
 use bytes::Bytes;
 
 /// A list of elements.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListValue {
-    items: BlockDeque<Str>,
+    items: BlockDeque,
 }
 
 impl ListValue {
@@ -31,23 +31,23 @@ impl ListValue {
     /// A list of these elements, head first (a journal's replay).
     pub fn from_items(items: impl IntoIterator<Item = Bytes>) -> Self {
         Self {
-            items: items.into_iter().map(Str::from_bytes).collect(),
+            items: items.into_iter().map(Element::Owned).collect(),
         }
     }
 
     /// The elements, head first.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
-        self.items.iter().map(Str::as_bytes)
+        self.items.iter()
     }
 
-    fn push(&mut self, end: End, item: Str) {
+    fn push(&mut self, end: End, item: Element<'_>) {
         match end {
             End::Left => self.items.push_front(item),
             End::Right => self.items.push_back(item),
         }
     }
 
-    fn pop(&mut self, end: End) -> Option<Str> {
+    fn pop(&mut self, end: End) -> Option<Bytes> {
         match end {
             End::Left => self.items.pop_front(),
             End::Right => self.items.pop_back(),
@@ -57,10 +57,7 @@ impl ListValue {
     /// Pops up to `count` elements from `end`, in pop order.
     fn pop_many(&mut self, end: End, count: usize) -> Vec<Bytes> {
         let n = count.min(self.items.len());
-        let popped = (0..n)
-            .map_while(|_| self.pop(end))
-            .map(|s| s.to_bytes())
-            .collect();
+        let popped = (0..n).map_while(|_| self.pop(end)).collect();
         self.release_spare();
         popped
     }
@@ -174,7 +171,7 @@ pub fn push<E: AsRef<[u8]>>(
     only_if_exists: bool,
 ) -> Result<usize, KvError> {
     db.write(key, |slot| {
-        let owned = elements.iter().map(|e| Str::copy(e.as_ref()));
+        let owned = elements.iter().map(|e| Element::Borrowed(e.as_ref()));
         if let Some(list) = list_mut(slot.get())? {
             for item in owned {
                 list.push(end, item);
@@ -243,10 +240,7 @@ pub fn range_with<R>(
             return Ok(f(0, &mut std::iter::empty()));
         };
         Ok(match resolve_range(start, stop, list.items.len()) {
-            Some((from, to)) => f(
-                to - from + 1,
-                &mut list.items.range(from..to + 1).map(|b| &b[..]),
-            ),
+            Some((from, to)) => f(to - from + 1, &mut list.items.range(from..to + 1)),
             None => f(0, &mut std::iter::empty()),
         })
     })
@@ -259,7 +253,9 @@ pub fn range_with<R>(
 pub fn index(db: &DbRef<'_>, key: &[u8], index: i64) -> Result<Option<Bytes>, KvError> {
     db.read(key, |e| {
         Ok(list_of(e)?.and_then(|list| {
-            resolve_index(index, list.items.len()).map(|i| list.items[i].to_bytes())
+            resolve_index(index, list.items.len())
+                .and_then(|i| list.items.get(i))
+                .map(Bytes::copy_from_slice)
         }))
     })
 }
@@ -274,8 +270,7 @@ pub fn set(db: &DbRef<'_>, key: &[u8], index: i64, element: &[u8]) -> Result<boo
         let Some(i) = resolve_index(index, list.items.len()) else {
             return Ok(false);
         };
-        list.items[i] = Str::copy(element);
-        Ok(true)
+        Ok(list.items.set(i, element))
     })
 }
 
@@ -295,7 +290,7 @@ pub fn rem(db: &DbRef<'_>, key: &[u8], count: i64, element: &[u8]) -> Result<usi
             let first = if count < 0 {
                 let mut seen = 0;
                 let boundary = list.items.iter().rposition(|x| {
-                    seen += usize::from(x.as_bytes() == element);
+                    seen += usize::from(x == element);
                     seen == limit
                 });
                 boundary.unwrap_or(0)
@@ -305,7 +300,7 @@ pub fn rem(db: &DbRef<'_>, key: &[u8], count: i64, element: &[u8]) -> Result<usi
             let before = list.items.len();
             let (mut at, mut left) = (0, limit);
             list.items.retain(|x| {
-                let keep = at < first || left == 0 || x.as_bytes() != element;
+                let keep = at < first || left == 0 || x != element;
                 at += 1;
                 left -= usize::from(!keep);
                 keep
@@ -356,11 +351,11 @@ pub fn insert(
         let Some(list) = list_mut(slot.get())? else {
             return Ok(InsertOutcome::NoKey);
         };
-        let Some(at) = list.items.iter().position(|x| x.as_bytes() == pivot) else {
+        let Some(at) = list.items.iter().position(|x| x == pivot) else {
             return Ok(InsertOutcome::NoPivot);
         };
         let at = if before { at } else { at + 1 };
-        list.items.insert(at, Str::copy(element));
+        list.items.insert(at, element);
         Ok(InsertOutcome::Inserted(list.items.len()))
     })
 }
@@ -409,7 +404,7 @@ pub fn pos(
         let mut seen = 0u64;
         let mut found = Vec::new();
         for i in positions.take(scan) {
-            if list.items[i].as_bytes() != element {
+            if list.items.get(i) != Some(element) {
                 continue;
             }
             seen += 1;
@@ -445,7 +440,7 @@ pub fn lmove(
         let item = modify(&mut src, |list| {
             let item = list.pop(from).expect("stored lists are never empty");
             if source == destination {
-                list.push(to, item.clone());
+                list.push(to, Element::Owned(item.clone()));
             }
             item
         })?
@@ -453,15 +448,15 @@ pub fn lmove(
         if source != destination {
             let mut dst = multi.slot(destination);
             match list_mut(dst.get())? {
-                Some(list) => list.push(to, item.clone()),
+                Some(list) => list.push(to, Element::Owned(item.clone())),
                 None => {
                     let mut list = ListValue::default();
-                    list.push(to, item.clone());
+                    list.push(to, Element::Owned(item.clone()));
                     dst.put(Value::List(Box::new(list)), None);
                 }
             }
         }
-        Ok(Some(item.to_bytes()))
+        Ok(Some(item))
     })
 }
 
@@ -626,10 +621,10 @@ mod tests {
         push(&db, b"q", End::Right, &items, false).unwrap();
         pop(&db, b"q", End::Left, 9_990).unwrap();
         let capacity = db.read(b"q", |e| match &e.unwrap().value {
-            Value::List(l) => l.items.capacity(),
+            Value::List(l) => l.items.heap_bytes(),
             _ => unreachable!(),
         });
-        assert!(capacity < 1000, "capacity {capacity} kept after draining");
+        assert!(capacity < 1000, "{capacity} bytes kept after draining");
     }
 
     #[derive(Debug, Clone)]
