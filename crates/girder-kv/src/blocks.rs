@@ -407,10 +407,13 @@ impl BlockDeque {
     }
 
     pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
-        (i < self.len()).then(|| {
-            let (b, o) = self.locate(i);
-            self.block(b).get(o)
-        })
+        (i < self.len()).then(|| self.at(i))
+    }
+
+    /// Element `i`, known to be below the length.
+    fn at(&self, i: usize) -> &[u8] {
+        let (b, o) = self.locate(i);
+        self.block(b).get(o)
     }
 
     /// Replaces element `i`; `false` when there is none.
@@ -599,6 +602,7 @@ impl BlockDeque {
             deque: self,
             front: range.start,
             back: range.end,
+            cursor: None,
         }
     }
 
@@ -650,6 +654,9 @@ pub(crate) struct Iter<'a> {
     /// The next position from the front, and one past the next from the back.
     front: usize,
     back: usize,
+    /// The block of `front` and its offset there, once known: going forward, the next
+    /// element is the block's next until the block ends.
+    cursor: Option<(&'a Block, usize)>,
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -659,8 +666,16 @@ impl<'a> Iterator for Iter<'a> {
         if self.front == self.back {
             return None;
         }
+        let (block, offset) = match self.cursor {
+            Some((block, offset)) if offset < block.len() => (block, offset),
+            _ => {
+                let (b, offset) = self.deque.locate(self.front);
+                (self.deque.block(b), offset)
+            }
+        };
         self.front += 1;
-        self.deque.get(self.front - 1)
+        self.cursor = Some((block, offset + 1));
+        Some(block.get(offset))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -675,7 +690,7 @@ impl DoubleEndedIterator for Iter<'_> {
             return None;
         }
         self.back -= 1;
-        self.deque.get(self.back)
+        Some(self.deque.at(self.back))
     }
 }
 
