@@ -253,12 +253,43 @@ impl Block {
     }
 
     /// A block of `items`, in order.
+    /// A block of `items`, in order, its buffer exactly their packed bytes: a block
+    /// rebuilt in the middle of a list (LSET, LINSERT, LREM) keeps no room to grow.
     fn of<'a>(items: impl IntoIterator<Item = Element<'a>>) -> Self {
-        let mut block = Self::default();
+        let items: Vec<Element<'a>> = items.into_iter().collect();
+        let packed = items
+            .iter()
+            .map(|x| x.as_slice().len())
+            .filter(|&len| len <= SMALL)
+            .sum();
+        let mut block = Self {
+            bytes: vec![0; packed],
+            ..Self::default()
+        };
         for x in items {
             block.push(x, true);
         }
         block
+    }
+
+    /// Pushes `x` at the front of a block that stays in the middle of the list (an
+    /// insert's carry): the packed bytes move within the buffer when it has the room,
+    /// else into one just large enough, never one twice the size.
+    fn push_front_exact(&mut self, x: Element<'_>) {
+        let len = x.as_slice().len();
+        if len <= SMALL && (self.start as usize) < len {
+            let (start, end) = (self.start as usize, self.end as usize);
+            let need = end - start + len;
+            if self.bytes.len() >= need {
+                self.bytes.copy_within(start..end, len);
+            } else {
+                let mut bytes = vec![0; need];
+                bytes[len..].copy_from_slice(&self.bytes[start..end]);
+                self.bytes = bytes;
+            }
+            self.rebase(len);
+        }
+        self.push(x, false);
     }
 
     fn set(&mut self, o: usize, x: &[u8]) {
@@ -505,7 +536,7 @@ impl BlockDeque {
             // length) is at most the new one.
             match offset.take() {
                 Some(o) => block.insert(o, carry),
-                None => block.push(carry, false),
+                None => block.push_front_exact(carry),
             }
             match spill {
                 None => break,
@@ -885,6 +916,28 @@ mod tests {
             "{} kept",
             deque.heap_bytes()
         );
+    }
+
+    #[test]
+    fn an_insert_or_set_leaves_the_middle_blocks_tight() {
+        let mut deque = BlockDeque::default();
+        for i in 0..2_000u32 {
+            deque.push_back(Element::Borrowed(&[i as u8; 64]));
+        }
+        // LINSERT near the head carries an element through every later block; LSET of
+        // another length rebuilds a block.
+        deque.insert(1, &[7; 64]);
+        deque.insert(3, &[8; 2]);
+        assert!(deque.set(500, &[1; 3]));
+        deque.check();
+        for block in deque.rest_iter().take(deque.rest_count() - 1) {
+            let live = (block.end - block.start) as usize;
+            assert!(
+                block.bytes.len() <= live + SMALL,
+                "{} bytes held for {live}",
+                block.bytes.len()
+            );
+        }
     }
 
     #[test]
