@@ -157,8 +157,7 @@ impl Block {
     /// that size. Most of the spare room goes to the end that asked: a block pushed at
     /// one end keeps being pushed there.
     fn make_room(&mut self, front: usize, back: usize) {
-        let (start, end) = (self.start as usize, self.end as usize);
-        let live = end - start;
+        let live = (self.end - self.start) as usize;
         let need = live + front + back;
         let cap = if self.bytes.len() >= 2 * need && self.bytes.len() >= 16 {
             self.bytes.len()
@@ -172,11 +171,18 @@ impl Block {
                 (false, true) => spare / 4,
                 _ => spare / 2,
             };
+        self.move_packed(cap, new_start);
+    }
+
+    /// Moves the packed bytes to `new_start` of a buffer of `cap` bytes: this one when it
+    /// is that size, else a new one.
+    fn move_packed(&mut self, cap: usize, new_start: usize) {
+        let (start, end) = (self.start as usize, self.end as usize);
         if cap == self.bytes.len() {
             self.bytes.copy_within(start..end, new_start);
         } else {
             let mut bytes = vec![0; cap];
-            bytes[new_start..new_start + live].copy_from_slice(&self.bytes[start..end]);
+            bytes[new_start..new_start + end - start].copy_from_slice(&self.bytes[start..end]);
             self.bytes = bytes;
         }
         self.rebase(new_start);
@@ -199,8 +205,7 @@ impl Block {
     fn fit(&mut self) {
         let live = (self.end - self.start) as usize;
         if self.bytes.len() > live {
-            self.bytes = self.bytes[self.start as usize..self.end as usize].to_vec();
-            self.rebase(0);
+            self.move_packed(live, 0);
         }
     }
 
@@ -252,7 +257,6 @@ impl Block {
         Some(bytes)
     }
 
-    /// A block of `items`, in order.
     /// A block of `items`, in order, its buffer exactly their packed bytes: a block
     /// rebuilt in the middle of a list (LSET, LINSERT, LREM) keeps no room to grow.
     fn of<'a>(items: impl IntoIterator<Item = Element<'a>>) -> Self {
@@ -278,16 +282,8 @@ impl Block {
     fn push_front_exact(&mut self, x: Element<'_>) {
         let len = x.as_slice().len();
         if len <= SMALL && (self.start as usize) < len {
-            let (start, end) = (self.start as usize, self.end as usize);
-            let need = end - start + len;
-            if self.bytes.len() >= need {
-                self.bytes.copy_within(start..end, len);
-            } else {
-                let mut bytes = vec![0; need];
-                bytes[len..].copy_from_slice(&self.bytes[start..end]);
-                self.bytes = bytes;
-            }
-            self.rebase(len);
+            let need = (self.end - self.start) as usize + len;
+            self.move_packed(self.bytes.len().max(need), len);
         }
         self.push(x, false);
     }
@@ -340,12 +336,8 @@ impl Block {
     fn release_spare(&mut self) {
         let live = (self.end - self.start) as usize;
         if self.bytes.len() > 64 && live < self.bytes.len() / 4 {
-            let mut bytes = vec![0; (2 * live).max(16)];
-            let start = (bytes.len() - live) / 2;
-            bytes[start..start + live]
-                .copy_from_slice(&self.bytes[self.start as usize..self.end as usize]);
-            self.bytes = bytes;
-            self.rebase(start);
+            let cap = (2 * live).max(16);
+            self.move_packed(cap, (cap - live) / 2);
         }
         if self.meta.capacity() > 16 && self.meta.len() < self.meta.capacity() / 4 {
             self.meta.shrink_to(self.meta.len() * 2);
