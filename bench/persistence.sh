@@ -39,9 +39,12 @@ port_of() { if [ "$1" = girder ]; then echo "$port"; else echo "$REDIS_PORT"; fi
 
 # 1. Throughput with the append-only journal.
 for run in $(seq 1 "$RUNS"); do
+  # The order flips every run: whichever goes first is not always the one measured
+  # on a fresh page cache and a rested machine.
+  order="redis girder"; [ $((run % 2)) -eq 0 ] && order="girder redis"
   for pipeline in 16 1; do
     n=$REQUESTS; [ "$pipeline" = 1 ] && n=$P1_REQUESTS
-    for server in redis girder; do
+    for server in $order; do
       p=$(port_of $server)
       redis-cli -p "$p" flushall >/dev/null
       redis-benchmark -p "$p" -t "$TESTS" -n "$n" -r 100000 -c 50 -P "$pipeline" -q --csv \

@@ -7,7 +7,8 @@
 # Needs: redis-server/redis-benchmark 7 (Redis on 127.0.0.1:6379), a release build
 # (`cargo build --release -p girder`). Prints a markdown table of median requests/s and
 # p99 latency per test for -P 16 and -P 1, with Girder/Redis ratios. The two servers are
-# measured alternately within each run, so machine noise hits both alike.
+# measured alternately within each run, Redis first in odd runs and Girder first in even
+# ones, so machine noise hits both alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -38,8 +39,11 @@ done
 TESTS=${supported#,}
 
 for run in $(seq 1 "$RUNS"); do
+  # The order flips every run: whichever goes first is not always the one measured
+  # on a fresh page cache and a rested machine.
+  order="redis girder"; [ $((run % 2)) -eq 0 ] && order="girder redis"
   for pipeline in $PIPELINES; do
-    for server in redis girder; do
+    for server in $order; do
       p=6379; [ "$server" = girder ] && p=$port
       redis-cli -p "$p" flushall >/dev/null
       redis-benchmark -p "$p" -t "$TESTS" -n "$REQUESTS" -r 100000 -c 50 -P "$pipeline" -q --csv \

@@ -353,6 +353,34 @@ impl Log {
         }
     }
 
+    /// Blocks until `durable_offset() > offset` (see [`Log::wait_durable`]) without
+    /// asking for a write or fsync sooner than the policy makes one.
+    ///
+    /// # Errors
+    /// [`LogError::Failed`] if the log stopped on an I/O error, [`LogError::Closed`] if it
+    /// was shut down first.
+    pub fn wait_durable_blocking(&self, offset: u64) -> Result<(), LogError> {
+        let sh = &*self.shared;
+        let mut inner = lock(&sh.inner);
+        loop {
+            if sh.durable.load(Ordering::Acquire) > offset {
+                return Ok(());
+            }
+            if inner.failed {
+                return Err(LogError::Failed);
+            }
+            if inner.shutdown {
+                return Err(LogError::Closed);
+            }
+            inner.waiters += 1;
+            inner = sh
+                .done_cv
+                .wait(inner)
+                .unwrap_or_else(PoisonError::into_inner);
+            inner.waiters -= 1;
+        }
+    }
+
     /// First readable offset.
     pub fn start_offset(&self) -> u64 {
         self.shared.start.load(Ordering::Acquire)
@@ -610,6 +638,7 @@ impl Log {
             s.closed = true;
             s.failed |= failed;
         });
+        self.shared.done_cv.notify_all();
     }
 }
 

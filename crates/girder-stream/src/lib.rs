@@ -181,6 +181,9 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Snapshot record size under `fsync = always` (see `StreamJournal::pace`).
+pub(crate) const ALWAYS_CHUNK_BYTES: usize = 128 << 10;
+
 /// Keys a snapshot records per hold of a shard's lock (about; the parts are slices of
 /// the shard's hash space).
 const PART_KEYS: usize = 2048;
@@ -457,7 +460,7 @@ impl StreamJournal {
         self.since_snapshot.store(0, Ordering::Relaxed);
         let mut report = CompactReport::default();
         let mut failed = None;
-        let chunk = self.chunk_bytes.load(Ordering::Relaxed);
+        let chunk = self.snapshot_chunk();
         let mut out = Vec::new();
         for index in 0..DATABASES {
             let now = keyspace.now_ms();
@@ -532,11 +535,31 @@ impl StreamJournal {
     /// Waits until the log's unwritten tail is down to about one chunk: commands
     /// journaled meanwhile (and, under `always`, their replies) wait behind at most that
     /// much of the snapshot. Never called with a lock held.
+    ///
+    /// Under `always` it also waits until what the log held when it was called is
+    /// durable, so each fsync the clients wait for carries at most one chunk of the
+    /// snapshot (chunks are then at most [`ALWAYS_CHUNK_BYTES`]): the snapshot's bytes
+    /// are spread over the clients' fsyncs instead of arriving a megabyte at a time.
     fn pace(&self, chunk: usize) {
         let mut waited = 0;
         while self.log.buffered_bytes() > 2 * chunk.max(64 << 10) && waited < 1000 {
             std::thread::sleep(std::time::Duration::from_micros(200));
             waited += 1;
+        }
+        let appended = self.log.end_offset();
+        if self.wait.load(Ordering::Relaxed) && appended > 0 {
+            // An error here is the log's: the next append reports it.
+            let _ = self.log.wait_durable_blocking(appended - 1);
+        }
+    }
+
+    /// Bytes per snapshot record: smaller under `always` (see [`StreamJournal::pace`]).
+    fn snapshot_chunk(&self) -> usize {
+        let chunk = self.chunk_bytes.load(Ordering::Relaxed);
+        if self.wait.load(Ordering::Relaxed) {
+            chunk.min(ALWAYS_CHUNK_BYTES)
+        } else {
+            chunk
         }
     }
 
@@ -563,7 +586,7 @@ impl StreamJournal {
         failed: &mut Option<LogError>,
     ) {
         let mut out = Vec::new();
-        let chunk = self.chunk_bytes.load(Ordering::Relaxed);
+        let chunk = self.snapshot_chunk();
         // Paced, outside the key's lock: a chunk is appended only once the log's tail is
         // down to about one chunk, so commands journaled meanwhile (and, under
         // `always`, their replies) wait behind at most that much of the snapshot.

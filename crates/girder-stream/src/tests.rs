@@ -493,6 +493,47 @@ fn a_stream_larger_than_a_record_survives_compaction_and_rename() {
     assert_eq!(stream.groups[b"g".as_slice()].pel.len(), 20_000);
 }
 
+/// Under `fsync = always` a snapshot goes in small chunks, each durable before the next
+/// is appended, so no client's fsync carries more than one chunk of it.
+#[test]
+fn under_always_a_snapshot_goes_one_small_chunk_per_fsync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let expected = {
+        let (ks, journal) = journaled(dir.path(), &clock, Fsync::Always);
+        let db = ks.db(0).expect("db");
+        let payload = vec![b'p'; 1000];
+        for i in 1..=3_000u64 {
+            let options = entries::AddOptions {
+                id: entries::IdRequest::Exact(StreamId::new(i, 0)),
+                no_mkstream: false,
+                trim: None,
+            };
+            entries::add(&db, b"s", &[b"f".as_slice(), &payload], &options).expect("xadd");
+        }
+        drop(db);
+        journal.sync().expect("sync");
+        let start = journal.log().end_offset();
+        let fsyncs = journal.log().stats().fsyncs;
+        let report = journal.compact(&ks).expect("compact");
+        assert!(report.applied && report.bytes > 3_000_000, "{report:?}");
+        let records = journal.log().read(start, usize::MAX).expect("read");
+        let chunks = records.len() as u64;
+        assert!(chunks > 20, "{chunks} records for {} bytes", report.bytes);
+        assert!(
+            records
+                .iter()
+                .all(|r| r.payload.len() <= crate::ALWAYS_CHUNK_BYTES + 4096),
+            "a snapshot record over the `always` chunk size"
+        );
+        let used = journal.log().stats().fsyncs - fsyncs;
+        assert!(used >= chunks - 1, "{used} fsyncs for {chunks} records");
+        dump(&ks)
+    };
+    let (ks, _journal, _) = reopen(dir.path(), &clock);
+    assert_eq!(dump(&ks), expected);
+}
+
 /// The chunked snapshot is exact while writers change the stream between its chunks:
 /// XADD, XDEL, XTRIM, group reads, acknowledgements, claims, a consumer deleted and a
 /// group created, all racing a compaction that writes the stream in small chunks.

@@ -327,6 +327,38 @@ fn interval_policy_fsyncs_at_most_every_interval() {
     );
 }
 
+/// `wait_durable_blocking` returns once the policy made the offset durable (without
+/// asking for an fsync itself), and reports a failed fsync and a closed log.
+#[test]
+fn wait_durable_blocking_waits_for_the_policy() {
+    let fs = SimFs::default();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config(FsyncPolicy::Interval(Duration::from_millis(100)))
+    };
+    let (log, _) = open(&fs, config).expect("open");
+    let off = log.append(0, b"a").expect("append");
+    let t0 = std::time::Instant::now();
+    log.wait_durable_blocking(off).expect("durable");
+    assert!(log.durable_offset() > off);
+    // The interval, not the waiter, decided when (the first fsync is due at once only
+    // if the log has never fsynced; allow either, but never a spin of fsyncs).
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(log.stats().fsyncs <= 2, "{:?}", log.stats());
+    drop(log);
+
+    let (log, _) = open(&fs, small_config(FsyncPolicy::Always)).expect("reopen");
+    fs.arm(Faults {
+        fail_fsync: Some(1),
+        ..Faults::default()
+    });
+    let off = log.append(0, b"lost?").expect("append");
+    assert!(matches!(
+        log.wait_durable_blocking(off),
+        Err(LogError::Failed)
+    ));
+}
+
 #[test]
 fn never_policy_is_durable_once_written() {
     let fs = SimFs::default();
