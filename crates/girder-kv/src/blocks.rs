@@ -288,6 +288,23 @@ impl Block {
         self.push(x, false);
     }
 
+    /// Pushes `x` at the back of a block that stays in the middle of the list (a
+    /// removal's carry), like [`Block::push_front_exact`]: never into a buffer twice the
+    /// size.
+    fn push_back_exact(&mut self, x: Element<'_>) {
+        let len = x.as_slice().len();
+        if len <= SMALL && self.bytes.len() - (self.end as usize) < len {
+            let need = (self.end - self.start) as usize + len;
+            self.move_packed(self.bytes.len().max(need), 0);
+        }
+        self.push(x, true);
+    }
+
+    /// Removes the element at `o` (below `len`), by rebuilding the block.
+    fn remove(&mut self, o: usize) {
+        *self = Self::of((0..self.len()).filter(|&k| k != o).map(|k| self.element(k)));
+    }
+
     fn set(&mut self, o: usize, x: &[u8]) {
         let m = self.meta[o];
         if m.len != BIG && m.len as usize == x.len() {
@@ -500,8 +517,9 @@ impl BlockDeque {
         }
     }
 
-    /// Inserts `x` so that it becomes element `at` (`at <= len`); the elements after it
-    /// shift by one, each later full block passing its last element on to the next.
+    /// Inserts `x` so that it becomes element `at` (`at <= len`). The shorter side of
+    /// `at` shifts by one place, each full block on the way passing one element on to its
+    /// neighbour: O(min(at, len - at)), so LINSERT near either end is cheap on any length.
     ///
     /// # Panics
     /// When `at > len`.
@@ -513,6 +531,9 @@ impl BlockDeque {
         }
         if at == 0 {
             return self.push_front(Element::Borrowed(x));
+        }
+        if at < len / 2 {
+            return self.insert_shifting_front(at, x);
         }
         let (mut b, offset) = self.locate(at);
         let mut carry = Element::Borrowed(x);
@@ -541,6 +562,81 @@ impl BlockDeque {
                     b += 1;
                 }
             }
+        }
+    }
+
+    /// Removes element `i`. The shorter side of it shifts by one place, each block on
+    /// the way passing one element on to its neighbour so the middle blocks stay full:
+    /// O(min(i, len - i)), so a removal near either end is cheap on any length (LREM
+    /// with a count, which Redis also ends at its count-th match).
+    ///
+    /// # Panics
+    /// When `i >= len`.
+    pub(crate) fn remove(&mut self, i: usize) {
+        let len = self.len();
+        assert!(i < len, "remove at {i} past the end ({len})");
+        let (b, o) = self.locate(i);
+        self.block_mut(b).remove(o);
+        if i < len / 2 {
+            // The elements before `i` move one place towards the tail.
+            for j in (0..b).rev() {
+                let x = self
+                    .block_mut(j)
+                    .pop(true, true)
+                    .expect("no block is empty");
+                self.block_mut(j + 1).push_front_exact(Element::Owned(x));
+            }
+            self.after_head_shrank();
+        } else {
+            // The elements after `i` move one place towards the head.
+            let last = self.rest_count();
+            for j in b + 1..=last {
+                let x = self
+                    .block_mut(j)
+                    .pop(false, true)
+                    .expect("no block is empty");
+                self.block_mut(j - 1).push_back_exact(Element::Owned(x));
+            }
+            if last > 0 && self.block(last).is_empty() {
+                self.rest_mut().pop_back();
+            } else if last == 0 {
+                self.after_head_shrank();
+            }
+        }
+    }
+
+    /// [`BlockDeque::insert`] in the front half: the elements before `at` move one place
+    /// towards the head, each block passing its first element to the back of the one
+    /// before; the head takes one more, and a head that overflows becomes a full block
+    /// behind a new head of one element.
+    fn insert_shifting_front(&mut self, at: usize, x: &[u8]) {
+        let (b, o) = self.locate(at);
+        if b == 0 {
+            self.head.insert(o, Element::Borrowed(x));
+        } else {
+            for j in 1..b {
+                let e = self
+                    .block_mut(j)
+                    .pop(false, true)
+                    .expect("no block is empty");
+                self.block_mut(j - 1).push_back_exact(Element::Owned(e));
+            }
+            if o == 0 {
+                self.block_mut(b - 1).push_back_exact(Element::Borrowed(x));
+            } else {
+                let e = self
+                    .block_mut(b)
+                    .pop(false, true)
+                    .expect("no block is empty");
+                self.block_mut(b - 1).push_back_exact(Element::Owned(e));
+                self.block_mut(b).insert(o - 1, Element::Borrowed(x));
+            }
+        }
+        if self.head.len() > BLOCK {
+            let first = self.head.pop(false, true).expect("a full head");
+            let mut old = std::mem::replace(&mut self.head, Block::of([Element::Owned(first)]));
+            old.fit();
+            self.rest_mut().push_front(old);
         }
     }
 
@@ -633,10 +729,15 @@ impl BlockDeque {
         self.range(0..self.len())
     }
 
-    /// Bytes the blocks' buffers and element indexes hold (what a drained list keeps).
+    /// Bytes the blocks' buffers and element indexes hold, and the block index (what a
+    /// drained list keeps).
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.head.heap_bytes() + self.rest_iter().map(Block::heap_bytes).sum::<usize>()
+        let index = self
+            .rest
+            .as_ref()
+            .map_or(0, |rest| rest.capacity() * std::mem::size_of::<Block>());
+        self.head.heap_bytes() + self.rest_iter().map(Block::heap_bytes).sum::<usize>() + index
     }
 }
 
@@ -777,6 +878,7 @@ mod tests {
         Truncate(usize),
         RemoveFront(usize),
         RetainNot(u8),
+        Remove(usize, usize),
         Range(usize, usize),
         Clear,
     }
@@ -795,6 +897,7 @@ mod tests {
             any::<usize>().prop_map(Op::Truncate),
             (0usize..600).prop_map(Op::RemoveFront),
             (0u8..8).prop_map(Op::RetainNot),
+            (any::<usize>(), 1usize..6).prop_map(|(i, n)| Op::Remove(i, n)),
             (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Range(a, b)),
             Just(Op::Clear),
         ]
@@ -857,6 +960,20 @@ mod tests {
                         prop_assert!(seen.iter().eq(model.iter()), "retain visits in order");
                         model.retain(|v| v.first() != Some(&x));
                     }
+                    Op::Remove(i, n) => for k in 0..n {
+                        if model.is_empty() {
+                            break;
+                        }
+                        // Both halves: near the head, near the tail, anywhere.
+                        let at = match k % 3 {
+                            0 => i % model.len(),
+                            1 => (i % 3).min(model.len() - 1),
+                            _ => model.len() - 1 - (i % 3).min(model.len() - 1),
+                        };
+                        deque.remove(at);
+                        model.remove(at);
+                        deque.check();
+                    },
                     Op::Range(a, b) => {
                         let (a, b) = (a % (model.len() + 1), b % (model.len() + 1));
                         let (a, b) = (a.min(b), a.max(b));
@@ -921,6 +1038,11 @@ mod tests {
         deque.insert(1, &[7; 64]);
         deque.insert(3, &[8; 2]);
         assert!(deque.set(500, &[1; 3]));
+        // LREM with a count: removals near each end shift that side by one.
+        deque.remove(2);
+        deque.remove(deque.len() - 3);
+        deque.remove(700);
+        deque.remove(1_300);
         deque.check();
         for block in deque.rest_iter().take(deque.rest_count() - 1) {
             let live = (block.end - block.start) as usize;
@@ -930,6 +1052,34 @@ mod tests {
                 block.bytes.len()
             );
         }
+    }
+
+    #[test]
+    fn a_removal_near_an_end_touches_only_that_side() {
+        // 4,000 blocks; a removal a few elements from either end moves one element per
+        // block it passes, here none but the end block's.
+        let mut deque = BlockDeque::default();
+        for i in 0..(4_000 * BLOCK) as u32 {
+            deque.push_back(Element::Borrowed(&i.to_le_bytes()));
+        }
+        let middle: Vec<*const u8> = deque
+            .rest_iter()
+            .skip(1)
+            .take(3_000)
+            .map(|b| b.bytes.as_ptr())
+            .collect();
+        deque.remove(5);
+        deque.remove(deque.len() - 5);
+        let after: Vec<*const u8> = deque
+            .rest_iter()
+            .skip(1)
+            .take(3_000)
+            .map(|b| b.bytes.as_ptr())
+            .collect();
+        assert_eq!(middle, after, "middle blocks were rebuilt");
+        deque.check();
+        assert_eq!(deque.get(5), Some(&6u32.to_le_bytes()[..]));
+        assert_eq!(deque.len(), 4_000 * BLOCK - 2);
     }
 
     #[test]

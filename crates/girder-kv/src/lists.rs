@@ -284,28 +284,11 @@ pub fn rem(db: &DbRef<'_>, key: &[u8], count: i64, element: &[u8]) -> Result<usi
     let limit = if limit == 0 { usize::MAX } else { limit };
     db.write(key, |slot| {
         let removed = modify(slot, |list| {
-            // Matches at positions >= `first` are removed: from the head that is every
-            // position, counted down by `left`; from the tail it is where the `limit`-th
-            // match from the end sits.
-            let first = if count < 0 {
-                let mut seen = 0;
-                let boundary = list.items.iter().rposition(|x| {
-                    seen += usize::from(x == element);
-                    seen == limit
-                });
-                boundary.unwrap_or(0)
+            let removed = if count == 0 {
+                remove_all(list, element)
             } else {
-                0
+                remove_counted(list, count, limit, element)
             };
-            let before = list.items.len();
-            let (mut at, mut left) = (0, limit);
-            list.items.retain(|x| {
-                let keep = at < first || left == 0 || x != element;
-                at += 1;
-                left -= usize::from(!keep);
-                keep
-            });
-            let removed = before - list.items.len();
             if removed > 0 {
                 list.release_spare();
             }
@@ -313,6 +296,75 @@ pub fn rem(db: &DbRef<'_>, key: &[u8], count: i64, element: &[u8]) -> Result<usi
         })?;
         Ok(removed.unwrap_or(0))
     })
+}
+
+/// Matches LREM removes one by one (each shifting the shorter side of the list); more
+/// than this many, and the list is filtered in one pass instead.
+const FEW_MATCHES: usize = 16;
+
+/// LREM with count 0: every match, in one pass.
+fn remove_all(list: &mut ListValue, element: &[u8]) -> usize {
+    let before = list.items.len();
+    list.items.retain(|x| x != element);
+    before - list.items.len()
+}
+
+/// LREM with a count: the first `limit` matches from the head (`count > 0`) or the
+/// tail. As in Redis, the scan ends at the `limit`-th match, so removing one element near
+/// an end of a long list costs little.
+fn remove_counted(list: &mut ListValue, count: i64, limit: usize, element: &[u8]) -> usize {
+    let len = list.items.len();
+    let want = limit.min(FEW_MATCHES + 1);
+    // Positions of the first `want` matches in scan order.
+    let found: Vec<usize> = if count > 0 {
+        list.items
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| *x == element)
+            .map(|(i, _)| i)
+            .take(want)
+            .collect()
+    } else {
+        list.items
+            .iter()
+            .rev()
+            .enumerate()
+            .filter(|(_, x)| *x == element)
+            .map(|(k, _)| len - 1 - k)
+            .take(want)
+            .collect()
+    };
+    if found.len() <= FEW_MATCHES {
+        // Every match to remove is known: highest position first, so the lower ones
+        // stay where they are.
+        let mut found = found;
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        for &i in &found {
+            list.items.remove(i);
+        }
+        return found.len();
+    }
+    // Many matches: one pass. Matches at positions >= `first` are removed: from the
+    // head that is every position, counted down by `left`; from the tail it is where the
+    // `limit`-th match from the end sits.
+    let first = if count < 0 {
+        let mut seen = 0;
+        let boundary = list.items.iter().rposition(|x| {
+            seen += usize::from(x == element);
+            seen == limit
+        });
+        boundary.unwrap_or(0)
+    } else {
+        0
+    };
+    let (mut at, mut left) = (0, limit);
+    list.items.retain(|x| {
+        let keep = at < first || left == 0 || x != element;
+        at += 1;
+        left -= usize::from(!keep);
+        keep
+    });
+    len - list.items.len()
 }
 
 /// LTRIM: keeps only the elements from `start` to `stop` inclusive; removes the key when
@@ -441,6 +493,9 @@ pub fn lmove(
             let item = list.pop(from).expect("stored lists are never empty");
             if source == destination {
                 list.push(to, Element::Owned(item.clone()));
+            } else {
+                // A queue drained by LMOVE gives back memory as one drained by LPOP does.
+                list.release_spare();
             }
             item
         })?
@@ -625,6 +680,19 @@ mod tests {
             _ => unreachable!(),
         });
         assert!(capacity < 1000, "{capacity} bytes kept after draining");
+        // Drained one element at a time by LMOVE, likewise.
+        push(&db, b"m", End::Right, &items, false).unwrap();
+        for _ in 0..9_990 {
+            lmove(&db, b"m", b"dst", End::Left, End::Right).unwrap();
+        }
+        let capacity = db.read(b"m", |e| match &e.unwrap().value {
+            Value::List(l) => l.items.heap_bytes(),
+            _ => unreachable!(),
+        });
+        assert!(
+            capacity < 1000,
+            "{capacity} bytes kept after draining by LMOVE"
+        );
     }
 
     #[derive(Debug, Clone)]
