@@ -3,8 +3,8 @@
 //! anything else counts as `unknown`.
 //!
 //! The hot path touches no shared memory: each connection counts into a small
-//! [`LocalStats`] and folds it into the shared atomics at most every
-//! [`FLUSH_INTERVAL`] (and when it closes). Shared counters updated on every command
+//! [`LocalStats`] and folds it into the shared atomics when it waits for input, every
+//! [`FLUSH_INTERVAL`] during a long run of commands, and when it closes. Shared counters updated on every command
 //! bounce their cache line between the cores, and `prometheus-client`'s histogram takes
 //! a mutex per observation; at hundreds of thousands of commands per second both cost
 //! more than the commands themselves.
@@ -23,7 +23,8 @@ use std::time::Duration;
 /// The clock of command latencies ([`quanta`]: the TSC where it is invariant).
 pub use quanta::Instant;
 
-/// How stale a connection's counts may be before they reach `/metrics`.
+/// How stale a busy connection's counts may be before they reach `/metrics` (an idle one
+/// has folded them when it began to wait).
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Upper bounds of the latency buckets, in nanoseconds: 1 µs to ~1 s, doubling.

@@ -409,6 +409,8 @@ async fn serve_client<S: Stream>(
                             send(stream, &output).await?;
                             output.clear();
                         }
+                        // A blocked client is an idle one: its counts go in now.
+                        stats.flush(&server.shared.metrics, Instant::now());
                         let limit = server.shared.config.query_buffer_limit;
                         // What the client sends while blocked is read by `interrupted`.
                         let buffered_before = input.len();
@@ -539,9 +541,16 @@ async fn serve_client<S: Stream>(
         // `next` never completes for a connection that has not subscribed.
         // Biased, the read first: when it is ready, as it is for a busy client, the
         // other branches are not polled at all.
+        let metrics = &server.shared.metrics;
         let n = tokio::select! {
             biased;
             read = stream.read_buf(&mut input) => read?,
+            // Polled only when the read must wait: a connection that goes idle folds its
+            // counts now, so INFO and /metrics never miss a quiet client's last commands.
+            () = async {
+                stats.flush(metrics, Instant::now());
+                std::future::pending::<()>().await;
+            } => unreachable!("pending"),
             () = idle => {
                 tracing::debug!(service = "resp", client = client.id, idle_secs, "closing idle client (timeout)");
                 return Ok(());

@@ -285,6 +285,33 @@ fn info_counts_network_bytes_and_rates_as_redis() {
     }
 }
 
+/// A client that goes quiet has its commands counted at once: Girder folds a
+/// connection's counts into INFO's when it waits for input, where Redis counts each
+/// command as it runs. (They used to wait for the connection's next command 250 ms
+/// after its last fold.)
+#[test]
+fn a_quiet_clients_commands_are_counted_at_once() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    for (side, addr) in [
+        (&mut p.girder, common::girder_addr()),
+        (&mut p.redis, common::redis_addr()),
+    ] {
+        let before = info_stat(side, "total_commands_processed");
+        let mut other = common::Raw::connect(addr).unwrap();
+        for _ in 0..1_000 {
+            other.call(&args(&["PING"]));
+        }
+        let after = info_stat(side, "total_commands_processed");
+        // The first INFO and the 1,000 PINGs (and nothing else, unless another client
+        // of this server was busy meanwhile).
+        let counted = after - before;
+        assert!(
+            (1_001..1_100).contains(&counted),
+            "{counted} commands counted on {addr}"
+        );
+    }
+}
+
 /// CONFIG RESETSTAT starts INFO's counters again (it is not Redis's OK alone).
 #[test]
 fn config_resetstat_resets_info_counters() {
