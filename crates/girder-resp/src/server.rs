@@ -17,7 +17,7 @@
 //! `client-query-buffer-limit` for unparsed input, and `pubsub_queue_limit` messages
 //! queued per subscriber (beyond it the subscriber is disconnected: see [`crate::pubsub`]).
 
-use crate::codec::{parse_command, ProtocolError, Reply};
+use crate::codec::{parse_command, Protocol, ProtocolError, Reply};
 use crate::commands::{self, Ctx};
 use crate::metrics::{Instant, LocalStats};
 use crate::notify;
@@ -707,7 +707,7 @@ fn execute(
     args: &[bytes::Bytes],
     now_ms: u64,
 ) -> (Option<usize>, Reply) {
-    commands::dispatch(
+    let result = commands::dispatch(
         &mut Ctx {
             keyspace: &server.keyspace,
             client,
@@ -715,5 +715,19 @@ fn execute(
             now_ms,
         },
         args,
-    )
+    );
+    // What CLIENT LIST shows of this connection (relaxed stores to its own handle).
+    let handle = &client.handle;
+    if let Some(index) = result.0 {
+        handle.last_cmd.store(index, Ordering::Relaxed);
+    }
+    let resp = if matches!(client.protocol, Protocol::Resp3) {
+        3
+    } else {
+        2
+    };
+    handle.resp.store(resp, Ordering::Relaxed);
+    let multi = client.tx.queued.as_ref().map_or(-1, |q| q.len() as i64);
+    handle.multi.store(multi, Ordering::Relaxed);
+    result
 }

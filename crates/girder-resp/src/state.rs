@@ -84,6 +84,14 @@ pub struct ClientHandle {
     /// Channels and patterns subscribed to (CLIENT LIST `sub`/`psub`, CLIENT KILL TYPE
     /// pubsub), as the connection last set them.
     pub subscriptions: [AtomicUsize; 2],
+    /// The last command's index in the command table (`usize::MAX`: none yet), its
+    /// protocol version and its MULTI queue length (-1 outside MULTI), as the connection
+    /// last published them (CLIENT LIST `cmd`, `resp`, `multi`).
+    pub last_cmd: AtomicUsize,
+    /// 2 or 3.
+    pub resp: std::sync::atomic::AtomicU8,
+    /// Commands queued since MULTI, -1 outside MULTI.
+    pub multi: std::sync::atomic::AtomicI64,
 }
 
 impl ClientHandle {
@@ -300,6 +308,9 @@ impl Shared {
             unblock: Mutex::new(None),
             unblocked: tokio::sync::Notify::new(),
             subscriptions: Default::default(),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            resp: std::sync::atomic::AtomicU8::new(2),
+            multi: std::sync::atomic::AtomicI64::new(-1),
         });
         self.clients.lock().insert(id, Arc::clone(&handle));
         ClientState {

@@ -312,6 +312,42 @@ fn a_quiet_clients_commands_are_counted_at_once() {
     }
 }
 
+/// CLIENT LIST shows a client's protocol, its MULTI queue and its last command, as
+/// Redis does (they were fixed text: `resp=2`, `multi=-1`, no `cmd`).
+#[test]
+fn client_list_shows_resp_multi_and_last_command() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    let field = |line: &str, name: &str| -> String {
+        line.split(' ')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("CLIENT LIST shows {name}: {line}"))
+            .to_owned()
+    };
+    let mut seen = Vec::new();
+    for (side, addr) in [
+        (&mut p.girder, common::girder_addr()),
+        (&mut p.redis, common::redis_addr()),
+    ] {
+        let mut other = common::Raw::connect(addr).unwrap();
+        other.call(&args(&["HELLO", "3"]));
+        other.call(&args(&["CLIENT", "SETNAME", "girder-test-observed"]));
+        other.call(&args(&["MULTI"]));
+        other.call(&args(&["SET", "a", "1"]));
+        other.call(&args(&["INCR", "a"]));
+        let list = side.call(&args(&["CLIENT", "LIST"]));
+        let list = String::from_utf8_lossy(&list).into_owned();
+        let line = list
+            .lines()
+            .find(|l| l.contains("name=girder-test-observed "))
+            .unwrap_or_else(|| panic!("the observed client in {list}"))
+            .to_owned();
+        seen.push(["resp", "multi", "cmd"].map(|f| field(&line, f)));
+        other.call(&args(&["DISCARD"]));
+    }
+    assert_eq!(seen[0], seen[1], "[resp, multi, cmd]: Girder, Redis");
+    assert_eq!(seen[0], ["3", "2", "incr"].map(String::from));
+}
+
 /// CONFIG RESETSTAT starts INFO's counters again (it is not Redis's OK alone).
 #[test]
 fn config_resetstat_resets_info_counters() {
@@ -388,6 +424,41 @@ fn connection_and_errors_match_redis() {
         &["SET", "k"],
         &["NOSUCHCOMMAND"],
         &["NOSUCHCOMMAND", "with", "args"],
+        // The error quotes at most 128 bytes of arguments, counted apart from the text
+        // before them: all 29 short ones, and 128 bytes of a long one.
+        &[
+            "NOSUCHCOMMAND",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+            "a",
+        ],
+        &["NOSUCHCOMMAND", &"x".repeat(300), "y"],
         &["get", "lowercase"],
         &["SELECT", "16"],
         &["SELECT", "-1"],

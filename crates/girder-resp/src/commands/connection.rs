@@ -352,8 +352,14 @@ fn client_line(c: &crate::state::ClientHandle) -> String {
             .unwrap_or_default()
     };
     let [sub, psub] = [0, 1].map(|i| c.subscriptions[i].load(Ordering::Relaxed));
+    let multi = c.multi.load(Ordering::Relaxed);
+    let resp = c.resp.load(Ordering::Relaxed);
+    // The command table's name (Redis adds `|subcommand` for container commands).
+    let cmd = super::table()
+        .get(c.last_cmd.load(Ordering::Relaxed))
+        .map_or("NULL", |spec| spec.name);
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={sub} psub={psub} ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r user={} redir=-1 resp=2 lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={sub} psub={psub} ssub=0 multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user={} redir=-1 resp={resp} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,

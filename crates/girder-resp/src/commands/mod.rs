@@ -401,19 +401,21 @@ pub fn arity_ok(arity: i32, argc: usize) -> bool {
 /// The reply for an unknown command, worded as Redis 7 words it.
 pub fn unknown_command(args: &[Bytes]) -> Reply {
     let name = String::from_utf8_lossy(&args[0]);
-    let mut text = format!(
-        "ERR unknown command '{}', with args beginning with: ",
-        truncate(&name, 128)
-    );
+    // As Redis's: up to 128 bytes of the arguments' text, each argument cut to what
+    // is left of them.
+    let mut rest = String::new();
     for arg in args.iter().skip(1) {
-        let arg = String::from_utf8_lossy(arg);
-        let room = 128usize.saturating_sub(text.len());
-        if room == 0 {
+        if rest.len() >= 128 {
             break;
         }
-        text.push_str(&format!("'{}' ", truncate(&arg, room)));
+        let arg = String::from_utf8_lossy(arg);
+        let room = 128 - rest.len();
+        rest.push_str(&format!("'{}' ", truncate(&arg, room)));
     }
-    Reply::Error(text)
+    Reply::Error(format!(
+        "ERR unknown command '{}', with args beginning with: {rest}",
+        truncate(&name, 128)
+    ))
 }
 
 fn truncate(s: &str, max: usize) -> &str {
