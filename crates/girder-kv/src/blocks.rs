@@ -1062,21 +1062,14 @@ mod tests {
         for i in 0..(4_000 * BLOCK) as u32 {
             deque.push_back(Element::Borrowed(&i.to_le_bytes()));
         }
-        let middle: Vec<*const u8> = deque
-            .rest_iter()
-            .skip(1)
-            .take(3_000)
-            .map(|b| b.bytes.as_ptr())
-            .collect();
+        let buffers = |deque: &BlockDeque| -> Vec<*const u8> {
+            let middle = deque.rest_iter().skip(1).take(3_000);
+            middle.map(|b| b.bytes.as_ptr()).collect()
+        };
+        let before = buffers(&deque);
         deque.remove(5);
         deque.remove(deque.len() - 5);
-        let after: Vec<*const u8> = deque
-            .rest_iter()
-            .skip(1)
-            .take(3_000)
-            .map(|b| b.bytes.as_ptr())
-            .collect();
-        assert_eq!(middle, after, "middle blocks were rebuilt");
+        assert_eq!(before, buffers(&deque), "middle blocks were rebuilt");
         deque.check();
         assert_eq!(deque.get(5), Some(&6u32.to_le_bytes()[..]));
         assert_eq!(deque.len(), 4_000 * BLOCK - 2);

@@ -231,12 +231,7 @@ impl Log {
             if buffered == 0 || buffered + bytes <= sh.config.max_buffered_bytes {
                 break;
             }
-            inner.waiters += 1;
-            inner = sh
-                .done_cv
-                .wait(inner)
-                .unwrap_or_else(PoisonError::into_inner);
-            inner.waiters -= 1;
+            inner = sh.wait_done(inner);
         }
         let first = inner.next_offset;
         for (i, p) in payloads.iter().enumerate() {
@@ -344,12 +339,7 @@ impl Log {
                 inner.flusher_lingering = false;
                 sh.work_cv.notify_one();
             }
-            inner.waiters += 1;
-            inner = sh
-                .done_cv
-                .wait(inner)
-                .unwrap_or_else(PoisonError::into_inner);
-            inner.waiters -= 1;
+            inner = sh.wait_done(inner);
         }
     }
 
@@ -372,12 +362,7 @@ impl Log {
             if inner.shutdown {
                 return Err(LogError::Closed);
             }
-            inner.waiters += 1;
-            inner = sh
-                .done_cv
-                .wait(inner)
-                .unwrap_or_else(PoisonError::into_inner);
-            inner.waiters -= 1;
+            inner = sh.wait_done(inner);
         }
     }
 
@@ -771,6 +756,18 @@ fn read_segment(
 }
 
 impl Shared {
+    /// Waits on `done_cv` (the flusher finished a round, failed or stopped), counted in
+    /// `waiters` so the flusher knows to notify.
+    fn wait_done<'a>(&self, mut inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+        inner.waiters += 1;
+        let mut inner = self
+            .done_cv
+            .wait(inner)
+            .unwrap_or_else(PoisonError::into_inner);
+        inner.waiters -= 1;
+        inner
+    }
+
     fn run_flusher(&self) {
         let mut last_fsync = Instant::now();
         loop {

@@ -413,6 +413,9 @@ fn info_counts_hits_misses_and_expiries_as_redis() {
 #[test]
 fn connection_and_errors_match_redis() {
     let Some(mut p) = pair(REDIS_DB) else { return };
+    let many_args: Vec<&str> = std::iter::once("NOSUCHCOMMAND")
+        .chain(std::iter::repeat_n("a", 29))
+        .collect();
     p.run(&[
         &["PING"],
         &["PING", "hello"],
@@ -426,38 +429,7 @@ fn connection_and_errors_match_redis() {
         &["NOSUCHCOMMAND", "with", "args"],
         // The error quotes at most 128 bytes of arguments, counted apart from the text
         // before them: all 29 short ones, and 128 bytes of a long one.
-        &[
-            "NOSUCHCOMMAND",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-            "a",
-        ],
+        &many_args,
         &["NOSUCHCOMMAND", &"x".repeat(300), "y"],
         &["get", "lowercase"],
         &["SELECT", "16"],

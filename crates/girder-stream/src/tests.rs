@@ -444,16 +444,8 @@ fn a_stream_larger_than_a_record_survives_compaction_and_rename() {
     let clock = Arc::new(ManualClock::new(T0));
     let expected = {
         let (ks, journal) = journaled(dir.path(), &clock, Fsync::Never);
+        add_entries(&ks, b"big", 30_000, 200);
         let db = ks.db(0).expect("db");
-        let payload = vec![b'p'; 200];
-        for i in 1..=30_000u64 {
-            let options = entries::AddOptions {
-                id: entries::IdRequest::Exact(StreamId::new(i, 0)),
-                no_mkstream: false,
-                trim: None,
-            };
-            entries::add(&db, b"big", &[b"f".as_slice(), &payload], &options).expect("xadd");
-        }
         groups::create(
             &db,
             b"big",
@@ -493,6 +485,20 @@ fn a_stream_larger_than_a_record_survives_compaction_and_rename() {
     assert_eq!(stream.groups[b"g".as_slice()].pel.len(), 20_000);
 }
 
+/// XADDs `n` entries with ids `1-0`, `2-0`, ... and one field of `len` bytes to `key`.
+fn add_entries(ks: &Keyspace, key: &[u8], n: u64, len: usize) {
+    let db = ks.db(0).expect("db");
+    let payload = vec![b'p'; len];
+    for i in 1..=n {
+        let options = entries::AddOptions {
+            id: entries::IdRequest::Exact(StreamId::new(i, 0)),
+            no_mkstream: false,
+            trim: None,
+        };
+        entries::add(&db, key, &[b"f".as_slice(), &payload], &options).expect("xadd");
+    }
+}
+
 /// Under `fsync = always` a snapshot goes in small chunks, each durable before the next
 /// is appended, so no client's fsync carries more than one chunk of it.
 #[test]
@@ -501,17 +507,7 @@ fn under_always_a_snapshot_goes_one_small_chunk_per_fsync() {
     let clock = Arc::new(ManualClock::new(T0));
     let expected = {
         let (ks, journal) = journaled(dir.path(), &clock, Fsync::Always);
-        let db = ks.db(0).expect("db");
-        let payload = vec![b'p'; 1000];
-        for i in 1..=3_000u64 {
-            let options = entries::AddOptions {
-                id: entries::IdRequest::Exact(StreamId::new(i, 0)),
-                no_mkstream: false,
-                trim: None,
-            };
-            entries::add(&db, b"s", &[b"f".as_slice(), &payload], &options).expect("xadd");
-        }
-        drop(db);
+        add_entries(&ks, b"s", 3_000, 1000);
         journal.sync().expect("sync");
         let start = journal.log().end_offset();
         let fsyncs = journal.log().stats().fsyncs;
