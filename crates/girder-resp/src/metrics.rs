@@ -182,9 +182,43 @@ impl CommandMetrics {
         self.per_command.iter().map(|h| h.calls.get()).sum()
     }
 
+    /// Each command's totals so far, in command-table order (INFO commandstats).
+    pub fn per_command(&self) -> Vec<CommandTotals> {
+        self.per_command
+            .iter()
+            .map(|h| CommandTotals {
+                calls: h.calls.get(),
+                errors: h.errors.get(),
+                nanos: h.latency.inner.sum_ns.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
     /// Commands that replied with an error so far.
     pub fn total_errors(&self) -> u64 {
         self.per_command.iter().map(|h| h.errors.get()).sum::<u64>() + self.unknown.get()
+    }
+}
+
+/// One command's calls, error replies and execution time so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CommandTotals {
+    /// Calls (including those refused with an error).
+    pub calls: u64,
+    /// Calls that replied with an error.
+    pub errors: u64,
+    /// Time spent executing them, in nanoseconds.
+    pub nanos: u64,
+}
+
+impl CommandTotals {
+    /// What was counted since `base`.
+    pub fn since(self, base: Self) -> Self {
+        Self {
+            calls: self.calls.saturating_sub(base.calls),
+            errors: self.errors.saturating_sub(base.errors),
+            nanos: self.nanos.saturating_sub(base.nanos),
+        }
     }
 }
 

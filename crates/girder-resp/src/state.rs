@@ -219,6 +219,9 @@ pub struct Stats {
     pub baseline: Mutex<StatsBaseline>,
     /// INFO's `instantaneous_*` rates, sampled every [`crate::metrics::RATE_PERIOD`].
     pub rates: Mutex<crate::metrics::Rates>,
+    /// Each command's counts at the last CONFIG RESETSTAT (INFO commandstats), in
+    /// command-table order; empty before the first.
+    pub command_baseline: Mutex<Vec<crate::metrics::CommandTotals>>,
 }
 
 /// See [`Stats::baseline`].

@@ -348,6 +348,63 @@ fn client_list_shows_resp_multi_and_last_command() {
     assert_eq!(seen[0], ["3", "2", "incr"].map(String::from));
 }
 
+/// INFO commandstats: a line per command called since CONFIG RESETSTAT, in Redis's
+/// format, with the same call counts; not part of plain INFO, part of INFO all.
+#[test]
+fn info_commandstats_counts_calls_as_redis() {
+    let Some(mut p) = pair(REDIS_DB) else { return };
+    let mut seen = Vec::new();
+    for side in [&mut p.girder, &mut p.redis] {
+        side.call(&args(&["CONFIG", "RESETSTAT"]));
+        for _ in 0..3 {
+            side.call(&args(&["SET", "cs", "1"]));
+        }
+        side.call(&args(&["GET", "cs"]));
+        side.call(&args(&["GET", "cs"]));
+        side.call(&args(&["INCR", "cs"]));
+        let info = side.call(&args(&["INFO", "commandstats"]));
+        let info = String::from_utf8_lossy(&info).into_owned();
+        assert!(info.contains("# Commandstats"), "{info}");
+        let line = |cmd: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:")))
+                .unwrap_or_else(|| panic!("cmdstat_{cmd} in {info}"))
+                .to_owned()
+        };
+        let fields = |cmd: &str| -> Vec<(String, String)> {
+            line(cmd)
+                .split(',')
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').expect("key=value");
+                    (k.to_owned(), v.to_owned())
+                })
+                .collect()
+        };
+        let calls = |cmd: &str| {
+            let f = fields(cmd);
+            let names: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "calls",
+                    "usec",
+                    "usec_per_call",
+                    "rejected_calls",
+                    "failed_calls"
+                ]
+            );
+            f[0].1.clone()
+        };
+        seen.push(["set", "get", "incr"].map(calls));
+        let plain = side.call(&args(&["INFO"]));
+        assert!(!String::from_utf8_lossy(&plain).contains("cmdstat_"));
+        let all = side.call(&args(&["INFO", "all"]));
+        assert!(String::from_utf8_lossy(&all).contains("cmdstat_set:calls=3,"));
+    }
+    assert_eq!(seen[0], seen[1], "[set, get, incr] calls: Girder, Redis");
+    assert_eq!(seen[0], ["3", "2", "1"].map(String::from));
+}
+
 /// CONFIG RESETSTAT starts INFO's counters again (it is not Redis's OK alone).
 #[test]
 fn config_resetstat_resets_info_counters() {

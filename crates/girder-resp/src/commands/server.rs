@@ -163,6 +163,12 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             .iter()
             .any(|w| w == "all" || w == "default" || w == "everything");
     let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    // Sections Redis leaves out of the default ones.
+    let want_extra = |s: &str| {
+        wanted
+            .iter()
+            .any(|w| w == s || w == "all" || w == "everything")
+    };
     let shared = ctx.shared;
     let mut out = String::new();
     if want("server") {
@@ -222,6 +228,9 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             shared.metrics.total_errors().saturating_sub(base.errors),
         );
     }
+    if want_extra("commandstats") {
+        out.push_str(&commandstats(ctx));
+    }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");
         for (i, (keys, expires)) in ctx.keyspace.db_sizes().into_iter().enumerate() {
@@ -236,6 +245,33 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return Reply::Verbatim(Bytes::new());
     }
     Reply::Verbatim(Bytes::from(out.trim_end().to_owned() + "\r\n"))
+}
+
+/// INFO commandstats, Redis's format: a line per command that was called since the
+/// last CONFIG RESETSTAT. Girder counts a call refused before it ran (wrong arity, ACL,
+/// OOM) as a call with an error, so everything is in `failed_calls` and
+/// `rejected_calls` is 0.
+fn commandstats(ctx: &Ctx<'_>) -> String {
+    let totals = ctx.shared.metrics.per_command();
+    let base = ctx.shared.stats.command_baseline.lock().clone();
+    let mut out = String::from("# Commandstats\r\n");
+    for (i, (spec, total)) in super::table().iter().zip(totals).enumerate() {
+        let t = total.since(base.get(i).copied().unwrap_or_default());
+        if t.calls == 0 {
+            continue;
+        }
+        let usec = t.nanos / 1_000;
+        let _ = write!(
+            out,
+            "cmdstat_{}:calls={},usec={usec},usec_per_call={:.2},rejected_calls=0,failed_calls={}\r\n",
+            spec.name,
+            t.calls,
+            usec as f64 / t.calls as f64,
+            t.errors
+        );
+    }
+    out.push_str("\r\n");
+    out
 }
 
 /// CONFIG GET pattern... | SET | RESETSTAT | HELP
@@ -345,6 +381,7 @@ fn reset_stats(ctx: &Ctx<'_>) {
         net_output: shared.metrics.net_output_bytes(),
     };
     *s.rates.lock() = crate::metrics::Rates::default();
+    *s.command_baseline.lock() = shared.metrics.per_command();
 }
 
 /// One `CONFIG SET` change, checked before any is applied.
