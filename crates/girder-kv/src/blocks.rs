@@ -580,22 +580,14 @@ impl BlockDeque {
         if i < len / 2 {
             // The elements before `i` move one place towards the tail.
             for j in (0..b).rev() {
-                let x = self
-                    .block_mut(j)
-                    .pop(true, true)
-                    .expect("no block is empty");
-                self.block_mut(j + 1).push_front_exact(Element::Owned(x));
+                self.pass_last_on(j);
             }
             self.after_head_shrank();
         } else {
             // The elements after `i` move one place towards the head.
             let last = self.rest_count();
             for j in b + 1..=last {
-                let x = self
-                    .block_mut(j)
-                    .pop(false, true)
-                    .expect("no block is empty");
-                self.block_mut(j - 1).push_back_exact(Element::Owned(x));
+                self.pass_first_back(j);
             }
             if last > 0 && self.block(last).is_empty() {
                 self.rest_mut().pop_back();
@@ -603,6 +595,26 @@ impl BlockDeque {
                 self.after_head_shrank();
             }
         }
+    }
+
+    /// Moves block `j`'s first element to the back of block `j - 1` (a carry towards
+    /// the head; the receiving block gets no room to spare).
+    fn pass_first_back(&mut self, j: usize) {
+        let x = self
+            .block_mut(j)
+            .pop(false, true)
+            .expect("no block is empty");
+        self.block_mut(j - 1).push_back_exact(Element::Owned(x));
+    }
+
+    /// Moves block `j`'s last element to the front of block `j + 1` (a carry towards
+    /// the tail).
+    fn pass_last_on(&mut self, j: usize) {
+        let x = self
+            .block_mut(j)
+            .pop(true, true)
+            .expect("no block is empty");
+        self.block_mut(j + 1).push_front_exact(Element::Owned(x));
     }
 
     /// [`BlockDeque::insert`] in the front half: the elements before `at` move one place
@@ -615,20 +627,12 @@ impl BlockDeque {
             self.head.insert(o, Element::Borrowed(x));
         } else {
             for j in 1..b {
-                let e = self
-                    .block_mut(j)
-                    .pop(false, true)
-                    .expect("no block is empty");
-                self.block_mut(j - 1).push_back_exact(Element::Owned(e));
+                self.pass_first_back(j);
             }
             if o == 0 {
                 self.block_mut(b - 1).push_back_exact(Element::Borrowed(x));
             } else {
-                let e = self
-                    .block_mut(b)
-                    .pop(false, true)
-                    .expect("no block is empty");
-                self.block_mut(b - 1).push_back_exact(Element::Owned(e));
+                self.pass_first_back(b);
                 self.block_mut(b).insert(o - 1, Element::Borrowed(x));
             }
         }

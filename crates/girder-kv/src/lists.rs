@@ -316,23 +316,12 @@ fn remove_counted(list: &mut ListValue, count: i64, limit: usize, element: &[u8]
     let len = list.items.len();
     let want = limit.min(FEW_MATCHES + 1);
     // Positions of the first `want` matches in scan order.
+    let matches = list.items.iter().enumerate();
+    let matches = matches.filter(|(_, x)| *x == element).map(|(i, _)| i);
     let found: Vec<usize> = if count > 0 {
-        list.items
-            .iter()
-            .enumerate()
-            .filter(|(_, x)| *x == element)
-            .map(|(i, _)| i)
-            .take(want)
-            .collect()
+        matches.take(want).collect()
     } else {
-        list.items
-            .iter()
-            .rev()
-            .enumerate()
-            .filter(|(_, x)| *x == element)
-            .map(|(k, _)| len - 1 - k)
-            .take(want)
-            .collect()
+        matches.rev().take(want).collect()
     };
     if found.len() <= FEW_MATCHES {
         // Every match to remove is known: highest position first, so the lower ones
