@@ -3,12 +3,13 @@
 #
 # Usage: bench/resp.sh [runs] [requests]        (defaults: 3 runs, 1,000,000 requests)
 # Environment: TESTS (redis-benchmark -t list, default: the 14 of issue 4), PIPELINES
-# (default "16 1"), GIRDER (the binary, default target/release/girder).
+# (default "16 1"), GIRDER (the binary, default target/release/girder), RAW (a path to
+# keep the per-run CSV at).
 # Needs: redis-server/redis-benchmark 7 (Redis on 127.0.0.1:6379), a release build
 # (`cargo build --release -p girder`). Prints a markdown table of median requests/s and
-# p99 latency per test for -P 16 and -P 1, with Girder/Redis ratios. The two servers are
-# measured alternately within each run, Redis first in odd runs and Girder first in even
-# ones, so machine noise hits both alike.
+# p99 latency per test for -P 16 and -P 1, with Girder/Redis ratios. Each test runs on
+# the two servers back to back, Redis first in odd runs and Girder first in even ones,
+# so machine noise hits both alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -38,6 +39,14 @@ for t in ${TESTS//,/ }; do
 done
 TESTS=${supported#,}
 
+# redis-benchmark's own order: LPOP/RPOP pop what LPUSH/RPUSH pushed, SPOP what SADD
+# added, ZPOPMIN what ZADD added.
+ORDER="set get incr lpush rpush lpop rpop sadd hset spop zadd zpopmin lrange_100 lrange_300 lrange_500 lrange_600 mset"
+ordered=""
+for t in $ORDER; do
+  case ",$TESTS," in *",$t,"*) ordered="$ordered $t" ;; esac
+done
+
 for run in $(seq 1 "$RUNS"); do
   # The order flips every run: whichever goes first is not always the one measured
   # on a fresh page cache and a rested machine.
@@ -46,28 +55,42 @@ for run in $(seq 1 "$RUNS"); do
     for server in $order; do
       p=6379; [ "$server" = girder ] && p=$port
       redis-cli -p "$p" flushall >/dev/null
-      redis-benchmark -p "$p" -t "$TESTS" -n "$REQUESTS" -r 100000 -c 50 -P "$pipeline" -q --csv \
-        | tail -n +2 | sed "s/^/$server,$pipeline,$run,/" >>"$work/results.csv"
+    done
+    # One test at a time on both servers, back to back: this machine's speed changes
+    # by a third from one minute to the next, and a pair measured seconds apart sees
+    # the same machine (a whole suite per server, a minute each, often did not).
+    for t in $ordered; do
+      for server in $order; do
+        p=6379; [ "$server" = girder ] && p=$port
+        redis-benchmark -p "$p" -t "$t" -n "$REQUESTS" -r 100000 -c 50 -P "$pipeline" -q --csv \
+          | tail -n +2 | sed "s/^/$server,$pipeline,$run,/" >>"$work/results.csv"
+      done
     done
   done
 done
+
+[ -n "${RAW:-}" ] && cp "$work/results.csv" "$RAW"
 
 python3 - "$work/results.csv" "$RUNS" "$REQUESTS" <<'PY'
 import csv, statistics, sys
 rows = list(csv.reader(open(sys.argv[1])))
 data = {}
 for server, pipeline, run, test, rps, avg, mn, p50, p95, p99, mx in rows:
-    data.setdefault((pipeline, test), {}).setdefault(server, []).append((float(rps), float(p99)))
-print(f"redis-benchmark -n {sys.argv[3]} -r 100000 -c 50, median of {sys.argv[2]} runs\n")
+    data.setdefault((pipeline, test), {}).setdefault(server, {})[run] = (float(rps), float(p99))
+print(f"redis-benchmark -n {sys.argv[3]} -r 100000 -c 50, median of {sys.argv[2]} runs")
+print("(ratio: of the medians; paired: the median of each run's Girder/Redis, the two")
+print("measured back to back)\n")
 for pipeline in ("16", "1"):
     print(f"**-P {pipeline}**\n")
-    print("| test | Redis req/s | Girder req/s | ratio | Redis p99 ms | Girder p99 ms |")
-    print("|---|---|---|---|---|---|")
+    print("| test | Redis req/s | Girder req/s | ratio | paired | Redis p99 ms | Girder p99 ms |")
+    print("|---|---|---|---|---|---|---|")
     for (p, test), by in data.items():
         if p != pipeline or "redis" not in by or "girder" not in by:
             continue
-        r = statistics.median(x[0] for x in by["redis"]); g = statistics.median(x[0] for x in by["girder"])
-        rp = statistics.median(x[1] for x in by["redis"]); gp = statistics.median(x[1] for x in by["girder"])
-        print(f"| {test} | {r:,.0f} | {g:,.0f} | {g / r:.2f}× | {rp:.3f} | {gp:.3f} |")
+        rd, gd = by["redis"], by["girder"]
+        r = statistics.median(x[0] for x in rd.values()); g = statistics.median(x[0] for x in gd.values())
+        rp = statistics.median(x[1] for x in rd.values()); gp = statistics.median(x[1] for x in gd.values())
+        paired = statistics.median(gd[k][0] / rd[k][0] for k in rd if k in gd)
+        print(f"| {test} | {r:,.0f} | {g:,.0f} | {g / r:.2f}× | {paired:.2f}× | {rp:.3f} | {gp:.3f} |")
     print()
 PY

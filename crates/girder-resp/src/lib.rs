@@ -31,6 +31,7 @@ pub mod pubsub;
 pub mod ratelimits;
 pub mod replay;
 pub mod server;
+mod spin;
 pub mod state;
 pub mod tls;
 

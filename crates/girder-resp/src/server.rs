@@ -175,7 +175,7 @@ async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
-    let loops = match Loops::start(server.shared.config.threads) {
+    let loops = match Loops::start(server.shared.config.threads, server.shared.config.busy_poll) {
         Ok(loops) => loops,
         Err(e) => {
             tracing::error!(service = "resp", error = %e, "cannot start the RESP event loops");
@@ -280,7 +280,9 @@ struct Loops {
 }
 
 impl Loops {
-    fn start(threads: usize) -> std::io::Result<Self> {
+    /// `busy_poll`: how long a loop keeps polling its sockets after its last command
+    /// instead of sleeping ([`crate::spin`]); zero sleeps at once.
+    fn start(threads: usize, busy_poll: std::time::Duration) -> std::io::Result<Self> {
         let stop = CancellationToken::new();
         let mut loops = Vec::new();
         let mut handles = Vec::new();
@@ -293,7 +295,18 @@ impl Loops {
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("girder-resp-{i}"))
-                    .spawn(move || runtime.block_on(stop.cancelled()))?,
+                    .spawn(move || {
+                        runtime.block_on(async {
+                            if busy_poll.is_zero() {
+                                stop.cancelled().await;
+                            } else {
+                                tokio::select! {
+                                    () = stop.cancelled() => {}
+                                    () = crate::spin::run(busy_poll) => {}
+                                }
+                            }
+                        });
+                    })?,
             );
         }
         Ok(Self {
@@ -483,6 +496,9 @@ async fn serve_client<S: Stream>(
                 Err(e) => return protocol_error(stream, &mut output, server, client, e).await,
             }
         }
+        if commands > 0 {
+            crate::spin::note_activity(mark);
+        }
         client.handle.last_command_ms.store(
             u64::try_from(mark.duration_since(started).as_millis()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -495,13 +511,11 @@ async fn serve_client<S: Stream>(
             // event batch): the replies then reach a client that is still busy with the
             // previous ones, instead of waking it once per connection — measured, that
             // wake-up was a third of the server's CPU time under redis-benchmark.
-            // Only after a pipelined batch: a lone request-response command gains
-            // nothing from the wait and pays a second poll of this task for it
-            // (measured under `-P 1`: 0.1–0.2 µs more CPU per request with the yield,
-            // the same system time; under `-P 16` SET, 10% fewer requests/s without it).
-            if commands > 1 {
-                tokio::task::yield_now().await;
-            }
+            // After a lone request-response command too: where the server is the
+            // bottleneck (`-P 1` MSET) each early reply woke the client for that reply
+            // alone, and yielding there measured +9% requests/s (paired rounds, GET and
+            // LRANGE unchanged; `bench/resp-run8.md`), for a second poll of this task.
+            tokio::task::yield_now().await;
             stats.wrote(output.len());
             if !write_or_killed(stream, &output, killed.as_mut()).await? {
                 return Ok(());

@@ -36,6 +36,10 @@ pub struct RespConfig {
     pub client_output_buffer_limit: String,
     /// Event-loop threads serving connections (`resp.threads`, at least 1).
     pub threads: usize,
+    /// How long an event loop keeps polling its sockets after a batch of commands
+    /// instead of sleeping, once batches come this close together (`resp.busy_poll_us`);
+    /// zero: it sleeps at once ([`crate::spin`]).
+    pub busy_poll: std::time::Duration,
 }
 
 impl Default for RespConfig {
@@ -52,6 +56,7 @@ impl Default for RespConfig {
             protected_mode: true,
             client_output_buffer_limit: crate::output_limits::DEFAULT.to_owned(),
             threads: 1,
+            busy_poll: std::time::Duration::from_micros(50),
         }
     }
 }

@@ -166,6 +166,7 @@ impl NodeBuilder {
             protected_mode: config.resp.protected_mode,
             client_output_buffer_limit: config.resp.client_output_buffer_limit.clone(),
             threads: to_usize(config.resp.threads),
+            busy_poll: std::time::Duration::from_micros(config.resp.busy_poll_us),
         };
         let mut resp = RespService::new(resp_listener, Arc::clone(&keyspace), resp_config)
             .with_ids(Arc::clone(&ids))

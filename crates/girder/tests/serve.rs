@@ -416,3 +416,65 @@ fn spans_are_exported_over_otlp_as_children_of_the_incoming_traceparent() {
     assert!(contains(b"GET /v1/ids"), "span named by method and route");
     assert!(contains(b"girder"), "service.name");
 }
+
+/// CPU seconds (user + system) the thread named `name` of process `pid` has used.
+fn thread_cpu(pid: u32, name: &str) -> Option<f64> {
+    let tick = 100.0; // USER_HZ, 100 on every Linux target
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // Fields after the parenthesised command name: state is the 3rd, utime the 14th.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: f64 = fields[11].parse().ok()?;
+        let stime: f64 = fields[12].parse().ok()?;
+        return Some((utime + stime) / tick);
+    }
+    None
+}
+
+/// With busy polling on, a loop that served dense traffic polls only for its window
+/// after it: once the client goes quiet the loop sleeps and uses no CPU, and it serves
+/// the next request as before. (A 2 ms window, so that a debug build's round trips
+/// count as dense.)
+#[test]
+fn an_event_loop_stops_polling_when_its_clients_go_quiet() {
+    use std::io::{Read, Write};
+    let data = common::TempDir::new("serve", "busy-poll");
+    let node = common::spawn(
+        &data.0,
+        &[
+            ("GIRDER_PERSISTENCE__MODE", "none"),
+            ("GIRDER_RESP__BUSY_POLL_US", "2000"),
+        ],
+    );
+    let pid = node.child.id();
+    let mut stream = std::net::TcpStream::connect(node.resp).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut reply = [0u8; 7];
+    let mut ping = |stream: &mut std::net::TcpStream| {
+        stream.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+        stream.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"+PONG\r\n");
+    };
+    // Dense request-response traffic: back-to-back round trips.
+    for _ in 0..5_000 {
+        ping(&mut stream);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let before = thread_cpu(pid, "girder-resp-0").expect("the loop thread");
+    std::thread::sleep(Duration::from_millis(600));
+    let after = thread_cpu(pid, "girder-resp-0").unwrap();
+    // A loop still polling would have used the whole 0.6 s; a sleeping one uses clock
+    // ticks at most (the statistics sampler wakes it every 100 ms).
+    assert!(
+        after - before <= 0.06,
+        "the quiet loop used {:.3} s of CPU in 0.6 s",
+        after - before
+    );
+    ping(&mut stream);
+}
