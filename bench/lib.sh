@@ -40,3 +40,23 @@ start_girder() {
   port=${port##*:}
   [ -n "$port" ] || { echo "girder did not start"; cat "$work/log"; return 1; }
 }
+
+# bench_tests_back_to_back <csv> <run> <pipeline> <requests> <tests> <name:port>...:
+# runs each redis-benchmark test of the comma-separated <tests> on every listed server
+# in turn before the next test, appending `name,pipeline,run,<redis-benchmark csv row>`
+# lines to <csv>. This machine's speed changes by a third for tens of seconds at a time:
+# a pair measured seconds apart sees the same machine, a whole suite per server (a
+# minute each) often did not. Tests go in redis-benchmark's own order, so LPOP/RPOP pop
+# what LPUSH/RPUSH pushed, SPOP what SADD added and ZPOPMIN what ZADD added.
+bench_tests_back_to_back() {
+  local csv=$1 run=$2 pipeline=$3 n=$4 tests=$5 t server
+  shift 5
+  for t in set get incr lpush rpush lpop rpop sadd hset spop zadd zpopmin lrange_100 \
+    lrange_300 lrange_500 lrange_600 mset; do
+    case ",$tests," in *",$t,"*) ;; *) continue ;; esac
+    for server in "$@"; do
+      redis-benchmark -p "${server#*:}" -t "$t" -n "$n" -r 100000 -c 50 -P "$pipeline" -q --csv \
+        | tail -n +2 | sed "s/^/${server%%:*},$pipeline,$run,/" >>"$csv"
+    done
+  done
+}

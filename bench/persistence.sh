@@ -37,19 +37,18 @@ for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && brea
 
 port_of() { if [ "$1" = girder ]; then echo "$port"; else echo "$REDIS_PORT"; fi; }
 
-# 1. Throughput with the append-only journal.
+# 1. Throughput with the append-only journal, each test on both servers back to back.
 for run in $(seq 1 "$RUNS"); do
   # The order flips every run: whichever goes first is not always the one measured
   # on a fresh page cache and a rested machine.
-  order="redis girder"; [ $((run % 2)) -eq 0 ] && order="girder redis"
+  servers="redis:$REDIS_PORT girder:$port"
+  [ $((run % 2)) -eq 0 ] && servers="girder:$port redis:$REDIS_PORT"
   for pipeline in 16 1; do
     n=$REQUESTS; [ "$pipeline" = 1 ] && n=$P1_REQUESTS
-    for server in $order; do
-      p=$(port_of $server)
-      redis-cli -p "$p" flushall >/dev/null
-      redis-benchmark -p "$p" -t "$TESTS" -n "$n" -r 100000 -c 50 -P "$pipeline" -q --csv \
-        | tail -n +2 | sed "s/^/$server,$pipeline,$run,/" >>"$work/aof.csv"
+    for server in $servers; do
+      redis-cli -p "${server#*:}" flushall >/dev/null
     done
+    bench_tests_back_to_back "$work/aof.csv" "$run" "$pipeline" "$n" "$TESTS" $servers
   done
 done
 
@@ -131,19 +130,21 @@ def table(path, title, name=None):
     data = {}
     for row in csv.reader(open(os.path.join(work, path))):
         server, pipeline, run, test, rps, p99 = row[0], row[1], row[2], name or row[3], row[4], row[9]
-        data.setdefault((pipeline, test), {}).setdefault(server, []).append((float(rps), float(p99)))
+        data.setdefault((pipeline, test), {}).setdefault(server, {})[run] = (float(rps), float(p99))
     print(title + "\n")
     for pipeline in ("16", "1"):
         n = n16 if pipeline == "16" else n1
         print(f"**-P {pipeline}** (-n {n} -r 100000 -c 50, median of {runs} runs)\n")
-        print("| test | Redis req/s | Girder req/s | ratio | Redis p99 ms | Girder p99 ms |")
-        print("|---|---|---|---|---|---|")
+        print("| test | Redis req/s | Girder req/s | ratio | paired | Redis p99 ms | Girder p99 ms |")
+        print("|---|---|---|---|---|---|---|")
         for (p, test), by in data.items():
             if p != pipeline or "redis" not in by or "girder" not in by:
                 continue
-            r = med(x[0] for x in by["redis"]); g = med(x[0] for x in by["girder"])
-            rp = med(x[1] for x in by["redis"]); gp = med(x[1] for x in by["girder"])
-            print(f"| {test} | {r:,.0f} | {g:,.0f} | {g / r:.2f}× | {rp:.3f} | {gp:.3f} |")
+            rd, gd = by["redis"], by["girder"]
+            r = med(x[0] for x in rd.values()); g = med(x[0] for x in gd.values())
+            rp = med(x[1] for x in rd.values()); gp = med(x[1] for x in gd.values())
+            paired = med(gd[k][0] / rd[k][0] for k in rd if k in gd)
+            print(f"| {test} | {r:,.0f} | {g:,.0f} | {g / r:.2f}× | {paired:.2f}× | {rp:.3f} | {gp:.3f} |")
         print()
 table("aof.csv", "### Every write journaled: Redis appendonly yes + appendfsync everysec, Girder mode = aof + fsync = interval (1 s)")
 print("### Longest pause during BGSAVE of ~1M keys (GET probe every 1 ms)\n")

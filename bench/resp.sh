@@ -39,33 +39,15 @@ for t in ${TESTS//,/ }; do
 done
 TESTS=${supported#,}
 
-# redis-benchmark's own order: LPOP/RPOP pop what LPUSH/RPUSH pushed, SPOP what SADD
-# added, ZPOPMIN what ZADD added.
-ORDER="set get incr lpush rpush lpop rpop sadd hset spop zadd zpopmin lrange_100 lrange_300 lrange_500 lrange_600 mset"
-ordered=""
-for t in $ORDER; do
-  case ",$TESTS," in *",$t,"*) ordered="$ordered $t" ;; esac
-done
-
 for run in $(seq 1 "$RUNS"); do
   # The order flips every run: whichever goes first is not always the one measured
   # on a fresh page cache and a rested machine.
-  order="redis girder"; [ $((run % 2)) -eq 0 ] && order="girder redis"
+  servers="redis:6379 girder:$port"; [ $((run % 2)) -eq 0 ] && servers="girder:$port redis:6379"
   for pipeline in $PIPELINES; do
-    for server in $order; do
-      p=6379; [ "$server" = girder ] && p=$port
-      redis-cli -p "$p" flushall >/dev/null
+    for server in $servers; do
+      redis-cli -p "${server#*:}" flushall >/dev/null
     done
-    # One test at a time on both servers, back to back: this machine's speed changes
-    # by a third from one minute to the next, and a pair measured seconds apart sees
-    # the same machine (a whole suite per server, a minute each, often did not).
-    for t in $ordered; do
-      for server in $order; do
-        p=6379; [ "$server" = girder ] && p=$port
-        redis-benchmark -p "$p" -t "$t" -n "$REQUESTS" -r 100000 -c 50 -P "$pipeline" -q --csv \
-          | tail -n +2 | sed "s/^/$server,$pipeline,$run,/" >>"$work/results.csv"
-      done
-    done
+    bench_tests_back_to_back "$work/results.csv" "$run" "$pipeline" "$REQUESTS" "$TESTS" $servers
   done
 done
 
