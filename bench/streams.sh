@@ -19,7 +19,9 @@
 #
 # Tunables (environment): N100 (entries of 100 B, default 1000000), N1K (entries of 1 KiB,
 # default 500000), P (producers, 4), K (pipeline, 16), C (consumers, 2), COUNT (100),
-# SKIP_BUILD (1: do not build). GIRDER_* variables reach Girder (its configuration).
+# SKIP_BUILD (1: do not build), RANDOM_PAYLOAD (set: random bytes instead of `x` repeated,
+# which Redis's AOF rewrite stores LZF-compressed at ~1/50 of its size). GIRDER_*
+# variables reach Girder (its configuration).
 # The entry counts keep each phase above about a second on a 2-core VM: with fewer, a
 # phase ends before the first interval/everysec fsync and measures start-up, not the
 # steady state.
@@ -111,6 +113,7 @@ measure() {
   local ok=true
   "$BENCH" streams --addr "127.0.0.1:$port" --entries "$n" --size "$size" \
     --producers "$P" --pipeline "$K" --consumers "$C" --count "$COUNT" \
+    ${RANDOM_PAYLOAD:+--random-payload} \
     >"$dir/out" 2>"$dir/err" || ok=false
   if [ "$ok" = false ]; then
     # The client's last word, and the server's own account of why it stopped, if any.

@@ -141,6 +141,9 @@ struct StreamsArgs {
     /// Keep the stream key instead of deleting it at the end.
     #[arg(long)]
     keep_key: bool,
+    /// Random (incompressible) payload bytes instead of `x` repeated.
+    #[arg(long)]
+    random_payload: bool,
 }
 
 fn main() -> ExitCode {
@@ -174,6 +177,7 @@ fn main() -> ExitCode {
                 consumers: a.consumers,
                 count: a.count,
                 keep_key: a.keep_key,
+                random_payload: a.random_payload,
             }))
             .map_err(|e| e.to_string()),
         Bench::Jobs(a) => runtime

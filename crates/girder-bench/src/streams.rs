@@ -51,6 +51,25 @@ pub struct Config {
     pub count: usize,
     /// Leave the key on the server afterwards instead of deleting it.
     pub keep_key: bool,
+    /// Random payload bytes (incompressible) instead of `x` repeated. A server that
+    /// compresses what it writes (Redis's AOF rewrite stores strings LZF-compressed)
+    /// writes almost nothing of a repeated byte.
+    pub random_payload: bool,
+}
+
+/// `size` pseudo-random printable bytes (xorshift64, fixed seed): no compressor finds
+/// repeats in them.
+fn random_payload(size: usize) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ALPHABET[(state >> 58) as usize]
+        })
+        .collect()
 }
 
 /// Why a run failed.
@@ -299,7 +318,11 @@ impl Tally {
 }
 
 async fn produce(config: &Config, key: &str) -> Result<ProduceReport, BenchError> {
-    let payload = vec![b'x'; config.size];
+    let payload = if config.random_payload {
+        random_payload(config.size)
+    } else {
+        vec![b'x'; config.size]
+    };
     let mut one = Vec::new();
     resp::encode(&mut one, &[b"XADD", key.as_bytes(), b"*", FIELD, &payload]);
     let batch: Arc<[u8]> = one.repeat(config.pipeline).into();

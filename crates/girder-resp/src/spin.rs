@@ -13,9 +13,10 @@
 //! A loop only starts polling when its traffic is dense enough to pay: when the last
 //! two batches of commands came within the window of each other. Sparse traffic (one
 //! request every few hundred microseconds) never finds a polling loop, so it costs no
-//! polling either. While it polls, the loop also offers its core to any other thread
-//! that wants it (`sched_yield`), so on a core shared with runnable threads it takes
-//! only time nobody else would use.
+//! polling either. While it polls, the loop offers its core to any other runnable
+//! thread at every poll (`sched_yield`), so a core it shares with one is handed over
+//! at once rather than at the end of the loop's time slice. Measured (paired rounds
+//! against Redis, the cost at each request rate): `bench/resp-run8.md`.
 //!
 //! How: connections call [`note_activity`] after each batch of commands; the loop's
 //! [`run`] future sleeps until activity that qualifies, then yields to the scheduler in
