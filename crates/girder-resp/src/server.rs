@@ -280,8 +280,9 @@ struct Loops {
 }
 
 impl Loops {
-    /// `busy_poll`: how long a loop keeps polling its sockets after its last command
-    /// instead of sleeping ([`crate::spin`]); zero sleeps at once.
+    /// `busy_poll`: how long a loop keeps polling its sockets after a batch of commands
+    /// instead of sleeping, once its batches come this close together
+    /// ([`crate::spin`]); zero sleeps at once.
     fn start(threads: usize, busy_poll: std::time::Duration) -> std::io::Result<Self> {
         let stop = CancellationToken::new();
         let mut loops = Vec::new();
