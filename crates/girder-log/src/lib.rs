@@ -6,7 +6,9 @@
 //!   system call (beyond waking an idle flusher) and blocks only when more
 //!   than [`LogConfig::max_buffered_bytes`] wait to be written.
 //! * **One flusher thread per log** writes the tail with one `pwrite`, rolls
-//!   segments, and fsyncs per [`FsyncPolicy`]. Under `Always` it fsyncs as
+//!   segments, and fsyncs per [`FsyncPolicy`] (under `Interval`, and for
+//!   [`Log::sync`], a second thread runs the fsync while the flusher goes on
+//!   writing). Under `Always` it fsyncs as
 //!   soon as data is pending, so appenders that arrive during an fsync share
 //!   the next one (group commit). [`Log::wait_durable`] is the future a
 //!   caller awaits before acknowledging a write.

@@ -1,5 +1,6 @@
 //! The log: appends into an in-memory tail, one flusher thread that writes,
-//! rolls and fsyncs, readers over segments and the tail.
+//! rolls and fsyncs, one syncer thread that runs the fsyncs the flusher need
+//! not wait for (`Interval`'s, `sync`'s), readers over segments and the tail.
 //!
 //! Invariants:
 //! * offsets are dense: `append` assigns `next_offset` under the `inner`
@@ -13,6 +14,10 @@
 //!   `segments` while taking `inner`;
 //! * `durable <= fsynced_end <= written_end <= next_offset` (under `Never`,
 //!   `durable == written_end`); `durable` never moves backwards;
+//! * a request handed to the syncer names the active segment's file and an end
+//!   written to it before the request; a roll fsyncs the segment it seals on the
+//!   flusher, so everything below the end is durable once the request's fsync
+//!   returns;
 //! * after a failed write or fsync `failed` is set for good: nothing more is
 //!   written, every waiter and caller gets `LogError::Failed`.
 
@@ -39,6 +44,8 @@ use crate::segment::{self, FrameCursor, SegView, Segment, Step};
 pub struct Log {
     pub(crate) shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
+    /// The thread that runs the fsyncs the flusher need not wait for (`run_syncer`).
+    syncer: Option<JoinHandle<()>>,
 }
 
 pub(crate) struct Shared {
@@ -50,6 +57,8 @@ pub(crate) struct Shared {
     work_cv: Condvar,
     /// `sync` callers and back-pressured appenders wait here.
     done_cv: Condvar,
+    /// The syncer waits here for a request (`Inner::sync_request`).
+    sync_cv: Condvar,
     pub(crate) segments: RwLock<Vec<Segment>>,
     /// Serializes `delete_before` and `enforce_retention`.
     admin: Mutex<()>,
@@ -77,6 +86,14 @@ struct Inner {
     fsynced_end: u64,
     /// `sync` wants `fsynced_end >= sync_target`.
     sync_target: u64,
+    /// An fsync for the syncer thread: the active segment's file, its path, and the end
+    /// of what was written to it (durable once the fsync returns). A newer request
+    /// replaces one not yet started.
+    sync_request: Option<(Arc<dyn FsFile>, PathBuf, u64)>,
+    /// The end of the last fsync handed to the syncer (running or waiting).
+    handed_end: u64,
+    /// The syncer stops (set at shutdown, after the flusher's last fsync).
+    syncer_stop: bool,
     failed: bool,
     shutdown: bool,
     flusher_idle: bool,
@@ -93,6 +110,10 @@ struct Inner {
 /// [`EAGER_BYTES`], not one write (and one thread wake-up) each. The price: a process
 /// crash (not only a power loss) may lose the last millisecond under those policies.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Under `Interval`, the flusher hands the syncer an fsync once this much was written
+/// since the last, besides once per interval: the fsyncs stay short, a roll's too.
+pub(crate) const HAND_BYTES: usize = 32 << 20;
 
 /// Pending bytes the flusher writes at once, without lingering.
 const EAGER_BYTES: usize = 64 * 1024;
@@ -155,6 +176,9 @@ impl Log {
                 written_end: end,
                 fsynced_end: end,
                 sync_target: end,
+                sync_request: None,
+                handed_end: end,
+                syncer_stop: false,
                 failed: false,
                 shutdown: false,
                 flusher_idle: false,
@@ -164,6 +188,7 @@ impl Log {
             }),
             work_cv: Condvar::new(),
             done_cv: Condvar::new(),
+            sync_cv: Condvar::new(),
             segments: RwLock::new(segments),
             admin: Mutex::new(()),
             durable: AtomicU64::new(end),
@@ -176,27 +201,25 @@ impl Log {
             fsyncs: AtomicU64::new(0),
             config,
         });
-        let flusher_shared = shared.clone();
-        let flusher = std::thread::Builder::new()
-            .name("girder-log-flush".into())
-            .spawn(move || {
-                // A panic here would leave every waiter hanging: turn it into
-                // the failed state instead.
-                let run = std::panic::AssertUnwindSafe(|| flusher_shared.run_flusher());
-                if std::panic::catch_unwind(run).is_err() {
-                    let mut inner = lock(&flusher_shared.inner);
-                    let error = LogError::Closed;
-                    flusher_shared.fail(&mut inner, &error);
-                }
-            })
-            .map_err(|e| LogError::io(dir, e))?;
-        Ok((
-            Log {
-                shared,
-                flusher: Some(flusher),
-            },
-            report,
-        ))
+        let mut log = Log {
+            shared,
+            flusher: None,
+            syncer: None,
+        };
+        // On an error the half-started log is dropped, which stops what did start.
+        log.flusher = Some(spawn_worker(
+            &log.shared,
+            dir,
+            "girder-log-flush",
+            Shared::run_flusher,
+        )?);
+        log.syncer = Some(spawn_worker(
+            &log.shared,
+            dir,
+            "girder-log-sync",
+            Shared::run_syncer,
+        )?);
+        Ok((log, report))
     }
 
     /// Copies one record into the in-memory tail and returns its offset. Makes
@@ -618,6 +641,14 @@ impl Log {
             tracing::error!(dir = %self.shared.dir.display(), "girder-log flusher panicked");
             lock(&self.shared.inner).failed = true;
         }
+        lock(&self.shared.inner).syncer_stop = true;
+        self.shared.sync_cv.notify_one();
+        if let Some(syncer) = self.syncer.take() {
+            if syncer.join().is_err() {
+                tracing::error!(dir = %self.shared.dir.display(), "girder-log syncer panicked");
+                lock(&self.shared.inner).failed = true;
+            }
+        }
         let failed = lock(&self.shared.inner).failed;
         self.shared.durable_tx.send_modify(|s| {
             s.closed = true;
@@ -632,6 +663,27 @@ impl Drop for Log {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Starts one of a log's threads. A panic in it would leave every waiter hanging: it
+/// becomes the failed state instead.
+fn spawn_worker(
+    shared: &Arc<Shared>,
+    dir: &Path,
+    name: &str,
+    run: fn(&Shared),
+) -> Result<JoinHandle<()>, LogError> {
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let body = std::panic::AssertUnwindSafe(|| run(&shared));
+            if std::panic::catch_unwind(body).is_err() {
+                let mut inner = lock(&shared.inner);
+                shared.fail(&mut inner, &LogError::Closed);
+            }
+        })
+        .map_err(|e| LogError::io(dir, e))
 }
 
 /// Payload budget of a read: stop once `max` bytes are taken, but take at
@@ -770,8 +822,10 @@ impl Shared {
 
     fn run_flusher(&self) {
         let mut last_fsync = Instant::now();
+        // Bytes written since the last fsync was made or handed over.
+        let mut unsynced_bytes = 0usize;
         loop {
-            let (batch, base, fsync_now) = {
+            let (batch, base, fsync_now, handed) = {
                 let mut inner = lock(&self.inner);
                 // When this batch started lingering (a small batch under Interval/Never).
                 let mut linger_since: Option<Instant> = None;
@@ -786,8 +840,8 @@ impl Shared {
                         FsyncPolicy::Interval(d) => unsynced && last_fsync.elapsed() >= d,
                         FsyncPolicy::Never => false,
                     };
-                    let wanted =
-                        inner.sync_target > inner.fsynced_end || (inner.shutdown && unsynced);
+                    let wanted = inner.sync_target > inner.fsynced_end.max(inner.handed_end)
+                        || (inner.shutdown && unsynced);
                     // Under `Never` a writer waiting in `wait_durable` waits for the
                     // write itself: lingering would add a millisecond to every such
                     // answer (and cap them at one batch per millisecond). What is
@@ -840,37 +894,54 @@ impl Shared {
                     inner.inflight = Some(batch.clone());
                     inner.inflight_base = base;
                 }
-                let fsync_now = match inner.fsync {
-                    FsyncPolicy::Always => true,
-                    FsyncPolicy::Interval(d) => last_fsync.elapsed() >= d,
-                    FsyncPolicy::Never => false,
-                } || inner.sync_target > inner.fsynced_end
-                    || inner.shutdown;
-                (batch, base, fsync_now)
+                // Fsynced here, before the next write: under `Always` (the group
+                // commit's round), and at shutdown.
+                let fsync_now = matches!(inner.fsync, FsyncPolicy::Always) || inner.shutdown;
+                // Otherwise an fsync (`Interval`'s period, or one `sync` asked for) goes
+                // to the syncer thread and the flusher goes on writing: an fsync after a
+                // journal rewrite can carry hundreds of megabytes and take a second, and
+                // appends block once `max_buffered_bytes` wait to be written (measured:
+                // the RESP loop blocked about a second per rewrite in `append_batch`).
+                // Also every `HAND_BYTES` written under `Interval`, so no fsync (a
+                // roll's, which the flusher waits for, included) has more to flush.
+                unsynced_bytes += batch.len();
+                let handed = !fsync_now
+                    && (inner.sync_target > inner.fsynced_end.max(inner.handed_end)
+                        || matches!(inner.fsync, FsyncPolicy::Interval(d)
+                            if last_fsync.elapsed() >= d || unsynced_bytes >= HAND_BYTES));
+                (batch, base, fsync_now, handed)
             };
             let written_end = base + count_frames(&batch);
             let result = self.write_batch(&batch, base).and_then(|active| {
+                let path = read(&self.segments)
+                    .last()
+                    .map(|s| s.path.clone())
+                    .unwrap_or_default();
                 if fsync_now {
-                    let path = read(&self.segments)
-                        .last()
-                        .map(|s| s.path.clone())
-                        .unwrap_or_default();
                     active.sync().at(&path)?;
                     self.fsyncs.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(())
+                Ok((active, path))
             });
-            if fsync_now {
+            if fsync_now || handed {
                 last_fsync = Instant::now();
+                unsynced_bytes = 0;
             }
             let mut inner = lock(&self.inner);
-            if let Err(e) = result {
-                self.fail(&mut inner, &e);
-                return;
-            }
+            let (active, path) = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.fail(&mut inner, &e);
+                    return;
+                }
+            };
             inner.written_end = written_end;
             if fsync_now {
                 inner.fsynced_end = written_end;
+            } else if handed && written_end > inner.fsynced_end {
+                inner.sync_request = Some((active, path, written_end));
+                inner.handed_end = written_end;
+                self.sync_cv.notify_one();
             }
             if let Some(buf) = inner.inflight.take() {
                 drop(batch);
@@ -879,21 +950,62 @@ impl Shared {
                     inner.spare = v;
                 }
             }
-            let durable = match inner.fsync {
-                FsyncPolicy::Never => inner.written_end,
-                _ => inner.fsynced_end,
+            self.publish(&inner);
+        }
+    }
+
+    /// Tells waiters what is durable now (after a write or an fsync).
+    fn publish(&self, inner: &Inner) {
+        let durable = match inner.fsync {
+            FsyncPolicy::Never => inner.written_end,
+            _ => inner.fsynced_end,
+        };
+        if durable > self.durable.load(Ordering::Relaxed) {
+            self.durable.store(durable, Ordering::Release);
+            self.durable_tx.send_modify(|s| s.durable = durable);
+        }
+        if inner.waiters > 0 {
+            self.done_cv.notify_all();
+        }
+    }
+
+    /// Runs the fsyncs the flusher hands over (`Interval`'s period, `sync`), so that it
+    /// goes on writing while one runs. Everything below a request's end was written to
+    /// that file before the request was made, and a roll fsyncs the segment it seals
+    /// itself, so the end is durable once the fsync returns.
+    fn run_syncer(&self) {
+        loop {
+            let (file, path, end) = {
+                let mut inner = lock(&self.inner);
+                loop {
+                    if inner.failed || inner.syncer_stop {
+                        return;
+                    }
+                    if let Some(request) = inner.sync_request.take() {
+                        break request;
+                    }
+                    inner = self
+                        .sync_cv
+                        .wait(inner)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
             };
-            if durable > self.durable.load(Ordering::Relaxed) {
-                self.durable.store(durable, Ordering::Release);
-                self.durable_tx.send_modify(|s| s.durable = durable);
+            let result = file.sync().at(&path);
+            let mut inner = lock(&self.inner);
+            if let Err(e) = result {
+                self.fail(&mut inner, &e);
+                return;
             }
-            if inner.waiters > 0 {
-                self.done_cv.notify_all();
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            if end > inner.fsynced_end {
+                inner.fsynced_end = end;
             }
+            self.publish(&inner);
         }
     }
 
     fn fail(&self, inner: &mut Inner, error: &LogError) {
+        self.sync_cv.notify_all();
         tracing::error!(dir = %self.dir.display(), %error, "girder-log stopped: a write or fsync failed; reopen to recover");
         inner.failed = true;
         inner.pending = Vec::new();

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::fs::sim::Faults;
+use crate::log::HAND_BYTES;
 use crate::Retention;
 
 fn fill(log: &Log, n: u64, len: usize, ts: impl Fn(u64) -> u64) {
@@ -324,6 +325,72 @@ fn interval_policy_fsyncs_at_most_every_interval() {
     assert!(
         (3..=9).contains(&fsyncs),
         "{fsyncs} fsyncs in ~350 ms at 50 ms intervals"
+    );
+}
+
+/// Under `Interval` the fsyncs nobody waits for before the next write (`sync`, the
+/// period) run on the syncer thread: appends go on being written meanwhile instead of
+/// piling up behind a slow fsync and blocking once `max_buffered_bytes` wait (a journal
+/// rewrite's `sync` used to stop the RESP loop for about a second that way).
+#[test]
+fn a_slow_fsync_does_not_hold_up_appends_under_interval() {
+    let fs = SimFs::default();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        max_buffered_bytes: 1000,
+        ..small_config(FsyncPolicy::Interval(Duration::from_secs(3600)))
+    };
+    let (log, _) = open(&fs, config).expect("open");
+    let log = Arc::new(log);
+    fill(&log, 10, 100, |_| 0);
+    fs.set_fsync_delay(Duration::from_millis(800));
+    let syncing = {
+        let log = log.clone();
+        std::thread::spawn(move || log.sync())
+    };
+    // The sync's fsync has begun (it is handed over at once).
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = std::time::Instant::now();
+    // 20 KB through a 1,000-byte buffer: only a flusher that keeps writing lets it in.
+    fill(&log, 200, 100, |_| 0);
+    let appending = t0.elapsed();
+    assert!(
+        appending < Duration::from_millis(400),
+        "appends took {appending:?} while an 800 ms fsync ran"
+    );
+    syncing.join().expect("sync thread").expect("sync");
+    assert!(log.durable_offset() >= 10);
+    fs.set_fsync_delay(Duration::ZERO);
+    log.sync().expect("sync");
+    assert_eq!(log.durable_offset(), 210);
+    check_all(&log, 100);
+}
+
+/// Under `Interval` an fsync is also handed over once `HAND_BYTES` were written since
+/// the last, whatever the interval, so no fsync has a large backlog to flush.
+#[test]
+fn interval_fsyncs_after_hand_bytes_written() {
+    let fs = SimFs::default();
+    let config = LogConfig {
+        segment_bytes: 256 << 20,
+        max_record_bytes: 1 << 20,
+        ..small_config(FsyncPolicy::Interval(Duration::from_secs(3600)))
+    };
+    let (log, _) = open(&fs, config).expect("open");
+    let record = vec![7u8; 1 << 20];
+    let records = (HAND_BYTES >> 20) as u64 + 2;
+    for _ in 0..records {
+        log.append(0, &record).expect("append");
+    }
+    let t0 = std::time::Instant::now();
+    while log.stats().fsyncs == 0 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(log.stats().fsyncs >= 1, "{:?}", log.stats());
+    assert!(
+        log.durable_offset() >= records - 2,
+        "durable {} of {records}",
+        log.durable_offset()
     );
 }
 
