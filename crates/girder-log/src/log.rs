@@ -119,6 +119,11 @@ pub(crate) const HAND_BYTES: usize = 32 << 20;
 const EAGER_BYTES: usize = 64 * 1024;
 
 impl Inner {
+    /// `sync` asked for more than is fsynced or handed to the syncer.
+    fn sync_unmet(&self) -> bool {
+        self.sync_target > self.fsynced_end.max(self.handed_end)
+    }
+
     fn buffered(&self) -> usize {
         self.pending.len() + self.inflight.as_ref().map_or(0, |b| b.len())
     }
@@ -840,8 +845,7 @@ impl Shared {
                         FsyncPolicy::Interval(d) => unsynced && last_fsync.elapsed() >= d,
                         FsyncPolicy::Never => false,
                     };
-                    let wanted = inner.sync_target > inner.fsynced_end.max(inner.handed_end)
-                        || (inner.shutdown && unsynced);
+                    let wanted = inner.sync_unmet() || (inner.shutdown && unsynced);
                     // Under `Never` a writer waiting in `wait_durable` waits for the
                     // write itself: lingering would add a millisecond to every such
                     // answer (and cap them at one batch per millisecond). What is
@@ -906,13 +910,16 @@ impl Shared {
                 // roll's, which the flusher waits for, included) has more to flush.
                 unsynced_bytes += batch.len();
                 let handed = !fsync_now
-                    && (inner.sync_target > inner.fsynced_end.max(inner.handed_end)
+                    && (inner.sync_unmet()
                         || matches!(inner.fsync, FsyncPolicy::Interval(d)
                             if last_fsync.elapsed() >= d || unsynced_bytes >= HAND_BYTES));
                 (batch, base, fsync_now, handed)
             };
             let written_end = base + count_frames(&batch);
             let result = self.write_batch(&batch, base).and_then(|active| {
+                if !fsync_now && !handed {
+                    return Ok(None);
+                }
                 let path = read(&self.segments)
                     .last()
                     .map(|s| s.path.clone())
@@ -921,14 +928,14 @@ impl Shared {
                     active.sync().at(&path)?;
                     self.fsyncs.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok((active, path))
+                Ok(Some((active, path)))
             });
             if fsync_now || handed {
                 last_fsync = Instant::now();
                 unsynced_bytes = 0;
             }
             let mut inner = lock(&self.inner);
-            let (active, path) = match result {
+            let to_sync = match result {
                 Ok(r) => r,
                 Err(e) => {
                     self.fail(&mut inner, &e);
@@ -938,7 +945,8 @@ impl Shared {
             inner.written_end = written_end;
             if fsync_now {
                 inner.fsynced_end = written_end;
-            } else if handed && written_end > inner.fsynced_end {
+            } else if let Some((active, path)) = to_sync.filter(|_| written_end > inner.fsynced_end)
+            {
                 inner.sync_request = Some((active, path, written_end));
                 inner.handed_end = written_end;
                 self.sync_cv.notify_one();
