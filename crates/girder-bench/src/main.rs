@@ -141,7 +141,8 @@ struct StreamsArgs {
     /// Keep the stream key instead of deleting it at the end.
     #[arg(long)]
     keep_key: bool,
-    /// Random (incompressible) payload bytes instead of `x` repeated.
+    /// Random (incompressible) payload bytes instead of `x` repeated, a payload of its
+    /// own for each entry of 4 MiB of them.
     #[arg(long)]
     random_payload: bool,
 }

@@ -52,22 +52,27 @@ pub struct Config {
     /// Leave the key on the server afterwards instead of deleting it.
     pub keep_key: bool,
     /// Random payload bytes (incompressible) instead of `x` repeated. A server that
-    /// compresses what it writes (Redis's AOF rewrite stores strings LZF-compressed)
-    /// writes almost nothing of a repeated byte.
+    /// compresses what it writes (Redis's AOF rewrite stores strings LZF-compressed,
+    /// Girder's snapshot compresses its chunks of a stream with LZ4) writes almost
+    /// nothing of a repeated byte. Each entry of [`RANDOM_SPAN`] bytes of them has a
+    /// payload of its own, so no compressor finds a repeat across entries either.
     pub random_payload: bool,
 }
 
-/// `size` pseudo-random printable bytes (xorshift64, fixed seed): no compressor finds
+/// Payload bytes after which random payloads repeat: more than any compressor's window
+/// (LZ4's is 64 KiB) or a snapshot chunk (at most 1 MiB).
+pub const RANDOM_SPAN: usize = 4 << 20;
+
+/// `size` pseudo-random printable bytes (xorshift64 from `state`): no compressor finds
 /// repeats in them.
-fn random_payload(size: usize) -> Vec<u8> {
+fn random_payload(state: &mut u64, size: usize) -> Vec<u8> {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
     (0..size)
         .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ALPHABET[(state >> 58) as usize]
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            ALPHABET[(*state >> 58) as usize]
         })
         .collect()
 }
@@ -318,14 +323,28 @@ impl Tally {
 }
 
 async fn produce(config: &Config, key: &str) -> Result<ProduceReport, BenchError> {
-    let payload = if config.random_payload {
-        random_payload(config.size)
+    // The XADDs the producers send, in a ring they walk a batch at a time: `pipeline` of
+    // them when the payload repeats, enough for RANDOM_SPAN bytes of distinct payloads
+    // when it is random. Every command has the same length.
+    let commands = if config.random_payload {
+        let batches = RANDOM_SPAN.div_ceil(config.size.max(1) * config.pipeline);
+        batches * config.pipeline
     } else {
-        vec![b'x'; config.size]
+        config.pipeline
     };
-    let mut one = Vec::new();
-    resp::encode(&mut one, &[b"XADD", key.as_bytes(), b"*", FIELD, &payload]);
-    let batch: Arc<[u8]> = one.repeat(config.pipeline).into();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let (mut ring, mut one_len) = (Vec::new(), 0);
+    for _ in 0..commands {
+        let payload = if config.random_payload {
+            random_payload(&mut state, config.size)
+        } else {
+            vec![b'x'; config.size]
+        };
+        let before = ring.len();
+        resp::encode(&mut ring, &[b"XADD", key.as_bytes(), b"*", FIELD, &payload]);
+        one_len = ring.len() - before;
+    }
+    let ring: Arc<[u8]> = ring.into();
     let claimed = Arc::new(AtomicU64::new(0));
 
     let mut conns = Vec::with_capacity(config.producers);
@@ -334,11 +353,15 @@ async fn produce(config: &Config, key: &str) -> Result<ProduceReport, BenchError
     }
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(conns.len());
-    for conn in conns {
-        let (batch, claimed) = (batch.clone(), claimed.clone());
-        let (one_len, pipeline, total) = (one.len(), config.pipeline, config.entries);
+    // Producers start spread over the ring: entries that land side by side in the
+    // stream do not repeat each other.
+    let (batches, producers) = (commands / config.pipeline, conns.len());
+    for (j, conn) in conns.into_iter().enumerate() {
+        let (ring, claimed) = (ring.clone(), claimed.clone());
+        let (pipeline, total) = (config.pipeline, config.entries);
+        let at = j * batches / producers * pipeline * one_len;
         tasks.push(tokio::spawn(async move {
-            producer(conn, &batch, one_len, pipeline, &claimed, total).await
+            producer(conn, &ring, at, one_len, pipeline, &claimed, total).await
         }));
     }
     let tally = join(tasks, "produce").await?;
@@ -362,9 +385,13 @@ fn claim(claimed: &AtomicU64, want: u64, total: u64) -> u64 {
     }
 }
 
+/// Sends batches of `pipeline` commands (the last may be shorter) from `ring`, a whole
+/// number of batches of commands `one_len` bytes long, starting at byte `at` (a batch's
+/// start), until `total` are claimed.
 async fn producer(
     mut conn: Conn,
-    batch: &[u8],
+    ring: &[u8],
+    mut at: usize,
     one_len: usize,
     pipeline: usize,
     claimed: &AtomicU64,
@@ -377,7 +404,8 @@ async fn producer(
             return Ok(tally);
         }
         let sent = Instant::now();
-        let replies = conn.batch(&batch[..one_len * k], k).await?;
+        let replies = conn.batch(&ring[at..at + one_len * k], k).await?;
+        at = (at + one_len * pipeline) % ring.len();
         tally.latencies.push(sent.elapsed());
         for reply in replies {
             match reply {

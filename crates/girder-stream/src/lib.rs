@@ -461,7 +461,7 @@ impl StreamJournal {
         let mut report = CompactReport::default();
         let mut failed = None;
         let chunk = self.snapshot_chunk();
-        let mut out = Vec::new();
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
         for index in 0..DATABASES {
             let now = keyspace.now_ms();
             let Ok(db) = keyspace.db_at(index, now) else {
@@ -485,6 +485,7 @@ impl StreamJournal {
                             report.keys += 1;
                             out.clear();
                             codec::encode_value(&mut out, index, key, entry);
+                            codec::compress(&mut out, &mut scratch);
                             report.bytes += out.len() as u64;
                             if let Err(e) = self.log.append(now, &out) {
                                 failed.get_or_insert(e);
@@ -591,7 +592,9 @@ impl StreamJournal {
         // down to about one chunk, so commands journaled meanwhile (and, under
         // `always`, their replies) wait behind at most that much of the snapshot.
         let pace = || self.pace(chunk);
-        let mut append = |out: &[u8], report: &mut CompactReport| {
+        let mut scratch = Vec::new();
+        let mut append = |out: &mut Vec<u8>, report: &mut CompactReport| {
+            codec::compress(out, &mut scratch);
             report.bytes += out.len() as u64;
             if let Err(e) = self.log.append(now, out) {
                 failed.get_or_insert(e);
@@ -603,7 +606,7 @@ impl StreamJournal {
         let groups = restore::with_stream(db, key, |stream| {
             let (value, expire_at) = stream?;
             codec::encode_head(&mut out, index, key, value, expire_at);
-            append(&out, report).then(|| value.groups.keys().cloned().collect::<Vec<_>>())
+            append(&mut out, report).then(|| value.groups.keys().cloned().collect::<Vec<_>>())
         });
         let Some(groups) = groups else { return };
         let mut after = None;
@@ -612,7 +615,7 @@ impl StreamJournal {
             let step = restore::with_stream(db, key, |stream| {
                 let (value, _) = stream?;
                 let last = codec::encode_entries_chunk(&mut out, index, key, value, after, chunk)?;
-                append(&out, report).then_some(last)
+                append(&mut out, report).then_some(last)
             });
             match step {
                 Some(last) => after = Some(last),
@@ -628,7 +631,7 @@ impl StreamJournal {
                     let last = codec::encode_pending_chunk(
                         &mut out, index, key, value, &group, after, chunk,
                     )?;
-                    append(&out, report).then_some(last)
+                    append(&mut out, report).then_some(last)
                 });
                 match step {
                     Some(last) => after = Some(last),

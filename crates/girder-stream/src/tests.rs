@@ -485,11 +485,21 @@ fn a_stream_larger_than_a_record_survives_compaction_and_rename() {
     assert_eq!(stream.groups[b"g".as_slice()].pel.len(), 20_000);
 }
 
-/// XADDs `n` entries with ids `1-0`, `2-0`, ... and one field of `len` bytes to `key`.
+/// XADDs `n` entries with ids `1-0`, `2-0`, ... and one field of `len` random bytes to
+/// `key`: incompressible, so a snapshot writes them at full size.
 fn add_entries(ks: &Keyspace, key: &[u8], n: u64, len: usize) {
+    add_entries_of(ks, key, n, |i| {
+        let mut payload = vec![0; len];
+        fastrand::Rng::with_seed(i).fill(&mut payload);
+        payload
+    });
+}
+
+/// XADDs `n` entries with ids `1-0`, `2-0`, ... and one field `payload(i)` to `key`.
+fn add_entries_of(ks: &Keyspace, key: &[u8], n: u64, payload: impl Fn(u64) -> Vec<u8>) {
     let db = ks.db(0).expect("db");
-    let payload = vec![b'p'; len];
     for i in 1..=n {
+        let payload = payload(i);
         let options = entries::AddOptions {
             id: entries::IdRequest::Exact(StreamId::new(i, 0)),
             no_mkstream: false,
@@ -661,4 +671,42 @@ fn a_snapshot_taken_while_the_stream_changes_replays_exactly() {
         let (ks, _journal, _) = reopen(dir.path(), &clock);
         assert_eq!(dump(&ks), expected, "seed {seed}");
     }
+}
+
+/// A snapshot compresses what repeats itself (as Redis's RDB does with LZF): a stream of
+/// repetitive 1 KB entries and a large repetitive string take a small part of their size
+/// in the log, and replay to the same keyspace.
+#[test]
+fn a_snapshot_compresses_repetitive_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let raw = 3_000 * 1_000 + 100_000;
+    let expected = {
+        let (ks, journal) = journaled(dir.path(), &clock, Fsync::Never);
+        add_entries_of(&ks, b"s", 3_000, |i| vec![b'a' + (i % 26) as u8; 1_000]);
+        let db = ks.db(0).expect("db");
+        let blob = b"0123456789".repeat(10_000);
+        girder_kv::strings::set(&db, b"blob", &blob, Default::default()).expect("set");
+        drop(db);
+        let start = journal.log().end_offset();
+        let report = journal.compact(&ks).expect("compact");
+        assert!(report.applied, "{report:?}");
+        assert!(
+            report.bytes * 10 < raw,
+            "{} bytes for {raw} of values",
+            report.bytes
+        );
+        journal.sync().expect("sync");
+        let records = journal.log().read(start, usize::MAX).expect("read");
+        let compressed = records.iter().filter(|r| r.payload.get(1) == Some(&16));
+        assert!(compressed.count() >= 2, "the stream's chunks and the blob");
+        dump(&ks)
+    };
+    let (ks, _journal, _) = reopen(dir.path(), &clock);
+    assert_eq!(dump(&ks), expected);
+    let blob = girder_kv::strings::get(&ks.db(0).expect("db"), b"blob").expect("get");
+    assert_eq!(
+        blob.as_deref(),
+        Some(b"0123456789".repeat(10_000).as_slice())
+    );
 }

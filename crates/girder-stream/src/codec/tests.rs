@@ -230,3 +230,133 @@ fn a_large_stream_is_many_bounded_records() {
     assert!(records.iter().all(|r| r.len() < (64 << 10) + 1024));
     assert_eq!(reassemble(&records), (s, None));
 }
+
+/// A record of `n` entries whose one field is `payload(i)`: the chunk a snapshot writes.
+fn entries_record(n: u64, payload: impl Fn(u64) -> Vec<u8>) -> JournalRecord {
+    JournalRecord::Entries {
+        db: 2,
+        key: Bytes::from_static(b"stream"),
+        entries: (1..=n)
+            .map(|i| {
+                let fields = vec![Bytes::from_static(b"f"), Bytes::from(payload(i))];
+                (StreamId::new(i, 0), fields.into_boxed_slice())
+            })
+            .collect(),
+    }
+}
+
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut v = vec![0; len];
+    rng.fill(&mut v);
+    v
+}
+
+#[test]
+fn repetitive_records_compress_and_come_back_whole() {
+    let record = entries_record(100, |i| vec![b'x' + (i % 3) as u8; 1000]);
+    let mut bytes = encode(&record);
+    let raw = bytes.len();
+    assert!(compress(&mut bytes, &mut Vec::new()));
+    assert_eq!(bytes[..2], [VERSION, 16]);
+    assert!(bytes.len() * 20 < raw, "{} of {raw} bytes", bytes.len());
+    assert_eq!(decode(&Bytes::from(bytes)), Ok(record));
+}
+
+/// Incompressible and small records stay as they are: no `Compressed` record that is no
+/// smaller than what it holds.
+#[test]
+fn incompressible_and_small_records_are_left_alone() {
+    let record = entries_record(100, |i| noise(i, 1000));
+    let bytes = encode(&record);
+    let mut kept = bytes.clone();
+    assert!(!compress(&mut kept, &mut Vec::new()));
+    assert_eq!(kept, bytes);
+    let small = encode(&entries_record(1, |_| vec![b'x'; COMPRESS_MIN / 2]));
+    assert!(small.len() < COMPRESS_MIN);
+    let mut kept = small.clone();
+    assert!(!compress(&mut kept, &mut Vec::new()));
+    assert_eq!(kept, small);
+}
+
+/// A damaged `Compressed` record is an error — never a panic, never an allocation of the
+/// length it claims, never a different record.
+#[test]
+fn damaged_compressed_records_are_errors() {
+    let record = entries_record(50, |i| {
+        let mut v = vec![b'x'; 500];
+        v[..8].copy_from_slice(&i.to_le_bytes());
+        v
+    });
+    let mut bytes = encode(&record);
+    assert!(compress(&mut bytes, &mut Vec::new()));
+    for cut in 0..bytes.len() {
+        assert!(
+            decode(&Bytes::copy_from_slice(&bytes[..cut])).is_err(),
+            "cut {cut}"
+        );
+    }
+    for at in 2..bytes.len() {
+        for bit in [0x01, 0x80] {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= bit;
+            if let Ok(r) = decode(&Bytes::from(flipped)) {
+                // A flip inside a literal can decode to a different payload byte; the log's
+                // CRC32C catches those. Anything that decodes is still an Entries record.
+                assert!(matches!(r, JournalRecord::Entries { .. }), "flip at {at}");
+            }
+        }
+    }
+    // A length no LZ4 block of this size could expand to is refused before allocating.
+    let mut bomb = vec![VERSION, 16];
+    put_varint(&mut bomb, u64::MAX >> 1);
+    bomb.extend_from_slice(&[0x10, b'x']);
+    assert_eq!(
+        decode(&Bytes::from(bomb)),
+        Err(DecodeError("compressed length exceeds the record"))
+    );
+    // A `Compressed` record inside another.
+    let mut inner = encode(&record);
+    assert!(compress(&mut inner, &mut Vec::new()));
+    let mut outer = vec![VERSION, 16];
+    put_varint(&mut outer, inner.len() as u64);
+    outer.extend_from_slice(&lz4_flex::block::compress(&inner));
+    assert_eq!(
+        decode(&Bytes::from(outer)),
+        Err(DecodeError("nested compressed record"))
+    );
+}
+
+proptest! {
+    /// Every record that compression takes comes back whole.
+    #[test]
+    fn compressed_records_round_trip(r in record(), copies in 1usize..40) {
+        // Many copies of a record in a batch: long enough to be offered, and repetitive.
+        let batch = JournalRecord::Batch((0..copies as u64).map(|t| (t, r.clone())).collect());
+        let mut bytes = encode(&batch);
+        let raw = bytes.clone();
+        let compressed = compress(&mut bytes, &mut Vec::new());
+        prop_assert!(compressed || bytes == raw);
+        prop_assert!(!compressed || raw.len() >= COMPRESS_MIN);
+        prop_assert_eq!(decode(&Bytes::from(bytes)), Ok(batch));
+    }
+}
+
+/// A large record is judged by its first [`COMPRESS_SAMPLE`] bytes: random ones leave it
+/// alone even if the rest repeats (the price of not compressing a whole chunk of random
+/// bytes under a key's lock to find out).
+#[test]
+fn a_large_record_is_judged_by_its_first_sample() {
+    let record = entries_record(200, |i| {
+        if i <= 10 {
+            noise(i, 1000)
+        } else {
+            vec![b'x'; 1000]
+        }
+    });
+    let bytes = encode(&record);
+    assert!(bytes.len() > 4 * COMPRESS_SAMPLE);
+    let mut kept = bytes.clone();
+    assert!(!compress(&mut kept, &mut Vec::new()));
+    assert_eq!(kept, bytes);
+}
