@@ -659,7 +659,7 @@ pub fn encode_simple(out: &mut Vec<u8>, record: &JournalRecord) {
 /// A record over four [`COMPRESS_SAMPLE`]s is compressed only if its first sample
 /// compresses: a snapshot compresses under the key's lock, and LZ4 goes through
 /// incompressible bytes at a few hundred MB/s (measured: trying every 1 MiB chunk of
-/// random 1 KiB entries made XADD 6–10% slower during rewrites and their p99 1.6×).
+/// random 1 KiB entries made XADD 6–10% slower during rewrites and their p99 1.4–1.6×).
 pub fn compress(record: &mut Vec<u8>, scratch: &mut Vec<u8>) -> bool {
     if record.len() < COMPRESS_MIN
         || (record.len() > 4 * COMPRESS_SAMPLE && !shrinks(&record[..COMPRESS_SAMPLE], 0, scratch))
