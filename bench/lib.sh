@@ -41,6 +41,31 @@ start_girder() {
   [ -n "$port" ] || { echo "girder did not start"; cat "$work/log"; return 1; }
 }
 
+# free_port: prints a TCP port that is free on 127.0.0.1 now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_redis_aof <appendfsync> <dir>: starts a redis-server with `appendonly yes`, the
+# given appendfsync, no save points, its files and log in <dir>; sets `pid` and `port`,
+# or prints the log and fails.
+start_redis_aof() {
+  local policy=$1 dir=$2
+  mkdir -p "$dir"
+  port=$(free_port)
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly yes \
+    --appendfsync "$policy" --dir "$dir" --logfile "$dir/log" &
+  pid=$!
+  for _ in $(seq 1 100); do
+    [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "redis did not start:" >&2
+  cat "$dir/log" >&2
+  return 1
+}
+
 # bench_tests_back_to_back <csv> <run> <pipeline> <requests> <tests> <name:port>...:
 # runs each redis-benchmark test of the comma-separated <tests> on every listed server
 # in turn before the next test, appending `name,pipeline,run,<redis-benchmark csv row>`

@@ -39,22 +39,11 @@ cleanup() {
 trap cleanup EXIT
 
 if [ "$server" = redis ]; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly yes \
-    --appendfsync "$policy" --dir "$work" --logfile "$work/log" &
-  pid=$!
-  for _ in $(seq 1 100); do
-    [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
-    sleep 0.1
-  done
+  start_redis_aof "$policy" "$work/redis"
 else
   fsync=interval; [ "$policy" = always ] && fsync=always
-  GIRDER_PERSISTENCE__FSYNC=$fsync GIRDER_PERSISTENCE__FSYNC_INTERVAL=1s \
-    "$GIRDER" serve --resp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$work/data" \
-    --log-format json --log-level warn,girder_resp=info 2>"$work/log" &
-  pid=$!
-  addr=$(listening_addr "$work/log" resp "$pid")
-  port=${addr##*:}
+  start_girder "$GIRDER" "$work" GIRDER_PERSISTENCE__FSYNC=$fsync \
+    GIRDER_PERSISTENCE__FSYNC_INTERVAL=1s >&2
 fi
 
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }

@@ -58,45 +58,6 @@ stop_server() {
 trap 'stop_server; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# start_girder <policy> <dir>: sets server_pid and port.
-start_girder() {
-  local policy=$1 dir=$2
-  mkdir -p "$dir"
-  GIRDER_PERSISTENCE__FSYNC=$policy GIRDER_PERSISTENCE__FSYNC_INTERVAL=1s \
-    "$GIRDER" serve --resp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$dir/data" \
-    --log-format json --log-level warn,girder_resp=info 2>"$dir/log" &
-  server_pid=$!
-  if port=$(listening_addr "$dir/log" resp "$server_pid"); then
-    port=${port##*:}
-    return 0
-  fi
-  echo "girder did not start:" >&2
-  cat "$dir/log" >&2
-  return 1
-}
-
-# start_redis <appendfsync> <dir>: sets server_pid and port.
-start_redis() {
-  local policy=$1 dir=$2
-  mkdir -p "$dir"
-  port=$(free_port)
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly yes \
-    --appendfsync "$policy" --dir "$dir" --logfile "$dir/log" &
-  server_pid=$!
-  for _ in $(seq 1 100); do
-    [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "redis did not start:" >&2
-  cat "$dir/log" >&2
-  return 1
-}
-
 # measure <run> <server> <policy-pair> <size> <entries>
 measure() {
   local run=$1 server=$2 pair=$3 size=$4 n=$5
@@ -104,11 +65,24 @@ measure() {
   local tag="run=$run server=$server fsync=$pair size=$size"
   if [ "$server" = girder ]; then
     policy=interval; [ "$pair" = always ] && policy=always
-    start_girder "$policy" "$dir" || { echo "$tag: girder did not start" >>"$work/failures"; stop_server; return; }
+    mkdir -p "$dir"
+    start_girder "$GIRDER" "$dir" GIRDER_PERSISTENCE__FSYNC="$policy" \
+      GIRDER_PERSISTENCE__FSYNC_INTERVAL=1s >&2 || {
+      server_pid=$pid
+      echo "$tag: girder did not start" >>"$work/failures"
+      stop_server
+      return
+    }
   else
     policy=everysec; [ "$pair" = always ] && policy=always
-    start_redis "$policy" "$dir" || { echo "$tag: redis did not start" >>"$work/failures"; stop_server; return; }
+    start_redis_aof "$policy" "$dir" || {
+      server_pid=$pid
+      echo "$tag: redis did not start" >>"$work/failures"
+      stop_server
+      return
+    }
   fi
+  server_pid=$pid
   echo "== $tag port=$port" >&2
   local ok=true
   "$BENCH" streams --addr "127.0.0.1:$port" --entries "$n" --size "$size" \
@@ -132,7 +106,7 @@ for l in sys.stdin: print(json.loads(l)["fields"].get("error", ""))' || true)
   grep '^{' "$dir/out" | sed "s/^{/{\"server\":\"$server\",\"pair\":\"$pair\",\"run\":$run,\"ok\":$ok,/" \
     >>"$work/results.jsonl" || true
   stop_server
-  rm -rf "$dir/data" "$dir"/appendonlydir
+  rm -rf "$dir/girder" "$dir"/appendonlydir
 }
 
 for run in $(seq 1 "$RUNS"); do
