@@ -53,20 +53,6 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 # 2. Snapshot pauses, ~1M keys: 1.6M SETs over 1.6M random names leave 1 - 1/e of them.
-cat >"$work/probe.py" <<'PY'
-import socket, sys, time, os
-port, stop = int(sys.argv[1]), sys.argv[2]
-s = socket.create_connection(("127.0.0.1", port)); s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-req = b"*2\r\n$3\r\nGET\r\n$5\r\nprobe\r\n"
-lat = []
-while os.path.exists(stop):
-    t = time.perf_counter(); s.sendall(req)
-    buf = b""
-    while not buf.endswith(b"\r\n"): buf += s.recv(64)
-    lat.append(time.perf_counter() - t); time.sleep(0.001)
-lat.sort()
-print(f"{lat[-1]*1000:.2f} {lat[int(len(lat)*0.999)]*1000:.2f} {len(lat)}")
-PY
 bgsave_done() { redis-cli -p "$1" info persistence | grep -q '^rdb_bgsave_in_progress:0'; }
 for run in $(seq 1 "$RUNS"); do
   for server in redis girder; do
@@ -78,7 +64,7 @@ for run in $(seq 1 "$RUNS"); do
     while ! redis-cli -p "$p" info persistence | grep -q '^aof_rewrite_in_progress:0'; do sleep 0.2; done
     while ! bgsave_done "$p"; do sleep 0.2; done
     touch "$work/probing"
-    python3 "$work/probe.py" "$p" "$work/probing" >"$work/probe.out" &
+    python3 bench/probe.py "$p" "$work/probing" >"$work/probe.out" &
     probe=$!
     sleep 1
     t0=$(date +%s%N)

@@ -16,7 +16,7 @@
 //! tag 12   Value     db:u8 key:bytes expire:opt-varint value  (a key's whole non-stream value)
 //! tag 13   SetRemoved db:u8 key:bytes count:varint member:bytes*   (SPOP's choice)
 //! tag 14   FlushedDb db:u8
-//! tag 15   Batch     count:varint (timestamp:varint record:bytes)*  (a transaction: whole or nothing)
+//! tag 15   Batch     count:varint (timestamp:varint record:bytes)*  (a transaction, or a snapshot's values: whole or nothing)
 //! tag 16   Compressed len:varint lz4-block   (another record, LZ4-compressed; `len` is its size)
 //!
 //! value    := 1 int:varint (two's complement) | 2 str:bytes | 3 raw:bytes
@@ -39,7 +39,8 @@
 //! opt-X    := 0 | 1 X
 //! ```
 //!
-//! A snapshot compresses its larger records ([`compress`]): a stream's chunks and big values
+//! A snapshot writes a shard's values as `Batch` records of about a chunk each, and
+//! compresses its larger records ([`compress`]): those batches, a stream's chunks and big values
 //! take a fraction of the disk and of the fsyncs' bytes when their data repeats itself,
 //! as Redis's RDB compresses strings with LZF. Live changes are never compressed. A
 //! `Compressed` record holds any other record but a `Compressed` one.
@@ -159,8 +160,9 @@ pub enum JournalRecord {
         /// Database index.
         db: u8,
     },
-    /// Records that are replayed together or not at all (MULTI/EXEC), each with the
-    /// time of its command. Never nested.
+    /// Records that are replayed together or not at all (MULTI/EXEC, or a snapshot's
+    /// values from one shard, [`BatchBuilder`]), each with the time of its command.
+    /// Never nested.
     Batch(Vec<(u64, JournalRecord)>),
 }
 
@@ -574,6 +576,55 @@ pub fn encode_batch(out: &mut Vec<u8>, items: &[(u64, Vec<u8>)]) {
     for (ts, record) in items {
         put_varint(out, *ts);
         put_bytes(out, record);
+    }
+}
+
+/// A `Batch` record built one encoded record at a time: a snapshot groups many small
+/// values into one log record (one frame, one compression) instead of a frame each.
+#[derive(Debug, Default)]
+pub struct BatchBuilder {
+    /// The items so far: `(timestamp:varint record:bytes)*`.
+    body: Vec<u8>,
+    count: u64,
+    /// The only item so far, as it was pushed (emitted bare, not as a batch of one).
+    first: Vec<u8>,
+}
+
+impl BatchBuilder {
+    /// Adds the encoded `record`, stamped `ts`.
+    pub fn push(&mut self, ts: u64, record: &[u8]) {
+        if self.count == 0 {
+            self.first.clear();
+            self.first.extend_from_slice(record);
+        }
+        put_varint(&mut self.body, ts);
+        put_bytes(&mut self.body, record);
+        self.count += 1;
+    }
+
+    /// Bytes of the items so far.
+    pub fn bytes(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Whether nothing was pushed since the last [`BatchBuilder::finish`].
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Writes into `out` (cleared first) the record of what was pushed — the one record
+    /// itself when there is one, a `Batch` of them when there are more — and starts over.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        out.clear();
+        if self.count == 1 {
+            out.extend_from_slice(&self.first);
+        } else if self.count > 1 {
+            out.extend_from_slice(&[VERSION, 15]);
+            put_varint(out, self.count);
+            out.extend_from_slice(&self.body);
+        }
+        self.body.clear();
+        self.count = 0;
     }
 }
 

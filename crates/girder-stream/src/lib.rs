@@ -461,7 +461,8 @@ impl StreamJournal {
         let mut report = CompactReport::default();
         let mut failed = None;
         let chunk = self.snapshot_chunk();
-        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        let (mut out, mut scratch, mut one) = (Vec::new(), Vec::new(), Vec::new());
+        let mut batch = codec::BatchBuilder::default();
         for index in 0..DATABASES {
             let now = keyspace.now_ms();
             let Ok(db) = keyspace.db_at(index, now) else {
@@ -478,19 +479,35 @@ impl StreamJournal {
                 for part in 0..parts {
                     self.pace(chunk);
                     db.visit_shard_part(shard, part, parts, |entries| {
+                        // The part's values go as `Batch` records of about a chunk each,
+                        // compressed: one frame and one LZ4 block for many small values
+                        // instead of a 24-byte frame each.
+                        let mut flush =
+                            |batch: &mut codec::BatchBuilder, report: &mut CompactReport| {
+                                batch.finish(&mut out);
+                                codec::compress(&mut out, &mut scratch);
+                                report.bytes += out.len() as u64;
+                                self.log.append(now, &out).map_err(|e| {
+                                    failed.get_or_insert(e);
+                                })
+                            };
                         for (key, entry) in entries {
                             if matches!(entry.value, girder_kv::Value::Stream(_)) {
                                 continue;
                             }
                             report.keys += 1;
-                            out.clear();
-                            codec::encode_value(&mut out, index, key, entry);
-                            codec::compress(&mut out, &mut scratch);
-                            report.bytes += out.len() as u64;
-                            if let Err(e) = self.log.append(now, &out) {
-                                failed.get_or_insert(e);
+                            one.clear();
+                            codec::encode_value(&mut one, index, key, entry);
+                            if !batch.is_empty()
+                                && batch.bytes() + one.len() > chunk
+                                && flush(&mut batch, &mut report).is_err()
+                            {
                                 return;
                             }
+                            batch.push(now, &one);
+                        }
+                        if !batch.is_empty() {
+                            let _ = flush(&mut batch, &mut report);
                         }
                     });
                     if failed.is_some() {

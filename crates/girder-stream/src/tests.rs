@@ -710,3 +710,52 @@ fn a_snapshot_compresses_repetitive_values() {
         Some(b"0123456789".repeat(10_000).as_slice())
     );
 }
+
+/// A snapshot writes a shard's small values as a compressed `Batch` record, not a 24-byte
+/// log frame each, and they replay to the same values and deadlines.
+#[test]
+fn a_snapshot_batches_small_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let value = |i: u32| format!("value of key {i}: {}", "x".repeat((i % 50) as usize));
+    {
+        let (ks, journal) = journaled(dir.path(), &clock, Fsync::Never);
+        let db = ks.db(0).expect("db");
+        for i in 0..5_000u32 {
+            let key = format!("key:{i}");
+            girder_kv::strings::set(&db, key.as_bytes(), value(i).as_bytes(), Default::default())
+                .expect("set");
+        }
+        assert!(keys::expire_at(
+            &db,
+            b"key:7",
+            T0 + 60_000,
+            Default::default()
+        ));
+        drop(db);
+        let start = journal.log().end_offset();
+        let report = journal.compact(&ks).expect("compact");
+        assert!(report.applied && report.keys == 5_000, "{report:?}");
+        assert!(
+            report.bytes < 5_000 * 24,
+            "{} bytes: more than the frames alone",
+            report.bytes
+        );
+        journal.sync().expect("sync");
+        let records = journal.log().read(start, usize::MAX).expect("read");
+        // One batch per shard (the keys are spread over all of them), and the markers.
+        let most = girder_kv::SHARDS + 2;
+        assert!(
+            records.len() <= most,
+            "{} records for 5,000 keys",
+            records.len()
+        );
+    }
+    let (ks, _journal, _) = reopen(dir.path(), &clock);
+    let db = ks.db(0).expect("db");
+    for i in 0..5_000u32 {
+        let got = girder_kv::strings::get(&db, format!("key:{i}").as_bytes()).expect("get");
+        assert_eq!(got.as_deref(), Some(value(i).as_bytes()), "key:{i}");
+    }
+    assert!(matches!(keys::expire_time(&db, b"key:7"), keys::Ttl::At(t) if t == T0 + 60_000));
+}
