@@ -574,9 +574,15 @@ pub fn encode_batch(out: &mut Vec<u8>, items: &[(u64, Vec<u8>)]) {
     out.extend_from_slice(&[VERSION, 15]);
     put_varint(out, items.len() as u64);
     for (ts, record) in items {
-        put_varint(out, *ts);
-        put_bytes(out, record);
+        put_batch_item(out, *ts, record);
     }
+}
+
+/// One item of a `Batch` record; returns where its record's bytes start in `out`.
+fn put_batch_item(out: &mut Vec<u8>, ts: u64, record: &[u8]) -> usize {
+    put_varint(out, ts);
+    put_bytes(out, record);
+    out.len() - record.len()
 }
 
 /// A `Batch` record built one encoded record at a time: a snapshot groups many small
@@ -586,19 +592,18 @@ pub struct BatchBuilder {
     /// The items so far: `(timestamp:varint record:bytes)*`.
     body: Vec<u8>,
     count: u64,
-    /// The only item so far, as it was pushed (emitted bare, not as a batch of one).
-    first: Vec<u8>,
+    /// Where the first item's record starts in `body` (a lone record is emitted bare,
+    /// not as a batch of one).
+    first: usize,
 }
 
 impl BatchBuilder {
     /// Adds the encoded `record`, stamped `ts`.
     pub fn push(&mut self, ts: u64, record: &[u8]) {
+        let at = put_batch_item(&mut self.body, ts, record);
         if self.count == 0 {
-            self.first.clear();
-            self.first.extend_from_slice(record);
+            self.first = at;
         }
-        put_varint(&mut self.body, ts);
-        put_bytes(&mut self.body, record);
         self.count += 1;
     }
 
@@ -617,7 +622,7 @@ impl BatchBuilder {
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         out.clear();
         if self.count == 1 {
-            out.extend_from_slice(&self.first);
+            out.extend_from_slice(&self.body[self.first..]);
         } else if self.count > 1 {
             out.extend_from_slice(&[VERSION, 15]);
             put_varint(out, self.count);

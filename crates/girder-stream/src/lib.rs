@@ -485,11 +485,13 @@ impl StreamJournal {
                         let mut flush =
                             |batch: &mut codec::BatchBuilder, report: &mut CompactReport| {
                                 batch.finish(&mut out);
-                                codec::compress(&mut out, &mut scratch);
-                                report.bytes += out.len() as u64;
-                                self.log.append(now, &out).map_err(|e| {
-                                    failed.get_or_insert(e);
-                                })
+                                self.append_snapshot(
+                                    now,
+                                    &mut out,
+                                    &mut scratch,
+                                    report,
+                                    &mut failed,
+                                )
                             };
                         for (key, entry) in entries {
                             if matches!(entry.value, girder_kv::Value::Stream(_)) {
@@ -500,14 +502,14 @@ impl StreamJournal {
                             codec::encode_value(&mut one, index, key, entry);
                             if !batch.is_empty()
                                 && batch.bytes() + one.len() > chunk
-                                && flush(&mut batch, &mut report).is_err()
+                                && !flush(&mut batch, &mut report)
                             {
                                 return;
                             }
                             batch.push(now, &one);
                         }
                         if !batch.is_empty() {
-                            let _ = flush(&mut batch, &mut report);
+                            flush(&mut batch, &mut report);
                         }
                     });
                     if failed.is_some() {
@@ -581,6 +583,26 @@ impl StreamJournal {
         }
     }
 
+    /// Appends one snapshot record, `out`, compressed when that pays
+    /// ([`codec::compress`]; `scratch` is its working space), and counts its bytes;
+    /// returns whether it was appended (else the log's error is in `failed`).
+    fn append_snapshot(
+        &self,
+        now: u64,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+        report: &mut CompactReport,
+        failed: &mut Option<LogError>,
+    ) -> bool {
+        codec::compress(out, scratch);
+        report.bytes += out.len() as u64;
+        if let Err(e) = self.log.append(now, out) {
+            failed.get_or_insert(e);
+            return false;
+        }
+        true
+    }
+
     /// Writes one stream into the snapshot, a chunk at a time, taking the key's lock for
     /// each chunk only: writers to the stream wait for one chunk's encoding, never for
     /// the whole stream's.
@@ -611,13 +633,7 @@ impl StreamJournal {
         let pace = || self.pace(chunk);
         let mut scratch = Vec::new();
         let mut append = |out: &mut Vec<u8>, report: &mut CompactReport| {
-            codec::compress(out, &mut scratch);
-            report.bytes += out.len() as u64;
-            if let Err(e) = self.log.append(now, out) {
-                failed.get_or_insert(e);
-                return false;
-            }
-            true
+            self.append_snapshot(now, out, &mut scratch, report, failed)
         };
         // The head; and the group names, whose pending entries follow the entries.
         let groups = restore::with_stream(db, key, |stream| {
