@@ -74,6 +74,7 @@ pub(crate) fn check_with(fs: &dyn Fs, dir: &Path) -> Result<(CheckReport, Found)
             len,
             u32::MAX - 64,
             cfg.index_interval_bytes,
+            i + 1 == bases.len(),
         )?;
         report.records += scan.segment.end - base;
         report.bytes += scan.segment.size;
@@ -152,7 +153,8 @@ pub(crate) fn repair_with(fs: Arc<dyn Fs>, dir: &Path) -> Result<RepairReport, L
             }
             // A checkpoint past the new end would make open refuse the log.
             if let Ok(Some(start)) = read_checkpoint(&*fs, dir) {
-                let scan = segment::scan(base, path.clone(), file, keep, u32::MAX - 64, 4096)?;
+                let scan =
+                    segment::scan(base, path.clone(), file, keep, u32::MAX - 64, 4096, false)?;
                 if start > scan.segment.end {
                     write_checkpoint(&*fs, dir, scan.segment.end)?;
                 }

@@ -32,6 +32,14 @@ pub struct LogConfig {
     /// L3): 64 MiB ~1.0 GB/s, 4-8 MiB ~1.9-2.1 GB/s. 8 MiB still absorbs
     /// tens of milliseconds of fsync stall at hundreds of MB/s.
     pub max_buffered_bytes: usize,
+    /// Segment files that deletion (`delete_before`, retention) keeps, renamed aside,
+    /// for later segments to write over instead of growing new files (PostgreSQL
+    /// recycles its WAL segments the same way). On ext4 an fdatasync after an
+    /// append that grows a file also commits the file system's journal; one that
+    /// overwrites blocks already written does not, which made `pwrite` + `fdatasync`
+    /// of 16–64 KiB 1.4–2.4× faster on this project's test machine. Costs up to this
+    /// many segment files of disk beyond what retention keeps. 0 turns it off.
+    pub recycle_segments: usize,
 }
 
 impl Default for LogConfig {
@@ -44,6 +52,7 @@ impl Default for LogConfig {
             retention: Retention::default(),
             max_record_bytes: 16 << 20,
             max_buffered_bytes: 8 << 20,
+            recycle_segments: 2,
         }
     }
 }
@@ -163,6 +172,8 @@ pub struct LogStats {
     pub bytes_written: u64,
     /// fsyncs of segment data.
     pub fsyncs: u64,
+    /// Segments started over a recycled file instead of a new one.
+    pub recycled_segments: u64,
 }
 
 /// The first damage `check` found.

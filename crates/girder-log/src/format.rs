@@ -255,6 +255,19 @@ pub(crate) fn segment_path(dir: &Path, base_offset: u64, ext: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{ext}"))
 }
 
+/// Name of a recycled segment file waiting to be written over.
+pub(crate) fn recycled_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("recycled-{n}.seg"))
+}
+
+/// Parses `recycled-7.seg` into 7.
+pub(crate) fn parse_recycled_name(name: &str) -> Option<u64> {
+    name.strip_prefix("recycled-")?
+        .strip_suffix(".seg")?
+        .parse()
+        .ok()
+}
+
 /// Parses `00000000000000000042.log` into (42, "log").
 pub(crate) fn parse_segment_name(name: &str) -> Option<(u64, &str)> {
     let (stem, ext) = name.split_once('.')?;
@@ -365,5 +378,8 @@ mod tests {
             Some((42, "log"))
         );
         assert_eq!(parse_segment_name("0042.log"), None);
+        assert_eq!(parse_recycled_name("recycled-7.seg"), Some(7));
+        assert_eq!(parse_segment_name("recycled-7.seg"), None);
+        assert_eq!(parse_recycled_name("recycled-x.seg"), None);
     }
 }

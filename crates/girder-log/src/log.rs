@@ -70,6 +70,17 @@ pub(crate) struct Shared {
     writes: AtomicU64,
     bytes_written: AtomicU64,
     fsyncs: AtomicU64,
+    recycled_segments: AtomicU64,
+    /// Files of deleted segments kept for later segments to write over.
+    recycled: Mutex<Recycled>,
+}
+
+/// The recycled files waiting to become a segment (`recycled-<n>.seg`), and the
+/// number for the next one.
+#[derive(Default)]
+struct Recycled {
+    files: Vec<PathBuf>,
+    next: u64,
 }
 
 struct Inner {
@@ -162,6 +173,7 @@ impl Log {
     ) -> Result<(Log, RecoveryReport), LogError> {
         config.validate()?;
         let (segments, start, report) = recover(&*fs, dir, &config)?;
+        let recycled = open_recycled(&*fs, dir, config.recycle_segments)?;
         let end = segments.last().map_or(start, |s| s.end);
         let (durable_tx, _) = watch::channel(DurableState {
             durable: end,
@@ -204,6 +216,8 @@ impl Log {
             writes: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
+            recycled_segments: AtomicU64::new(0),
+            recycled: Mutex::new(recycled),
             config,
         });
         let mut log = Log {
@@ -419,6 +433,7 @@ impl Log {
             writes: sh.writes.load(Ordering::Relaxed),
             bytes_written: sh.bytes_written.load(Ordering::Relaxed),
             fsyncs: sh.fsyncs.load(Ordering::Relaxed),
+            recycled_segments: sh.recycled_segments.load(Ordering::Relaxed),
         }
     }
 
@@ -476,7 +491,7 @@ impl Log {
             if budget.done() {
                 return Ok(out);
             }
-            read_segment(
+            let got = read_segment(
                 &view,
                 pos,
                 &mut next,
@@ -484,7 +499,20 @@ impl Log {
                 &mut budget,
                 &mut out,
                 |_| true,
-            )?;
+            );
+            if let Err(e) = got {
+                // Deleted while being read (and its file perhaps recycled and
+                // written over): the records are gone, which is not damage.
+                let start = sh.start.load(Ordering::Acquire);
+                if view.end <= start {
+                    return Err(LogError::OffsetOutOfRange {
+                        offset: from,
+                        start,
+                        end: self.end_offset(),
+                    });
+                }
+                return Err(e);
+            }
         }
         debug_assert!(next >= disk_end || budget.done());
         for r in memory {
@@ -534,7 +562,7 @@ impl Log {
             let mut budget = Budget::new(0);
             let mut out = Vec::new();
             let mut next = from;
-            read_segment(
+            let got = read_segment(
                 &view,
                 pos,
                 &mut next,
@@ -542,7 +570,13 @@ impl Log {
                 &mut budget,
                 &mut out,
                 |f| f.timestamp_ms >= ts_ms,
-            )?;
+            );
+            match got {
+                // Deleted while being read: the answer is in a later segment.
+                Err(_) if view.end <= sh.start.load(Ordering::Acquire) => continue,
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
             if let Some(r) = out.first() {
                 return Ok(Some(r.offset));
             }
@@ -1102,6 +1136,12 @@ impl Shared {
             let a = segs.last().ok_or(LogError::Closed)?;
             (a.file.clone(), a.path.clone())
         };
+        // A recycled file holds its old frames past the segment's end: cut them,
+        // since a sealed segment must end where its last record does.
+        let size = read(&self.segments).last().ok_or(LogError::Closed)?.size;
+        if file.len().at(&path)? > size {
+            file.set_len(size).at(&path)?;
+        }
         // Sealed segments are trusted on open without a scan, so their data
         // is fsynced before anything after them exists, under every policy.
         file.sync().at(&path)?;
@@ -1111,23 +1151,53 @@ impl Shared {
             .ok_or(LogError::Closed)?
             .seal();
         files.write(&*self.fs, &self.dir)?;
-        let seg = create_segment(&*self.fs, &self.dir, base)?;
+        let recycled = lock(&self.recycled).files.pop();
+        let seg = match recycled {
+            Some(from) => {
+                self.recycled_segments.fetch_add(1, Ordering::Relaxed);
+                reuse_segment(&*self.fs, &self.dir, &from, base)?
+            }
+            None => create_segment(&*self.fs, &self.dir, base)?,
+        };
         write(&self.segments).push(seg);
         Ok(())
     }
 
+    /// Deletes the files of `removed`, or renames a `.log` aside for a later segment
+    /// to write over while the pool of recycled files has room.
     fn delete_segments(&self, removed: &[Segment]) -> Result<(), LogError> {
         if removed.is_empty() {
             return Ok(());
         }
-        for s in removed {
-            // The .log first: an index without its log is an orphan open removes.
-            remove_if_exists(&*self.fs, &s.path)?;
-            for ext in ["index", "timeindex"] {
-                remove_if_exists(&*self.fs, &format::segment_path(&self.dir, s.base, ext))?;
+        let mut kept = Vec::new();
+        {
+            // Callers hold `admin`, so nothing else adds to the pool meanwhile.
+            let mut pool = lock(&self.recycled);
+            let room = self
+                .config
+                .recycle_segments
+                .saturating_sub(pool.files.len());
+            for s in removed {
+                // The .log first: an index without its log is an orphan open removes.
+                // A short segment (rolled on time) is not worth keeping.
+                if kept.len() < room && s.size >= self.config.segment_bytes / 2 {
+                    let to = format::recycled_path(&self.dir, pool.next);
+                    pool.next += 1;
+                    self.fs.rename(&s.path, &to).at(&s.path)?;
+                    kept.push(to);
+                } else {
+                    remove_if_exists(&*self.fs, &s.path)?;
+                }
+                for ext in ["index", "timeindex"] {
+                    remove_if_exists(&*self.fs, &format::segment_path(&self.dir, s.base, ext))?;
+                }
             }
         }
-        self.fs.sync_dir(&self.dir).at(&self.dir)
+        self.fs.sync_dir(&self.dir).at(&self.dir)?;
+        // Only once its rename is durable: a segment written over a recycled file
+        // must never reappear under the old segment's name after a crash.
+        lock(&self.recycled).files.extend(kept);
+        Ok(())
     }
 }
 
@@ -1158,6 +1228,43 @@ pub(crate) fn create_segment(fs: &dyn Fs, dir: &Path, base: u64) -> Result<Segme
     file.sync().at(&path)?;
     fs.sync_dir(dir).at(dir)?;
     Ok(Segment::empty(base, path, file))
+}
+
+/// Starts the segment at `base` over the recycled file `from`: its header is
+/// rewritten and fsynced before the rename makes it a segment, so the segment's
+/// name and header always agree. Its old frames stay, to be written over; they all
+/// lie below `base`, which is how recovery tells them from this segment's.
+fn reuse_segment(fs: &dyn Fs, dir: &Path, from: &Path, base: u64) -> Result<Segment, LogError> {
+    let path = format::segment_path(dir, base, "log");
+    let file = fs.open(from, false).at(from)?;
+    file.write_all_at(&format::encode_segment_header(base), 0)
+        .at(from)?;
+    file.sync().at(from)?;
+    fs.rename(from, &path).at(&path)?;
+    fs.sync_dir(dir).at(dir)?;
+    Ok(Segment::empty(base, path, file))
+}
+
+/// The recycled files in `dir`, at most `keep` of them (the rest are removed).
+fn open_recycled(fs: &dyn Fs, dir: &Path, keep: usize) -> Result<Recycled, LogError> {
+    let mut found: Vec<u64> = fs
+        .list(dir)
+        .at(dir)?
+        .iter()
+        .filter_map(|n| format::parse_recycled_name(n))
+        .collect();
+    found.sort_unstable();
+    let next = found.last().map_or(0, |n| n + 1);
+    let mut files = Vec::new();
+    for n in found {
+        let path = format::recycled_path(dir, n);
+        if files.len() < keep {
+            files.push(path);
+        } else {
+            remove_if_exists(fs, &path)?;
+        }
+    }
+    Ok(Recycled { files, next })
 }
 
 /// Writes the log-start-offset checkpoint atomically.
@@ -1265,6 +1372,7 @@ fn recover(
                         len,
                         cfg.max_record_bytes,
                         cfg.index_interval_bytes,
+                        false,
                     )?;
                     if let Some((pos, reason)) = scan.damage {
                         return Err(LogError::corrupt(&path, pos, reason));
@@ -1289,8 +1397,14 @@ fn recover(
             len,
             cfg.max_record_bytes,
             cfg.index_interval_bytes,
+            true,
         )?;
         let mut seg = scan.segment;
+        if let Some(pos) = scan.recycled_from {
+            // Not a torn tail: the file is a recycled one and the rest is its old
+            // content, left in place to be written over.
+            tracing::debug!(path = %path.display(), position = pos, "girder-log: the active segment's records end where its recycled file's old frames begin");
+        }
         if let Some((pos, reason)) = scan.damage {
             if segment::valid_frame_after(&*file, &path, pos, len, seg.end, cfg.max_record_bytes)? {
                 return Err(LogError::corrupt(

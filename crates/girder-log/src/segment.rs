@@ -368,10 +368,20 @@ pub(crate) struct Scan {
     pub segment: Segment,
     /// First damage: position and reason. `None` if every frame is valid.
     pub damage: Option<(u64, String)>,
+    /// Where the frames left by the file's earlier life as another segment begin
+    /// (a recycled file: see [`LogConfig::recycle_segments`](crate::LogConfig)).
+    pub recycled_from: Option<u64>,
 }
 
 /// Scans `file` from its header to `file_len`, verifying every frame and
 /// rebuilding the indexes. Stops at the first damage.
+///
+/// `recycled`: the file may be a recycled one (the active segment), so a whole,
+/// checksummed frame with an offset below the segment's next one is where the file's
+/// old content begins: every segment the file was before lies wholly below this
+/// segment's base. That ends the segment, not damage, unless a frame continuing this
+/// segment's offsets lies further on (then the stale frame sits in the middle of
+/// this segment's data, which is damage).
 pub(crate) fn scan(
     base: u64,
     path: PathBuf,
@@ -379,13 +389,22 @@ pub(crate) fn scan(
     file_len: u64,
     max_payload: u32,
     interval: u32,
+    recycled: bool,
 ) -> Result<Scan, LogError> {
     let mut seg = Segment::empty(base, path, file.clone());
     let mut cursor = FrameCursor::new(&*file, SEGMENT_HEADER as u64, file_len, max_payload);
+    let mut recycled_from = None;
     let damage = loop {
         match cursor.next().at(&seg.path)? {
             Step::End => break None,
             Step::Frame { pos, frame } => {
+                if recycled
+                    && frame.offset < seg.base
+                    && !valid_frame_after(&*file, &seg.path, pos, file_len, seg.end, max_payload)?
+                {
+                    recycled_from = Some(pos);
+                    break None;
+                }
                 if frame.offset != seg.end {
                     break Some((
                         pos,
@@ -414,11 +433,14 @@ pub(crate) fn scan(
     Ok(Scan {
         segment: seg,
         damage,
+        recycled_from,
     })
 }
 
 /// Whether a valid frame with an offset at or after `expected` starts anywhere
-/// after `from` (distinguishes mid-file corruption from a torn tail).
+/// after `from` (distinguishes mid-file corruption from a torn tail, and a recycled
+/// file's old frames from damage). Reads the file in [`CHUNK`]s: a recycled segment
+/// can hold a whole segment of old frames after its last record.
 pub(crate) fn valid_frame_after(
     file: &dyn FsFile,
     path: &Path,
@@ -427,18 +449,47 @@ pub(crate) fn valid_frame_after(
     expected: u64,
     max_payload: u32,
 ) -> Result<bool, LogError> {
-    let mut rest = vec![0; file_len.saturating_sub(from) as usize];
-    let n = file.read_full_at(&mut rest, from).at(path)?;
-    rest.truncate(n);
-    let max_offset = expected + (rest.len() / FRAME_HEADER) as u64;
-    for i in 1..rest.len().saturating_sub(FRAME_HEADER - 1) {
-        let off = format::u64_at(&rest, i + 8);
-        if off < expected || off > max_offset {
-            continue;
+    let max_offset = expected + file_len.saturating_sub(from) / FRAME_HEADER as u64;
+    let mut chunk = vec![0; CHUNK + FRAME_HEADER];
+    // Candidate frame starts are tried at every position in `(from, file_len)`.
+    let mut at = from + 1;
+    while at + FRAME_HEADER as u64 <= file_len {
+        let want = (file_len - at).min(chunk.len() as u64) as usize;
+        let n = file.read_full_at(&mut chunk[..want], at).at(path)?;
+        let buf = &chunk[..n];
+        if buf.len() < FRAME_HEADER {
+            break;
         }
-        if let Decoded::Frame(_) = format::decode_frame(&rest[i..], max_payload) {
-            return Ok(true);
+        for i in 0..=buf.len() - FRAME_HEADER {
+            let off = format::u64_at(buf, i + 8);
+            if off < expected || off > max_offset {
+                continue;
+            }
+            let found = match format::decode_frame(&buf[i..], max_payload) {
+                Decoded::Frame(_) => true,
+                Decoded::Invalid(_) => false,
+                // Longer than what this chunk holds: read that frame on its own.
+                Decoded::Incomplete(len) => {
+                    let pos = at + i as u64;
+                    if pos + len as u64 > file_len {
+                        false
+                    } else {
+                        let mut frame = vec![0; len];
+                        let got = file.read_full_at(&mut frame, pos).at(path)?;
+                        got == len
+                            && matches!(
+                                format::decode_frame(&frame, max_payload),
+                                Decoded::Frame(_)
+                            )
+                    }
+                }
+            };
+            if found {
+                return Ok(true);
+            }
         }
+        // The next chunk starts at the first position not tried.
+        at += (buf.len() - FRAME_HEADER + 1) as u64;
     }
     Ok(false)
 }

@@ -1,7 +1,9 @@
 //! kill -9 test: a child process (this test binary, re-executed in "child
 //! mode") appends under `FsyncPolicy::Always` from 4 threads and prints each
 //! offset once it is durable; the parent SIGKILLs it at random moments, then
-//! checks every printed offset reads back with the payload derived from it.
+//! checks every printed offset reads back with the payload derived from it. A fifth
+//! thread deletes old records as the journal's rewrite does, so later segments are
+//! written over recycled files (and the child is killed inside them).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 use girder_log::{FsyncPolicy, Log, LogConfig};
 
 const CHILD_ENV: &str = "GIRDER_LOG_KILL9_CHILD_DIR";
+/// Records the child's deleter keeps (about 2 MB: some eight segments).
+const KEEP: u64 = 2000;
 
 fn payload(offset: u64) -> Vec<u8> {
     let len = 50 + (offset * 7919 % 1950) as usize;
@@ -79,6 +83,12 @@ fn child(dir: &Path) -> ! {
             })
         })
         .collect();
+    let deleter = log.clone();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let keep_from = deleter.durable_offset().saturating_sub(KEEP);
+        deleter.delete_before(keep_from).expect("delete_before");
+    });
     for t in threads {
         let _ = t.join();
     }
@@ -95,6 +105,7 @@ fn acknowledged_records_survive_kill_9() {
     let started = Instant::now();
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ u64::from(std::process::id());
     let mut total_acked = 0;
+    let mut recycled_seen = false;
     for round in 0..6 {
         let mut child = Command::new(&exe)
             .args([
@@ -129,8 +140,12 @@ fn acknowledged_records_survive_kill_9() {
         );
         total_acked += acked.len();
 
+        recycled_seen |= std::fs::read_dir(dir.path())
+            .expect("read_dir")
+            .any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("recycled-")));
         let (log, report) = Log::open(dir.path(), config()).expect("reopen after kill -9");
         let end = log.end_offset();
+        let start = log.start_offset();
         for &offset in &acked {
             assert!(
                 offset < end,
@@ -138,7 +153,7 @@ fn acknowledged_records_survive_kill_9() {
             );
         }
         // Everything present, acknowledged or not, is a dense prefix with the right payloads.
-        let mut next = 0;
+        let mut next = start;
         while next < end {
             for r in log.read(next, 1 << 20).expect("read") {
                 assert_eq!(r.offset, next);
@@ -157,6 +172,7 @@ fn acknowledged_records_survive_kill_9() {
         total_acked > 100,
         "only {total_acked} acknowledgements in 6 rounds"
     );
+    assert!(recycled_seen, "the child never recycled a segment");
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "took {:?}",

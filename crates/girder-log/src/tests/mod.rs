@@ -2,6 +2,7 @@
 //! and a model-based property test with crashes and injected faults.
 
 mod model;
+mod recycle;
 mod unit;
 
 use std::future::Future;

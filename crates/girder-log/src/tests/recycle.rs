@@ -1,0 +1,261 @@
+//! Recycled segment files: a deleted segment's file is renamed aside and a later
+//! segment writes over it; recovery tells the file's old frames from damage.
+
+use super::*;
+use crate::format::{encode_frame, recycled_path, FRAME_HEADER};
+use crate::fs::Fs;
+
+/// 76-byte payloads: 100-byte frames, ten to a 1024-byte segment.
+const LEN: usize = 76;
+
+/// Payload length of the record at `offset` in the varied tests: segments then end
+/// short of their limit by different amounts, so a recycled file is longer than the
+/// segment sealed over it.
+fn varied(offset: u64) -> usize {
+    if offset.is_multiple_of(3) {
+        276
+    } else {
+        LEN
+    }
+}
+
+fn fill_with(log: &Log, n: u64, len: impl Fn(u64) -> usize) {
+    for _ in 0..n {
+        let off = log.end_offset();
+        assert_eq!(
+            log.append(off, &payload(off, len(off))).expect("append"),
+            off
+        );
+    }
+}
+
+fn fill(log: &Log, n: u64) {
+    fill_with(log, n, |_| LEN);
+}
+
+fn check_with(log: &Log, len: impl Fn(u64) -> usize) {
+    let start = log.start_offset();
+    let records = log.read(start, usize::MAX).expect("read");
+    assert_eq!(records.len() as u64, log.end_offset() - start);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.offset, start + i as u64);
+        assert_eq!(
+            &r.payload[..],
+            &payload(r.offset, len(r.offset))[..],
+            "{}",
+            r.offset
+        );
+    }
+}
+
+fn check_all(log: &Log) {
+    check_with(log, |_| LEN);
+}
+
+fn recycled(fs: &SimFs) -> Vec<PathBuf> {
+    names_with(fs, "seg")
+}
+
+fn file_len(fs: &SimFs, path: &Path) -> u64 {
+    fs.open_read(path).and_then(|f| f.len()).expect("len")
+}
+
+/// Appends one record at a time, synced, until a roll took a recycled file. Returns
+/// the new active segment's path.
+fn roll_onto_a_recycled_file(log: &Log, fs: &SimFs) -> PathBuf {
+    let before = log.stats().recycled_segments;
+    while log.stats().recycled_segments == before {
+        fill_with(log, 1, varied);
+        log.sync().expect("sync");
+    }
+    names_with(fs, "log").pop().expect("active segment")
+}
+
+#[test]
+fn deleted_segments_are_written_over_by_later_ones() {
+    let fs = SimFs::default();
+    let config = small_config(FsyncPolicy::Always);
+    let (log, _) = open(&fs, config.clone()).expect("open");
+    fill_with(&log, 60, varied);
+    log.sync().expect("sync");
+    let segments = names_with(&fs, "log").len();
+    log.delete_before(55).expect("delete");
+    let removed = segments - names_with(&fs, "log").len();
+    assert!(removed >= 3, "{removed}");
+    // Two files are kept (the default), the rest removed with every index.
+    let dir = dir();
+    assert_eq!(
+        recycled(&fs),
+        vec![recycled_path(&dir, 0), recycled_path(&dir, 1)]
+    );
+    assert_eq!(
+        names_with(&fs, "index").len(),
+        names_with(&fs, "log").len() - 1
+    );
+
+    // The active segment over a recycled file holds one record and the file's old
+    // frames after it.
+    let active = roll_onto_a_recycled_file(&log, &fs);
+    assert!(file_len(&fs, &active) > 24 + 300, "old content kept");
+    assert_eq!(recycled(&fs).len(), 1);
+    fill_with(&log, 40, varied);
+    log.sync().expect("sync");
+    assert_eq!(log.stats().recycled_segments, 2);
+    assert!(recycled(&fs).is_empty());
+    check_with(&log, varied);
+
+    // A clean reopen trusts every sealed segment's indexes (each file ends at its
+    // last record) and ends the active one where its records do: nothing torn.
+    log.close().expect("close");
+    let (log, report) = open(&fs, config.clone()).expect("reopen");
+    assert_eq!(report.truncated_bytes, 0);
+    assert!(
+        report.rebuilt_indexes.is_empty(),
+        "{:?}",
+        report.rebuilt_indexes
+    );
+    let end = report.end_offset;
+    check_with(&log, varied);
+    // Again with a recycled active segment.
+    log.delete_before(end - 2).expect("delete");
+    roll_onto_a_recycled_file(&log, &fs);
+    fill_with(&log, 1, varied);
+    let end = log.end_offset();
+    log.close().expect("close");
+    let (log, report) = open(&fs, config).expect("reopen");
+    assert_eq!((report.truncated_bytes, report.end_offset), (0, end));
+    assert!(report.rebuilt_indexes.is_empty());
+    check_with(&log, varied);
+}
+
+#[test]
+fn a_crash_in_a_recycled_segment_keeps_every_durable_record() {
+    let fs = SimFs::default();
+    let config = small_config(FsyncPolicy::Interval(std::time::Duration::from_secs(60)));
+    let (log, _) = open(&fs, config.clone()).expect("open");
+    fill_with(&log, 45, varied);
+    log.delete_before(40).expect("delete");
+    roll_onto_a_recycled_file(&log, &fs);
+    let durable = log.durable_offset();
+    assert_eq!(durable, log.end_offset());
+    // Written but not fsynced: the crash reverts those bytes to the file's old frames.
+    fill_with(&log, 2, varied);
+    let t = std::time::Instant::now();
+    while log.stats().writes == 0 || log.buffered_bytes() > 0 {
+        assert!(t.elapsed().as_secs() < 10, "never written");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    fs.crash();
+    drop(log);
+    let (log, report) = open(&fs, config).expect("reopen");
+    assert_eq!(report.end_offset, durable);
+    assert_eq!(report.truncated_bytes, 0, "old frames are not a torn tail");
+    check_with(&log, varied);
+    fill_with(&log, 20, varied);
+    check_with(&log, varied);
+}
+
+/// Overwrites the frame at `index` (0-based) of the segment at `base` with a frame of
+/// the same size and offset `offset`, as a recycled file's old content would be.
+fn plant_stale_frame(fs: &SimFs, base: u64, index: u64, offset: u64) {
+    let mut frame = Vec::new();
+    encode_frame(&mut frame, offset, 0, &payload(offset, LEN));
+    assert_eq!(frame.len(), FRAME_HEADER + LEN);
+    let file = fs.open(&seg(base, "log"), false).expect("open");
+    let pos = crate::format::SEGMENT_HEADER as u64 + index * frame.len() as u64;
+    file.write_all_at(&frame, pos).expect("write");
+    file.sync().expect("sync");
+}
+
+#[test]
+fn an_old_frame_before_valid_records_is_damage_not_an_end() {
+    let fs = SimFs::default();
+    let config = small_config(FsyncPolicy::Always);
+    let (log, _) = open(&fs, config.clone()).expect("open");
+    fill(&log, 16);
+    log.close().expect("close");
+    // In the active segment (10..16), record 13 replaced by an old one: 14 and 15
+    // follow it, so this is not where a recycled file's old content begins.
+    plant_stale_frame(&fs, 10, 3, 2);
+    match open(&fs, config.clone()) {
+        Err(LogError::Corrupt {
+            path,
+            position,
+            reason,
+        }) => {
+            assert_eq!((path, position), (seg(10, "log"), 24 + 300));
+            assert!(reason.contains("followed by valid records"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|x| x.1)),
+    }
+    assert!(crate::check::check_with(&fs, &dir())
+        .expect("check")
+        .0
+        .damage
+        .is_some());
+    // The same old frame in place of the last record is where old content begins.
+    let fs = SimFs::default();
+    let (log, _) = open(&fs, config.clone()).expect("open");
+    fill(&log, 16);
+    log.close().expect("close");
+    plant_stale_frame(&fs, 10, 5, 2);
+    let (log, report) = open(&fs, config).expect("open");
+    assert_eq!((report.end_offset, report.truncated_bytes), (15, 0));
+    check_all(&log);
+}
+
+#[test]
+fn an_old_frame_in_a_sealed_segment_is_damage() {
+    let fs = SimFs::default();
+    let config = small_config(FsyncPolicy::Always);
+    let (log, _) = open(&fs, config.clone()).expect("open");
+    fill(&log, 25);
+    log.close().expect("close");
+    plant_stale_frame(&fs, 10, 9, 2);
+    // The sealed segment's indexes still match its length: only a scan sees it.
+    let report = crate::check::check_with(&fs, &dir()).expect("check").0;
+    let damage = report.damage.expect("damage");
+    assert_eq!((damage.path, damage.position), (seg(10, "log"), 24 + 900));
+    // Without its indexes, open scans it and refuses.
+    fs.remove(&seg(10, "index")).expect("remove");
+    assert!(matches!(
+        open(&fs, config),
+        Err(LogError::Corrupt { position: 924, .. })
+    ));
+}
+
+#[test]
+fn the_pool_is_bounded_and_can_be_turned_off() {
+    let fs = SimFs::default();
+    let off = LogConfig {
+        recycle_segments: 0,
+        ..small_config(FsyncPolicy::Never)
+    };
+    let (log, _) = open(&fs, off.clone()).expect("open");
+    fill(&log, 45);
+    log.delete_before(40).expect("delete");
+    assert!(recycled(&fs).is_empty(), "off: deleted files are removed");
+    drop(log);
+
+    let on = LogConfig {
+        recycle_segments: 3,
+        ..off.clone()
+    };
+    let (log, _) = open(&fs, on).expect("open");
+    fill(&log, 40);
+    log.delete_before(80).expect("delete");
+    assert_eq!(recycled(&fs).len(), 3);
+    drop(log);
+    // Reopened with a smaller pool, the extra files go.
+    let one = LogConfig {
+        recycle_segments: 1,
+        ..off
+    };
+    let (log, _) = open(&fs, one).expect("open");
+    assert_eq!(recycled(&fs), vec![recycled_path(&dir(), 0)]);
+    fill(&log, 10);
+    log.sync().expect("sync");
+    assert_eq!(log.stats().recycled_segments, 1);
+    assert!(recycled(&fs).is_empty());
+    check_all(&log);
+}
