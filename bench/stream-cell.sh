@@ -38,6 +38,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Start from a quiet disk: what an earlier run left dirty is written back now.
+sync
 if [ "$server" = redis ]; then
   start_redis_aof "$policy" "$work/redis"
 else

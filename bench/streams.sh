@@ -63,6 +63,9 @@ measure() {
   local run=$1 server=$2 pair=$3 size=$4 n=$5
   local dir="$work/$run-$server-$pair-$size" policy
   local tag="run=$run server=$server fsync=$pair size=$size"
+  # Start from a quiet disk: the previous cell's dirty pages and deleted files are
+  # written back now, not during this one's fsyncs.
+  sync
   if [ "$server" = girder ]; then
     policy=interval; [ "$pair" = always ] && policy=always
     mkdir -p "$dir"

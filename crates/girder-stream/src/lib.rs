@@ -71,6 +71,9 @@ pub struct JournalConfig {
     /// Compact when this many bytes were journaled since the last snapshot and they are
     /// more than the last snapshot's size.
     pub compact_min_bytes: u64,
+    /// Segment files kept for reuse after the rewrite drops them
+    /// ([`LogConfig::recycle_segments`]).
+    pub recycle_segments: usize,
     /// Journal every write (the append-only file), not only streams and what happens
     /// while a snapshot is taken.
     pub journal_all: bool,
@@ -209,6 +212,7 @@ impl StreamJournal {
             // A record holds one command's changes (a snapshot is split into
             // `codec::CHUNK_BYTES` records): an XADD of large fields is one record.
             max_record_bytes: 1 << 30,
+            recycle_segments: config.recycle_segments,
             ..LogConfig::default()
         };
         let (log, recovery) = Log::open(&config.dir, log_config)?;

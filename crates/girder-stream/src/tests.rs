@@ -18,6 +18,7 @@ fn config(dir: &Path, fsync: Fsync) -> JournalConfig {
         fsync,
         segment_bytes: 64 << 10,
         compact_min_bytes: 1,
+        recycle_segments: 2,
         journal_all: false,
     }
 }

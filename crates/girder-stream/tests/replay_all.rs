@@ -38,6 +38,7 @@ fn config(dir: &Path, journal_all: bool) -> JournalConfig {
         fsync: Fsync::Never,
         segment_bytes: 1 << 20,
         compact_min_bytes: 1 << 20,
+        recycle_segments: 2,
         journal_all,
     }
 }

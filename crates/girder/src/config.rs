@@ -336,6 +336,9 @@ pub struct PersistenceConfig {
     /// Rewrite the journal (a snapshot, then the history before it is dropped) once
     /// this many bytes were written since the last snapshot (and more than its size).
     pub compact_min_bytes: u64,
+    /// Journal segment files kept after the rewrite drops them, for later segments to
+    /// write over instead of growing new files (cheaper fsyncs under `fsync = always`).
+    pub recycle_segments: u64,
 }
 
 /// `persistence.mode`.
@@ -383,8 +386,12 @@ impl Default for PersistenceConfig {
             save: "3600 1 300 100 60 10000".to_owned(),
             fsync: PersistenceFsync::Interval,
             fsync_interval: Duration::from_secs(1),
-            segment_bytes: 128 * 1024 * 1024,
+            // Small enough that the first rewrite frees whole segments to recycle
+            // (`recycle_segments`): under `fsync = always` the 1 KiB XADD cell ran
+            // 1.11-1.16x faster than with 128 MiB segments (bench/streams.md).
+            segment_bytes: 32 * 1024 * 1024,
             compact_min_bytes: 64 * 1024 * 1024,
+            recycle_segments: 2,
         }
     }
 }
@@ -783,7 +790,13 @@ impl Config {
                 self.http.max_connections
             )));
         }
-        let ranges: [(&str, u64, u64, u64); 10] = [
+        let ranges: [(&str, u64, u64, u64); 11] = [
+            (
+                "persistence.recycle_segments",
+                self.persistence.recycle_segments,
+                0,
+                64,
+            ),
             (
                 "persistence.segment_bytes",
                 self.persistence.segment_bytes,

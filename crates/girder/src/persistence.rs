@@ -24,6 +24,7 @@ pub fn open_journal(config: &Config, keyspace: &Keyspace) -> anyhow::Result<Arc<
         },
         segment_bytes: p.segment_bytes,
         compact_min_bytes: p.compact_min_bytes,
+        recycle_segments: p.recycle_segments as usize,
         journal_all: p.mode.aof(),
     };
     let legacy = girder_stream::legacy_journal_dir(&config.data_dir);
