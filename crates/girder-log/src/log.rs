@@ -123,8 +123,18 @@ struct Inner {
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Under `Interval`, the flusher hands the syncer an fsync once this much was written
-/// since the last, besides once per interval: the fsyncs stay short, a roll's too.
+/// since the last, besides once per interval: the fsyncs stay short, a roll's too. At
+/// most a quarter of a segment (not under 1 MiB), so that a roll, whose fsync the
+/// flusher waits for, finds at most that much unsynced.
 pub(crate) const HAND_BYTES: usize = 32 << 20;
+
+fn hand_bytes(segment_bytes: u64) -> usize {
+    HAND_BYTES.min(
+        usize::try_from(segment_bytes / 4)
+            .unwrap_or(usize::MAX)
+            .max(1 << 20),
+    )
+}
 
 /// Pending bytes the flusher writes at once, without lingering.
 const EAGER_BYTES: usize = 64 * 1024;
@@ -863,6 +873,7 @@ impl Shared {
         let mut last_fsync = Instant::now();
         // Bytes written since the last fsync was made or handed over.
         let mut unsynced_bytes = 0usize;
+        let hand_bytes = hand_bytes(self.config.segment_bytes);
         loop {
             let (batch, base, fsync_now, handed) = {
                 let mut inner = lock(&self.inner);
@@ -940,13 +951,13 @@ impl Shared {
                 // journal rewrite can carry hundreds of megabytes and take a second, and
                 // appends block once `max_buffered_bytes` wait to be written (measured:
                 // the RESP loop blocked about a second per rewrite in `append_batch`).
-                // Also every `HAND_BYTES` written under `Interval`, so no fsync (a
+                // Also every `hand_bytes` written under `Interval`, so no fsync (a
                 // roll's, which the flusher waits for, included) has more to flush.
                 unsynced_bytes += batch.len();
                 let handed = !fsync_now
                     && (inner.sync_unmet()
                         || matches!(inner.fsync, FsyncPolicy::Interval(d)
-                            if last_fsync.elapsed() >= d || unsynced_bytes >= HAND_BYTES));
+                            if last_fsync.elapsed() >= d || unsynced_bytes >= hand_bytes));
                 (batch, base, fsync_now, handed)
             };
             let written_end = base + count_frames(&batch);

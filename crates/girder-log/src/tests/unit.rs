@@ -394,6 +394,30 @@ fn interval_fsyncs_after_hand_bytes_written() {
     );
 }
 
+/// With small segments the hand-off comes after a quarter of a segment, so that a
+/// roll's fsync, which the flusher waits for, never has more than that to flush.
+#[test]
+fn interval_hands_an_fsync_after_a_quarter_segment() {
+    let fs = SimFs::default();
+    let config = LogConfig {
+        segment_bytes: 16 << 20,
+        max_record_bytes: 1 << 20,
+        ..small_config(FsyncPolicy::Interval(Duration::from_secs(3600)))
+    };
+    let (log, _) = open(&fs, config).expect("open");
+    let record = vec![7u8; 1 << 20];
+    // 6 MiB: past a quarter of the segment (4 MiB), far from a roll.
+    for _ in 0..6 {
+        log.append(0, &record).expect("append");
+    }
+    let t0 = std::time::Instant::now();
+    while log.durable_offset() < 4 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(log.durable_offset() >= 4, "{:?}", log.stats());
+    assert_eq!(names_with(&fs, "log").len(), 1, "no roll");
+}
+
 /// `wait_durable_blocking` returns once the policy made the offset durable (without
 /// asking for an fsync itself), and reports a failed fsync and a closed log.
 #[test]
