@@ -56,6 +56,23 @@ pub(crate) fn payload(offset: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Reads the whole log and checks every record: dense offsets from the start, each
+/// payload [`payload`]`(offset, len(offset))`.
+pub(crate) fn check_records(log: &Log, len: impl Fn(u64) -> usize) {
+    let start = log.start_offset();
+    let records = log.read(start, usize::MAX).expect("read");
+    assert_eq!(records.len() as u64, log.end_offset() - start);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.offset, start + i as u64);
+        assert_eq!(
+            &r.payload[..],
+            &payload(r.offset, len(r.offset))[..],
+            "payload of {}",
+            r.offset
+        );
+    }
+}
+
 pub(crate) fn names_with(fs: &SimFs, ext: &str) -> Vec<PathBuf> {
     fs.names()
         .into_iter()

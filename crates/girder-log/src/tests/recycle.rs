@@ -33,23 +33,8 @@ fn fill(log: &Log, n: u64) {
     fill_with(log, n, |_| LEN);
 }
 
-fn check_with(log: &Log, len: impl Fn(u64) -> usize) {
-    let start = log.start_offset();
-    let records = log.read(start, usize::MAX).expect("read");
-    assert_eq!(records.len() as u64, log.end_offset() - start);
-    for (i, r) in records.iter().enumerate() {
-        assert_eq!(r.offset, start + i as u64);
-        assert_eq!(
-            &r.payload[..],
-            &payload(r.offset, len(r.offset))[..],
-            "{}",
-            r.offset
-        );
-    }
-}
-
 fn check_all(log: &Log) {
-    check_with(log, |_| LEN);
+    check_records(log, |_| LEN);
 }
 
 fn recycled(fs: &SimFs) -> Vec<PathBuf> {
@@ -102,7 +87,7 @@ fn deleted_segments_are_written_over_by_later_ones() {
     log.sync().expect("sync");
     assert_eq!(log.stats().recycled_segments, 2);
     assert!(recycled(&fs).is_empty());
-    check_with(&log, varied);
+    check_records(&log, varied);
 
     // A clean reopen trusts every sealed segment's indexes (each file ends at its
     // last record) and ends the active one where its records do: nothing torn.
@@ -115,7 +100,7 @@ fn deleted_segments_are_written_over_by_later_ones() {
         report.rebuilt_indexes
     );
     let end = report.end_offset;
-    check_with(&log, varied);
+    check_records(&log, varied);
     // Again with a recycled active segment.
     log.delete_before(end - 2).expect("delete");
     roll_onto_a_recycled_file(&log, &fs);
@@ -125,7 +110,7 @@ fn deleted_segments_are_written_over_by_later_ones() {
     let (log, report) = open(&fs, config).expect("reopen");
     assert_eq!((report.truncated_bytes, report.end_offset), (0, end));
     assert!(report.rebuilt_indexes.is_empty());
-    check_with(&log, varied);
+    check_records(&log, varied);
 }
 
 #[test]
@@ -150,9 +135,9 @@ fn a_crash_in_a_recycled_segment_keeps_every_durable_record() {
     let (log, report) = open(&fs, config).expect("reopen");
     assert_eq!(report.end_offset, durable);
     assert_eq!(report.truncated_bytes, 0, "old frames are not a torn tail");
-    check_with(&log, varied);
+    check_records(&log, varied);
     fill_with(&log, 20, varied);
-    check_with(&log, varied);
+    check_records(&log, varied);
 }
 
 /// Overwrites the frame at `index` (0-based) of the segment at `base` with a frame of

@@ -17,18 +17,7 @@ fn fill(log: &Log, n: u64, len: usize, ts: impl Fn(u64) -> u64) {
 }
 
 fn check_all(log: &Log, len: usize) {
-    let start = log.start_offset();
-    let records = log.read(start, usize::MAX).expect("read");
-    assert_eq!(records.len() as u64, log.end_offset() - start);
-    for (i, r) in records.iter().enumerate() {
-        assert_eq!(r.offset, start + i as u64);
-        assert_eq!(
-            &r.payload[..],
-            &payload(r.offset, len)[..],
-            "payload of {}",
-            r.offset
-        );
-    }
+    check_records(log, |_| len);
 }
 
 #[test]
