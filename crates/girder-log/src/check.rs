@@ -51,10 +51,13 @@ pub(crate) fn check_with(fs: &dyn Fs, dir: &Path) -> Result<(CheckReport, Found)
         let len = file.len().at(&path)?;
         let mut header = [0u8; SEGMENT_HEADER];
         let got = file.read_full_at(&mut header, 0).at(&path)?;
-        if let Err(reason) = format::check_segment_header(&header[..got], base) {
-            found = Some((i, damage(0, reason)));
-            break;
-        }
+        let flags = match format::check_segment_header(&header[..got], base) {
+            Ok(flags) => flags,
+            Err(reason) => {
+                found = Some((i, damage(0, reason)));
+                break;
+            }
+        };
         if let Some(end) = prev_end {
             if end != base {
                 found = Some((
@@ -74,7 +77,9 @@ pub(crate) fn check_with(fs: &dyn Fs, dir: &Path) -> Result<(CheckReport, Found)
             len,
             u32::MAX - 64,
             cfg.index_interval_bytes,
-            i + 1 == bases.len(),
+            // As open reads it: the old content after the last record of an active
+            // segment started over a recycled file is not damage.
+            i + 1 == bases.len() && flags & format::SEGMENT_RECYCLED != 0,
         )?;
         report.records += scan.segment.end - base;
         report.bytes += scan.segment.size;
@@ -132,7 +137,7 @@ pub(crate) fn repair_with(fs: Arc<dyn Fs>, dir: &Path) -> Result<RepairReport, L
             let keep = damage.position.max(SEGMENT_HEADER as u64);
             if damage.position < SEGMENT_HEADER as u64 {
                 file.set_len(0).at(&path)?;
-                file.write_all_at(&format::encode_segment_header(base), 0)
+                file.write_all_at(&format::encode_segment_header(base, 0), 0)
                     .at(&path)?;
             }
             file.set_len(keep).at(&path)?;

@@ -18,7 +18,7 @@ pub(crate) const FRAME_HEADER: usize = 24;
 /// Bytes the length field counts that are not payload: CRC + offset + timestamp.
 pub(crate) const FRAME_FIXED_BODY: u32 = 20;
 
-/// Segment file header: magic (4) + version (4) + base offset (8) + reserved (4) + CRC (4).
+/// Segment file header: magic (4) + version (4) + base offset (8) + flags (4) + CRC (4).
 pub(crate) const SEGMENT_HEADER: usize = 24;
 const SEGMENT_MAGIC: [u8; 4] = *b"GLOG";
 /// The one format version this crate writes and reads.
@@ -114,18 +114,24 @@ pub(crate) fn frame_len_at(buf: &[u8], pos: usize) -> usize {
 }
 
 /// Encodes a segment file header.
-pub(crate) fn encode_segment_header(base_offset: u64) -> [u8; SEGMENT_HEADER] {
+pub(crate) fn encode_segment_header(base_offset: u64, flags: u32) -> [u8; SEGMENT_HEADER] {
     let mut h = [0u8; SEGMENT_HEADER];
     h[0..4].copy_from_slice(&SEGMENT_MAGIC);
     h[4..8].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     h[8..16].copy_from_slice(&base_offset.to_le_bytes());
+    h[16..20].copy_from_slice(&flags.to_le_bytes());
     let crc = crc32c::crc32c(&h[..20]);
     h[20..24].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Checks a segment header; returns the reason it is not valid for `base_offset`.
-pub(crate) fn check_segment_header(h: &[u8], base_offset: u64) -> Result<(), String> {
+/// Segment header flag: the file was a deleted segment's, recycled, so after this
+/// segment's last record come the old segment's frames (or parts of them).
+pub(crate) const SEGMENT_RECYCLED: u32 = 1;
+
+/// Checks a segment header; returns the reason it is not valid for `base_offset`, or
+/// its flags. (Unknown flags are ignored: version 1 readers wrote 0 and ignored them.)
+pub(crate) fn check_segment_header(h: &[u8], base_offset: u64) -> Result<u32, String> {
     if h.len() < SEGMENT_HEADER {
         return Err(format!("segment header truncated to {} bytes", h.len()));
     }
@@ -145,7 +151,7 @@ pub(crate) fn check_segment_header(h: &[u8], base_offset: u64) -> Result<(), Str
             "segment header says base offset {base}, file name says {base_offset}"
         ));
     }
-    Ok(())
+    Ok(u32_at(h, 16))
 }
 
 /// The fixed part of an index file.
@@ -346,8 +352,10 @@ mod tests {
 
     #[test]
     fn headers_and_checkpoint() {
-        let h = encode_segment_header(42);
-        assert!(check_segment_header(&h, 42).is_ok());
+        let h = encode_segment_header(42, 0);
+        assert_eq!(check_segment_header(&h, 42), Ok(0));
+        let r = encode_segment_header(42, SEGMENT_RECYCLED);
+        assert_eq!(check_segment_header(&r, 42), Ok(SEGMENT_RECYCLED));
         assert!(check_segment_header(&h, 43).is_err());
         let mut bad = h;
         bad[9] ^= 1;

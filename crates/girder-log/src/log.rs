@@ -128,6 +128,12 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 /// flusher waits for, finds at most that much unsynced.
 pub(crate) const HAND_BYTES: usize = 32 << 20;
 
+/// The most a log with this configuration can have written and not fsynced: the
+/// bytes the flusher hands over at most between fsyncs, and a full buffer in flight.
+fn unsynced_window(cfg: &LogConfig) -> u64 {
+    (hand_bytes(cfg.segment_bytes) + cfg.max_buffered_bytes) as u64
+}
+
 fn hand_bytes(segment_bytes: u64) -> usize {
     HAND_BYTES.min(
         usize::try_from(segment_bytes / 4)
@@ -472,6 +478,16 @@ impl Log {
             }
             let segs = read(&sh.segments);
             let disk_end = segs.last().map_or(0, |s| s.end);
+            // `start` moves before the segments below it go (`delete_before`), or
+            // after (`enforce_retention`): under the segments' lock, the first one
+            // says what is still there.
+            if let Some(first) = segs.first().filter(|s| from < s.base) {
+                return Err(LogError::OffsetOutOfRange {
+                    offset: from,
+                    start: first.base.max(sh.start.load(Ordering::Acquire)),
+                    end: inner.next_offset,
+                });
+            }
             let mut views = Vec::new();
             if from < disk_end {
                 let first = segs.partition_point(|s| s.end <= from);
@@ -1180,28 +1196,33 @@ impl Shared {
         if removed.is_empty() {
             return Ok(());
         }
-        let mut kept = Vec::new();
-        {
-            // Callers hold `admin`, so nothing else adds to the pool meanwhile.
+        // Callers hold `admin`, so nothing else adds to the pool meanwhile; the names
+        // are taken under its lock, the renames made without it (a roll in the
+        // flusher takes it).
+        let (room, mut next) = {
             let mut pool = lock(&self.recycled);
             let room = self
                 .config
                 .recycle_segments
                 .saturating_sub(pool.files.len());
-            for s in removed {
-                // The .log first: an index without its log is an orphan open removes.
-                // A short segment (rolled on time) is not worth keeping.
-                if kept.len() < room && s.size >= self.config.segment_bytes / 2 {
-                    let to = format::recycled_path(&self.dir, pool.next);
-                    pool.next += 1;
-                    self.fs.rename(&s.path, &to).at(&s.path)?;
-                    kept.push(to);
-                } else {
-                    remove_if_exists(&*self.fs, &s.path)?;
-                }
-                for ext in ["index", "timeindex"] {
-                    remove_if_exists(&*self.fs, &format::segment_path(&self.dir, s.base, ext))?;
-                }
+            let next = pool.next;
+            pool.next += room as u64;
+            (room, next)
+        };
+        let mut kept = Vec::new();
+        for s in removed {
+            // The .log first: an index without its log is an orphan open removes.
+            // A short segment (rolled on time) is not worth keeping.
+            if kept.len() < room && s.size >= self.config.segment_bytes / 2 {
+                let to = format::recycled_path(&self.dir, next);
+                next += 1;
+                self.fs.rename(&s.path, &to).at(&s.path)?;
+                kept.push(to);
+            } else {
+                remove_if_exists(&*self.fs, &s.path)?;
+            }
+            for ext in ["index", "timeindex"] {
+                remove_if_exists(&*self.fs, &format::segment_path(&self.dir, s.base, ext))?;
             }
         }
         self.fs.sync_dir(&self.dir).at(&self.dir)?;
@@ -1234,7 +1255,7 @@ pub(crate) fn create_segment(fs: &dyn Fs, dir: &Path, base: u64) -> Result<Segme
     let path = format::segment_path(dir, base, "log");
     let file = fs.open(&path, true).at(&path)?;
     file.set_len(0).at(&path)?;
-    file.write_all_at(&format::encode_segment_header(base), 0)
+    file.write_all_at(&format::encode_segment_header(base, 0), 0)
         .at(&path)?;
     file.sync().at(&path)?;
     fs.sync_dir(dir).at(dir)?;
@@ -1248,8 +1269,11 @@ pub(crate) fn create_segment(fs: &dyn Fs, dir: &Path, base: u64) -> Result<Segme
 fn reuse_segment(fs: &dyn Fs, dir: &Path, from: &Path, base: u64) -> Result<Segment, LogError> {
     let path = format::segment_path(dir, base, "log");
     let file = fs.open(from, false).at(from)?;
-    file.write_all_at(&format::encode_segment_header(base), 0)
-        .at(from)?;
+    file.write_all_at(
+        &format::encode_segment_header(base, format::SEGMENT_RECYCLED),
+        0,
+    )
+    .at(from)?;
     file.sync().at(from)?;
     fs.rename(from, &path).at(&path)?;
     fs.sync_dir(dir).at(dir)?;
@@ -1343,21 +1367,24 @@ fn recover(
         let mut header = [0u8; SEGMENT_HEADER];
         let got = file.read_full_at(&mut header, 0).at(&path)?;
         let active = i + 1 == bases.len();
-        if let Err(reason) = format::check_segment_header(&header[..got], base) {
-            // A crash while creating the active segment can leave it shorter
-            // than its header: nothing was ever acknowledged in it.
-            if active && len <= SEGMENT_HEADER as u64 {
-                tracing::warn!(path = %path.display(), len, "girder-log: rewriting a torn segment header");
-                report.truncated_bytes += len;
-                file.set_len(0).at(&path)?;
-                file.write_all_at(&format::encode_segment_header(base), 0)
-                    .at(&path)?;
-                file.sync().at(&path)?;
-                segments.push(Segment::empty(base, path, file));
-                continue;
+        let flags = match format::check_segment_header(&header[..got], base) {
+            Ok(flags) => flags,
+            Err(reason) => {
+                // A crash while creating the active segment can leave it shorter
+                // than its header: nothing was ever acknowledged in it.
+                if active && len <= SEGMENT_HEADER as u64 {
+                    tracing::warn!(path = %path.display(), len, "girder-log: rewriting a torn segment header");
+                    report.truncated_bytes += len;
+                    file.set_len(0).at(&path)?;
+                    file.write_all_at(&format::encode_segment_header(base, 0), 0)
+                        .at(&path)?;
+                    file.sync().at(&path)?;
+                    segments.push(Segment::empty(base, path, file));
+                    continue;
+                }
+                return Err(LogError::corrupt(&path, 0, reason));
             }
-            return Err(LogError::corrupt(&path, 0, reason));
-        }
+        };
         if let Some(prev) = segments.last() {
             if prev.end != base {
                 return Err(LogError::corrupt(
@@ -1401,6 +1428,7 @@ fn recover(
             }
             continue;
         }
+        let recycled = flags & format::SEGMENT_RECYCLED != 0;
         let scan = segment::scan(
             base,
             path.clone(),
@@ -1408,16 +1436,26 @@ fn recover(
             len,
             cfg.max_record_bytes,
             cfg.index_interval_bytes,
-            true,
+            recycled,
         )?;
         let mut seg = scan.segment;
         if let Some(pos) = scan.recycled_from {
-            // Not a torn tail: the file is a recycled one and the rest is its old
-            // content, left in place to be written over.
-            tracing::debug!(path = %path.display(), position = pos, "girder-log: the active segment's records end where its recycled file's old frames begin");
+            // Not a torn tail: the rest is the recycled file's old content (or a frame
+            // never made durable over it), left in place to be written over.
+            tracing::debug!(path = %path.display(), position = pos, "girder-log: the active segment's records end where its recycled file's old content begins");
         }
         if let Some((pos, reason)) = scan.damage {
-            if segment::valid_frame_after(&*file, &path, pos, len, seg.end, cfg.max_record_bytes)? {
+            // Over a recycled file a power loss can keep a later page of an unsynced
+            // write and lose an earlier one (a growing file's size protects it from
+            // that): valid frames within what could have been unsynced are a torn
+            // tail; beyond it, damage.
+            let from = if recycled {
+                pos.saturating_add(unsynced_window(cfg))
+            } else {
+                pos
+            };
+            if segment::valid_frame_after(&*file, &path, from, len, seg.end, cfg.max_record_bytes)?
+            {
                 return Err(LogError::corrupt(
                     &path,
                     pos,

@@ -368,20 +368,20 @@ pub(crate) struct Scan {
     pub segment: Segment,
     /// First damage: position and reason. `None` if every frame is valid.
     pub damage: Option<(u64, String)>,
-    /// Where the frames left by the file's earlier life as another segment begin
-    /// (a recycled file: see [`LogConfig::recycle_segments`](crate::LogConfig)).
+    /// Where the recycled file's old content begins, when `scan` was told the file is
+    /// one (see [`LogConfig::recycle_segments`](crate::LogConfig)).
     pub recycled_from: Option<u64>,
 }
 
 /// Scans `file` from its header to `file_len`, verifying every frame and
 /// rebuilding the indexes. Stops at the first damage.
 ///
-/// `recycled`: the file may be a recycled one (the active segment), so a whole,
-/// checksummed frame with an offset below the segment's next one is where the file's
-/// old content begins: every segment the file was before lies wholly below this
-/// segment's base. That ends the segment, not damage, unless a frame continuing this
-/// segment's offsets lies further on (then the stale frame sits in the middle of
-/// this segment's data, which is damage).
+/// `recycled`: the segment was started over a recycled file (its header says so), so
+/// after its last record comes the old content: old frames, whose offsets lie below
+/// this segment's base, and, where the new records ended inside an old frame, the rest
+/// of it. The first frame that does not continue the segment is then where that
+/// content begins, not damage, unless a frame continuing this segment's offsets lies
+/// further on.
 pub(crate) fn scan(
     base: u64,
     path: PathBuf,
@@ -393,18 +393,10 @@ pub(crate) fn scan(
 ) -> Result<Scan, LogError> {
     let mut seg = Segment::empty(base, path, file.clone());
     let mut cursor = FrameCursor::new(&*file, SEGMENT_HEADER as u64, file_len, max_payload);
-    let mut recycled_from = None;
     let damage = loop {
         match cursor.next().at(&seg.path)? {
             Step::End => break None,
             Step::Frame { pos, frame } => {
-                if recycled
-                    && frame.offset < seg.base
-                    && !valid_frame_after(&*file, &seg.path, pos, file_len, seg.end, max_payload)?
-                {
-                    recycled_from = Some(pos);
-                    break None;
-                }
                 if frame.offset != seg.end {
                     break Some((
                         pos,
@@ -429,6 +421,17 @@ pub(crate) fn scan(
             }
             Step::Invalid { pos, reason } => break Some((pos, reason.to_owned())),
         }
+    };
+    let mut recycled_from = None;
+    let damage = match damage {
+        Some((pos, _))
+            if recycled
+                && !valid_frame_after(&*file, &seg.path, pos, file_len, seg.end, max_payload)? =>
+        {
+            recycled_from = Some(pos);
+            None
+        }
+        damage => damage,
     };
     Ok(Scan {
         segment: seg,

@@ -140,12 +140,13 @@ fn a_crash_in_a_recycled_segment_keeps_every_durable_record() {
     check_records(&log, varied);
 }
 
-/// Overwrites the frame at `index` (0-based) of the segment at `base` with a frame of
-/// the same size and offset `offset`, as a recycled file's old content would be.
-fn plant_stale_frame(fs: &SimFs, base: u64, index: u64, offset: u64) {
+/// Overwrites the frame at `index` (0-based) of the segment at `base`, whose frames
+/// all carry `len`-byte payloads, with a frame of the same size and offset `offset`,
+/// as a recycled file's old content would be.
+fn plant_stale_frame(fs: &SimFs, base: u64, len: usize, index: u64, offset: u64) {
     let mut frame = Vec::new();
-    encode_frame(&mut frame, offset, 0, &payload(offset, LEN));
-    assert_eq!(frame.len(), FRAME_HEADER + LEN);
+    encode_frame(&mut frame, offset, 0, &payload(offset, len));
+    assert_eq!(frame.len(), FRAME_HEADER + len);
     let file = fs.open(&seg(base, "log"), false).expect("open");
     let pos = crate::format::SEGMENT_HEADER as u64 + index * frame.len() as u64;
     file.write_all_at(&frame, pos).expect("write");
@@ -153,16 +154,16 @@ fn plant_stale_frame(fs: &SimFs, base: u64, index: u64, offset: u64) {
 }
 
 #[test]
-fn an_old_frame_before_valid_records_is_damage_not_an_end() {
+fn an_old_frame_before_valid_records_is_damage() {
     let fs = SimFs::default();
     let config = small_config(FsyncPolicy::Always);
     let (log, _) = open(&fs, config.clone()).expect("open");
     fill(&log, 16);
     log.close().expect("close");
-    // In the active segment (10..16), record 13 replaced by an old one: 14 and 15
-    // follow it, so this is not where a recycled file's old content begins.
-    plant_stale_frame(&fs, 10, 3, 2);
-    match open(&fs, config.clone()) {
+    // In the active segment (10..16, not recycled), record 13 replaced by an old one:
+    // 14 and 15 follow it.
+    plant_stale_frame(&fs, 10, LEN, 3, 2);
+    match open(&fs, config) {
         Err(LogError::Corrupt {
             path,
             position,
@@ -178,15 +179,92 @@ fn an_old_frame_before_valid_records_is_damage_not_an_end() {
         .0
         .damage
         .is_some());
-    // The same old frame in place of the last record is where old content begins.
+}
+
+/// New records that end inside one of the recycled file's old frames (150-byte frames
+/// over 100-byte ones): a clean reopen and `check` see the end, not a torn tail.
+#[test]
+fn records_ending_inside_an_old_frame_end_cleanly() {
     let fs = SimFs::default();
+    let config = small_config(FsyncPolicy::Always);
     let (log, _) = open(&fs, config.clone()).expect("open");
-    fill(&log, 16);
+    fill(&log, 45);
+    log.delete_before(40).expect("delete");
+    let before = log.stats().recycled_segments;
+    while log.stats().recycled_segments == before {
+        fill_with(&log, 1, |_| 126);
+        log.sync().expect("sync");
+    }
+    let active = names_with(&fs, "log").pop().expect("active");
+    assert!(file_len(&fs, &active) >= 1000, "over a recycled file");
+    let end = log.end_offset();
+    let len = |o: u64| if o < 45 { LEN } else { 126 };
     log.close().expect("close");
-    plant_stale_frame(&fs, 10, 5, 2);
-    let (log, report) = open(&fs, config).expect("open");
-    assert_eq!((report.end_offset, report.truncated_bytes), (15, 0));
-    check_all(&log);
+    let report = crate::check::check_with(&fs, &dir()).expect("check").0;
+    assert_eq!(report.damage, None);
+    let (log, report) = open(&fs, config.clone()).expect("reopen");
+    assert_eq!((report.end_offset, report.truncated_bytes), (end, 0));
+    check_records(&log, len);
+    // And after a crash.
+    fill_with(&log, 2, |_| 126);
+    log.sync().expect("sync");
+    fs.crash();
+    drop(log);
+    let (log, report) = open(&fs, config).expect("reopen");
+    assert_eq!((report.end_offset, report.truncated_bytes), (end + 2, 0));
+    check_records(&log, len);
+}
+
+/// Over a recycled file a power loss can keep a later page of an unsynced write and
+/// lose an earlier one. Damage followed by valid records within what could have been
+/// unsynced is a torn tail, cut; further on, it is damage.
+#[test]
+fn damage_in_a_recycled_segment_is_torn_only_within_the_unsynced_window() {
+    const BIG: usize = 8 << 10;
+    let config = LogConfig {
+        segment_bytes: 4 << 20,
+        max_record_bytes: 64 << 10,
+        max_buffered_bytes: 64 << 10,
+        index_interval_bytes: 64 << 10,
+        ..small_config(FsyncPolicy::Never)
+    };
+    // Window: a quarter segment (1 MiB) + the buffer (64 KiB): 136 frames of 8216 B.
+    // Returns the file system and the base of an active segment over a recycled file
+    // that holds 300 records.
+    let setup = || {
+        let fs = SimFs::default();
+        let (log, _) = open(&fs, config.clone()).expect("open");
+        fill_with(&log, 1600, |_| BIG);
+        log.sync().expect("sync");
+        log.delete_before(1500).expect("delete");
+        while log.stats().recycled_segments == 0 {
+            fill_with(&log, 1, |_| BIG);
+            log.sync().expect("sync");
+        }
+        let active_base = log.end_offset() - 1;
+        fill_with(&log, 299, |_| BIG);
+        log.close().expect("close");
+        assert_eq!(
+            names_with(&fs, "log").pop(),
+            Some(seg(active_base, "log")),
+            "the last record rolled onto the recycled file"
+        );
+        (fs, active_base)
+    };
+    // 289 valid records (2.4 MB) follow the damage: beyond the window.
+    let (fs, active_base) = setup();
+    plant_stale_frame(&fs, active_base, BIG, 10, 2);
+    assert!(matches!(
+        open(&fs, config.clone()),
+        Err(LogError::Corrupt { .. })
+    ));
+    // 39 follow: within it.
+    let (fs, active_base) = setup();
+    plant_stale_frame(&fs, active_base, BIG, 260, 2);
+    let (log, report) = open(&fs, config).expect("torn tail");
+    assert_eq!(report.end_offset, active_base + 260);
+    assert!(report.truncated_bytes > 0);
+    check_records(&log, |_| BIG);
 }
 
 #[test]
@@ -196,7 +274,7 @@ fn an_old_frame_in_a_sealed_segment_is_damage() {
     let (log, _) = open(&fs, config.clone()).expect("open");
     fill(&log, 25);
     log.close().expect("close");
-    plant_stale_frame(&fs, 10, 9, 2);
+    plant_stale_frame(&fs, 10, LEN, 9, 2);
     // The sealed segment's indexes still match its length: only a scan sees it.
     let report = crate::check::check_with(&fs, &dir()).expect("check").0;
     let damage = report.damage.expect("damage");
