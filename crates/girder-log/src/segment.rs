@@ -452,7 +452,10 @@ pub(crate) fn valid_frame_after(
     expected: u64,
     max_payload: u32,
 ) -> Result<bool, LogError> {
-    let max_offset = expected + file_len.saturating_sub(from) / FRAME_HEADER as u64;
+    // No frame continuing the data can carry an offset beyond one per frame header in
+    // the whole file (bounded from the file's start: `from` may lie well past where the
+    // data being continued ends).
+    let max_offset = expected + file_len / FRAME_HEADER as u64;
     let mut chunk = vec![0; CHUNK + FRAME_HEADER];
     // Candidate frame starts are tried at every position in `(from, file_len)`.
     let mut at = from + 1;
@@ -535,5 +538,28 @@ mod tests {
         assert_eq!(seg.scan_start_for_timestamp(13), 105);
         assert_eq!(seg.scan_start_for_timestamp(21), 109);
         assert_eq!(seg.max_ts, Some(20));
+    }
+
+    /// Frames continuing the data far past the damage (as recovery's window check looks
+    /// for them) are found, whatever their distance from the point searched from.
+    #[test]
+    fn valid_frame_after_finds_frames_far_past_the_damage() {
+        let fs = SimFs::default();
+        let path = Path::new("/l/0.log");
+        let file = fs.open(path, true).expect("open");
+        let mut buf = vec![0u8; SEGMENT_HEADER];
+        for offset in 0..200u64 {
+            crate::format::encode_frame(&mut buf, offset, 0, &[7u8; 100]);
+        }
+        file.write_all_at(&buf, 0).expect("write");
+        let len = buf.len() as u64;
+        let frame = 124u64;
+        let at = |i: u64| SEGMENT_HEADER as u64 + i * frame;
+        // Damage at record 0 (expected offset 0); searching from record 190 on, the
+        // frames left carry offsets 191..199, far above `expected + (len - from) / 24`.
+        assert!(valid_frame_after(&*file, path, at(190), len, 0, 1000).expect("search"));
+        // Only frames below `expected` after the point: nothing continues.
+        assert!(!valid_frame_after(&*file, path, at(150), len, 500, 1000).expect("search"));
+        assert!(!valid_frame_after(&*file, path, at(199), len, 0, 1000).expect("search"));
     }
 }
