@@ -1158,14 +1158,13 @@ impl Shared {
 
     /// Seals the active segment (fsync, write its indexes) and starts a new one at `base`.
     fn roll(&self, base: u64) -> Result<(), LogError> {
-        let (file, path) = {
+        let (file, path, size) = {
             let segs = read(&self.segments);
             let a = segs.last().ok_or(LogError::Closed)?;
-            (a.file.clone(), a.path.clone())
+            (a.file.clone(), a.path.clone(), a.size)
         };
         // A recycled file holds its old frames past the segment's end: cut them,
         // since a sealed segment must end where its last record does.
-        let size = read(&self.segments).last().ok_or(LogError::Closed)?.size;
         if file.len().at(&path)? > size {
             file.set_len(size).at(&path)?;
         }
