@@ -712,6 +712,53 @@ fn a_snapshot_compresses_repetitive_values() {
     );
 }
 
+/// `compress` reuses its working space without clearing it: a record compressed after a
+/// larger one, or after one that did not compress, decodes to itself, and one that LZ4
+/// cannot shrink is left as it was.
+#[test]
+fn compress_reuses_its_scratch_exactly() {
+    let command = |arg: Vec<u8>| {
+        let mut out = Vec::new();
+        codec::encode_command(&mut out, 3, &[Bytes::from_static(b"SET"), Bytes::from(arg)]);
+        out
+    };
+    let noise = |n: usize, seed: u64| {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect::<Vec<u8>>()
+    };
+    let mut scratch = Vec::new();
+    let records = [
+        command(b"abcdefgh".repeat(100_000)),
+        command(noise(50_000, 7)),
+        command(b"xyz".repeat(300)),
+        command([noise(2_000, 9), vec![b'q'; 40_000]].concat()),
+        command(noise(700, 11)),
+    ];
+    for (i, original) in records.iter().enumerate() {
+        let mut record = original.clone();
+        let compressed = codec::compress(&mut record, &mut scratch);
+        assert_eq!(compressed, matches!(i, 0 | 2 | 3), "record {i}");
+        if !compressed {
+            assert_eq!(&record, original, "record {i} left as it was");
+            continue;
+        }
+        assert!(record.len() < original.len() / 2, "record {i}");
+        let decoded = codec::decode(&Bytes::from(record)).expect("decode");
+        assert_eq!(
+            decoded,
+            codec::decode(&Bytes::from(original.clone())).expect("decode"),
+            "record {i}"
+        );
+    }
+}
+
 /// A snapshot writes a shard's small values as a compressed `Batch` record, not a 24-byte
 /// log frame each, and they replay to the same values and deadlines.
 #[test]
