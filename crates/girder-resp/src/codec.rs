@@ -519,11 +519,25 @@ pub fn bulk_array(len: usize, items: &mut dyn Iterator<Item = &[u8]>) -> Reply {
 
 /// A reply written element by element as it is read (under the engine's lock): no
 /// `Reply` and no owned copy per element, so a long reply costs its encoding only.
+///
+/// Short bulk strings (the elements of most long replies) are assembled in a staging
+/// buffer on the stack with fixed-size moves, and reach `out` a few hundred bytes at a
+/// time: appending each element's five pieces to `out` was five `memcpy` calls of a
+/// few bytes each, 16 ns per 3-byte element (`benches/codec.rs`).
 #[derive(Debug)]
 pub struct Writer {
     out: BytesMut,
     protocol: Protocol,
+    stage: [u8; STAGE],
+    staged: usize,
 }
+
+/// Bytes of [`Writer`]'s staging buffer.
+const STAGE: usize = 512;
+
+/// Longest bulk string [`Writer::bulk`] stages whole (a longer one goes to `out` as it
+/// is, between its staged header and CRLF).
+const SHORT_BULK: usize = 64;
 
 impl Writer {
     /// An empty reply for a client speaking `protocol`.
@@ -531,6 +545,8 @@ impl Writer {
         Self {
             out: BytesMut::new(),
             protocol,
+            stage: [0; STAGE],
+            staged: 0,
         }
     }
 
@@ -541,22 +557,102 @@ impl Writer {
 
     /// An array header: `len` elements follow.
     pub fn array(&mut self, len: usize) {
+        self.flush();
+        // Room for that many short elements, so a long reply does not grow by doubling
+        // from nothing (it still does past this).
+        self.out.reserve(len.min(4096) * 16);
         number(&mut self.out, b'*', len_i64(len));
     }
 
     /// A bulk string.
     pub fn bulk(&mut self, data: &[u8]) {
-        bulk(&mut self.out, b'$', data);
+        if self.staged + SHORT_BULK + HEADER > STAGE {
+            self.flush();
+        }
+        let n = data.len();
+        let stage = &mut self.stage[self.staged..];
+        let mut at = header(stage, b'$', n);
+        if n <= SHORT_BULK {
+            copy_short(&mut stage[at..at + n], data);
+            at += n;
+            stage[at..at + 2].copy_from_slice(b"\r\n");
+            self.staged += at + 2;
+        } else {
+            self.staged += at;
+            self.flush();
+            self.out.extend_from_slice(data);
+            self.stage[..2].copy_from_slice(b"\r\n");
+            self.staged = 2;
+        }
     }
 
     /// Any reply, as an element.
     pub fn reply(&mut self, reply: &Reply) {
+        self.flush();
         reply.encode(self.protocol, &mut self.out);
     }
 
     /// The finished reply.
-    pub fn finish(self) -> Reply {
+    pub fn finish(mut self) -> Reply {
+        self.flush();
         Reply::Encoded(self.out)
+    }
+
+    /// Moves what is staged to `out`.
+    fn flush(&mut self) {
+        if self.staged > 0 {
+            self.out.extend_from_slice(&self.stage[..self.staged]);
+            self.staged = 0;
+        }
+    }
+}
+
+/// Longest header [`header`] writes: a prefix, 20 digits, CRLF.
+const HEADER: usize = 23;
+
+/// Writes `<prefix><n>\r\n` at the start of `dst` with fixed-size moves; returns its
+/// length.
+fn header(dst: &mut [u8], prefix: u8, n: usize) -> usize {
+    dst[0] = prefix;
+    let at = if n < 10 {
+        dst[1] = b'0' + n as u8;
+        2
+    } else if n < 100 {
+        dst[1] = b'0' + (n / 10) as u8;
+        dst[2] = b'0' + (n % 10) as u8;
+        3
+    } else {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n).as_bytes();
+        copy_short(&mut dst[1..=digits.len()], digits);
+        1 + digits.len()
+    };
+    dst[at..at + 2].copy_from_slice(b"\r\n");
+    at + 2
+}
+
+/// `dst.copy_from_slice(src)` for at most 64 bytes as two overlapping fixed-size moves
+/// (what `memcpy` does inside, without the call).
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    fn both_ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
+        let n = src.len();
+        let head: &[u8; N] = src[..N].try_into().expect("N bytes");
+        let tail: &[u8; N] = src[n - N..].try_into().expect("N bytes");
+        dst[..N].copy_from_slice(head);
+        dst[n - N..n].copy_from_slice(tail);
+    }
+    let n = src.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => both_ends::<4>(dst, src),
+        8..=15 => both_ends::<8>(dst, src),
+        16..=31 => both_ends::<16>(dst, src),
+        _ => both_ends::<32>(dst, src),
     }
 }
 

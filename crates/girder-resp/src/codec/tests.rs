@@ -253,3 +253,68 @@ proptest! {
         }
     }
 }
+
+/// How a [`Writer`] step is written the plain way, for the property below.
+#[derive(Debug, Clone)]
+enum Step {
+    Array(usize),
+    Bulk(Vec<u8>),
+    Reply(i64),
+}
+
+fn plain(steps: &[Step]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    for step in steps {
+        match step {
+            Step::Array(n) => out.extend_from_slice(format!("*{n}\r\n").as_bytes()),
+            Step::Bulk(b) => {
+                out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
+                out.extend_from_slice(b);
+                out.extend_from_slice(b"\r\n");
+            }
+            Step::Reply(i) => out.extend_from_slice(format!(":{i}\r\n").as_bytes()),
+        }
+    }
+    out.to_vec()
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    // Lengths around every boundary of the staged path: one and two digits, the
+    // longest staged element, and the staging buffer's size.
+    let len = prop_oneof![0..12usize, 60..70usize, 95..105usize, 500..1100usize];
+    prop_oneof![
+        (0..200usize).prop_map(Step::Array),
+        len.prop_flat_map(|n| prop::collection::vec(any::<u8>(), n))
+            .prop_map(Step::Bulk),
+        any::<i64>().prop_map(Step::Reply),
+    ]
+}
+
+proptest! {
+    /// The staged `Writer` writes exactly the bytes of writing each piece at once,
+    /// whatever the mix of short and long elements, headers and other replies.
+    #[test]
+    fn writer_matches_the_plain_encoding(steps in prop::collection::vec(step(), 0..120)) {
+        let mut w = Writer::new(Protocol::Resp2);
+        for s in &steps {
+            match s {
+                Step::Array(n) => w.array(*n),
+                Step::Bulk(b) => w.bulk(b),
+                Step::Reply(i) => w.reply(&Reply::Integer(*i)),
+            }
+        }
+        let Reply::Encoded(got) = w.finish() else { panic!("an encoded reply") };
+        prop_assert_eq!(got.to_vec(), plain(&steps));
+    }
+
+    /// `bulk_array` of any elements is the RESP array of them.
+    #[test]
+    fn bulk_array_matches_the_plain_encoding(items in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..130), 0..80)) {
+        let reply = bulk_array(items.len(), &mut items.iter().map(Vec::as_slice));
+        let mut got = BytesMut::new();
+        reply.encode(Protocol::Resp3, &mut got);
+        let mut steps = vec![Step::Array(items.len())];
+        steps.extend(items.iter().cloned().map(Step::Bulk));
+        prop_assert_eq!(got.to_vec(), plain(&steps));
+    }
+}
