@@ -17,17 +17,10 @@ use girder_stream::codec;
 
 fn stream(entries: u64, size: usize, random: bool) -> StreamValue {
     let mut value = StreamValue::default();
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rng = fastrand::Rng::with_seed(7);
     for i in 1..=entries {
         let payload: Vec<u8> = if random {
-            (0..size)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
+            (0..size).map(|_| rng.u8(..)).collect()
         } else {
             vec![b'x'; size]
         };

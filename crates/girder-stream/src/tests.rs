@@ -723,15 +723,8 @@ fn compress_reuses_its_scratch_exactly() {
         out
     };
     let noise = |n: usize, seed: u64| {
-        let mut x = seed;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect::<Vec<u8>>()
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..n).map(|_| rng.u8(..)).collect::<Vec<u8>>()
     };
     let mut scratch = Vec::new();
     let records = [
