@@ -110,10 +110,22 @@ pub struct TopicsConfig {
     pub max_message_bytes: usize,
     /// Most message ids remembered per topic for deduplication.
     pub dedup_max_entries: usize,
+    /// Most partitions the node serves across all its topics (dead-letter topics
+    /// included). Each partition is a log with its own threads and files: creation past
+    /// this fails with a clear error instead of running the process out of threads or
+    /// memory mappings.
+    pub max_partitions: u64,
 }
 
+/// [`TopicsConfig::max_partitions`] by default. Each partition's log runs two threads
+/// (flusher and syncer), each with its stack mappings: at about 8,000 partitions this
+/// machine's 65,530 memory mappings ran out and the process aborted when it started
+/// a thread.
+pub const DEFAULT_MAX_NODE_PARTITIONS: u64 = 2048;
+
 impl TopicsConfig {
-    /// Defaults: 64 MiB segments, 1 MiB messages, 100,000 remembered ids per topic.
+    /// Defaults: 64 MiB segments, 1 MiB messages, 100,000 remembered ids per topic,
+    /// [`DEFAULT_MAX_NODE_PARTITIONS`] partitions.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
@@ -121,6 +133,7 @@ impl TopicsConfig {
             segment_bytes: 64 << 20,
             max_message_bytes: MAX_MESSAGE_BYTES,
             dedup_max_entries: 100_000,
+            max_partitions: DEFAULT_MAX_NODE_PARTITIONS,
         }
     }
 }
@@ -900,6 +913,29 @@ impl Topics {
         let _admin = lock(&self.admin);
         if self.get(&spec.name).is_some() {
             return Err(TopicError::TopicExists(spec.name));
+        }
+        // Checked here, not where a topic is made: recovery at open may create a
+        // missing dead-letter topic whatever the bound.
+        let wanted = u64::from(spec.partitions)
+            + spec
+                .max_deliveries
+                .map_or(0, |_| u64::from(dlq::dlq_spec(&spec).partitions));
+        let in_use: u64 = self
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|t| u64::from(t.spec.partitions))
+            .sum();
+        if in_use + wanted > self.config.max_partitions {
+            return Err(TopicError::InvalidSpec {
+                field: "partitions",
+                reason: format!(
+                    "this node serves at most {} partitions across its topics and {in_use} are in use; delete a topic or ask for at most {}",
+                    self.config.max_partitions,
+                    self.config.max_partitions.saturating_sub(in_use)
+                ),
+            });
         }
         if spec.max_deliveries.is_none() {
             return self.create_locked(spec);

@@ -439,3 +439,47 @@ fn the_rebuilt_dedup_map_keeps_the_newest_ids() {
         );
     }
 }
+
+/// The node's partitions are bounded across topics (dead-letter topics count): creation
+/// past the bound is refused with a reason that names it, nothing of the refused topic is
+/// left, and deleting a topic makes room again.
+#[test]
+fn partitions_are_bounded_across_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(1_000);
+    let topics = Topics::open(TopicsConfig {
+        max_partitions: 10,
+        ..config(dir.path(), &clock)
+    })
+    .unwrap()
+    .0;
+    topics.create(TopicSpec::new("a", 6)).unwrap();
+    let refused = topics.create(TopicSpec::new("b", 5)).unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        matches!(
+            refused,
+            TopicError::InvalidSpec {
+                field: "partitions",
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("at most 10 partitions") && text.contains("6 are in use"),
+        "{text}"
+    );
+    assert!(topics.get("b").is_none() && !dir.path().join("b").exists());
+    // A dead-letter topic takes partitions too: the pair must fit.
+    let mut with_dlq = TopicSpec::new("c", 4);
+    with_dlq.max_deliveries = Some(3);
+    assert!(
+        topics.create(with_dlq).is_err(),
+        "4 + its dead-letter topic's over 10"
+    );
+    assert!(topics.get("c").is_none() && topics.get("c.dlq").is_none());
+    topics.create(TopicSpec::new("b", 4)).unwrap();
+    topics.delete("a").unwrap();
+    topics.create(TopicSpec::new("d", 6)).unwrap();
+}
