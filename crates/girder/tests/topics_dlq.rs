@@ -142,7 +142,7 @@ async fn dead_letters_redrive_and_metrics_over_http() {
         .unwrap();
     assert_eq!(depth(&c, &base).await, Some(2));
 
-    // The 404s, the 409 and the 422.
+    // The 404, the 409s and the 422.
     let (status, _) = post(&c, format!("{base}/v1/topics/nope/dlq/redrive"), json!({})).await;
     assert_eq!(status, 404);
     let (status, body) = post(
@@ -153,7 +153,7 @@ async fn dead_letters_redrive_and_metrics_over_http() {
     .await;
     assert_eq!(status, 201, "{body}");
     let (status, body) = post(&c, format!("{base}/v1/topics/plain/dlq/redrive"), json!({})).await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 409, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("dead-letter"));
     let (status, _) = post(
         &c,

@@ -552,11 +552,13 @@ fn topic_error(e: TopicError) -> ApiError {
     match e {
         TopicError::NoSuchTopic(_)
         | TopicError::NoSuchPartition { .. }
-        | TopicError::NoSuchGroup { .. }
-        | TopicError::NoDeadLetterTopic(_) => {
+        | TopicError::NoSuchGroup { .. } => {
             ApiError::new(StatusCode::NOT_FOUND, ProblemType::NotFound, e.to_string())
         }
-        TopicError::TopicExists(_)
+        // The topic exists; what it was created with refuses the operation (a 404 would
+        // say the topic just created is gone).
+        TopicError::NoDeadLetterTopic(_)
+        | TopicError::TopicExists(_)
         | TopicError::TooManyGroups { .. }
         | TopicError::DeadLetterTopicInUse { .. } => {
             ApiError::new(StatusCode::CONFLICT, ProblemType::Conflict, e.to_string())
@@ -1392,7 +1394,8 @@ pub struct RedriveResponse {
     responses(
         (status = 200, description = "How many dead letters were moved back (maybe 0)", body = RedriveResponse),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such topic, or it has no dead-letter topic (no `max_deliveries`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The topic has no dead-letter topic (it was created without `max_deliveries`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`max_messages` out of range", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Storage failed; the messages moved so far may be redriven again", body = Problem, content_type = "application/problem+json"),
