@@ -931,9 +931,9 @@ impl Topics {
             return Err(TopicError::InvalidSpec {
                 field: "partitions",
                 reason: format!(
-                    "this node serves at most {} partitions across its topics and {in_use} are in use; delete a topic or ask for at most {}",
+                    "this node serves at most {} partitions across its topics and {in_use} are in use; this topic needs {wanted}{}",
                     self.config.max_partitions,
-                    self.config.max_partitions.saturating_sub(in_use)
+                    if spec.max_deliveries.is_some() { " with its dead-letter topic" } else { "" }
                 ),
             });
         }
