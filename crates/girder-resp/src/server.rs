@@ -498,7 +498,7 @@ async fn serve_client<S: Stream>(
             }
         }
         if commands > 0 {
-            crate::spin::note_activity(mark);
+            crate::spin::note_activity(mark, commands);
         }
         client.handle.last_command_ms.store(
             u64::try_from(mark.duration_since(started).as_millis()).unwrap_or(u64::MAX),
