@@ -357,3 +357,34 @@ fn sampling_stays_cheap_after_mass_deletion() {
     }
     assert_eq!(seen.len(), 10, "every key can be sampled");
 }
+
+/// The batched walk hands `f` distinct entries, stops at the `n`-th accepted one, and
+/// keeps walking past rejected ones (a volatile policy's filter), whatever `n` is
+/// against the batch size.
+#[test]
+fn sampling_accepts_exactly_n_distinct_entries() {
+    let mut table = crate::shard::Shard::default();
+    let clock = Clocking {
+        now_ms: T0,
+        lfu: None,
+        frozen: false,
+    };
+    for i in 0..2_000u32 {
+        table.put(&i.to_be_bytes(), crate::Value::Int(1), None, clock);
+    }
+    for n in [1, 5, 7, 8, 9, 16, 64] {
+        for _ in 0..50 {
+            let mut offered = HashSet::new();
+            let mut accepted = 0;
+            table.table().sample(n, |k, _| {
+                assert!(offered.insert(k.as_slice().to_vec()), "offered twice");
+                // One key in three passes the filter.
+                let pass = u32::from_be_bytes(k.as_slice().try_into().unwrap()) % 3 == 0;
+                accepted += usize::from(pass);
+                pass
+            });
+            assert_eq!(accepted, n, "n = {n}");
+            assert!(offered.len() >= n);
+        }
+    }
+}
