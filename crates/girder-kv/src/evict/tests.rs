@@ -328,17 +328,23 @@ fn evictions_are_journaled_as_deletions() {
     assert_eq!(*journal.0.lock().unwrap(), gone);
 }
 
-#[test]
-fn sampling_stays_cheap_after_mass_deletion() {
-    let mut table = crate::shard::Shard::default();
+/// A shard holding the keys `0..n` (big-endian `u32`s).
+fn shard_of(n: u32) -> crate::shard::Shard {
+    let mut shard = crate::shard::Shard::default();
     let clock = Clocking {
         now_ms: T0,
         lfu: None,
         frozen: false,
     };
-    for i in 0..100_000u32 {
-        table.put(&i.to_be_bytes(), crate::Value::Int(1), None, clock);
+    for i in 0..n {
+        shard.put(&i.to_be_bytes(), crate::Value::Int(1), None, clock);
     }
+    shard
+}
+
+#[test]
+fn sampling_stays_cheap_after_mass_deletion() {
+    let mut table = shard_of(100_000);
     let full = table.table().buckets();
     for i in 10..100_000u32 {
         table.remove(&i.to_be_bytes());
@@ -363,15 +369,7 @@ fn sampling_stays_cheap_after_mass_deletion() {
 /// against the batch size.
 #[test]
 fn sampling_accepts_exactly_n_distinct_entries() {
-    let mut table = crate::shard::Shard::default();
-    let clock = Clocking {
-        now_ms: T0,
-        lfu: None,
-        frozen: false,
-    };
-    for i in 0..2_000u32 {
-        table.put(&i.to_be_bytes(), crate::Value::Int(1), None, clock);
-    }
+    let table = shard_of(2_000);
     for n in [1, 5, 7, 8, 9, 16, 64] {
         for _ in 0..50 {
             let mut offered = HashSet::new();
